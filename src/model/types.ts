@@ -1,0 +1,103 @@
+// The desired-state model: plain readonly data that every proxy mode consumes.
+// No logic and no imports from the rest of the project live here.
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type IPFamily = 'IPv4' | 'IPv6';
+export type ProxyModeName = 'iptables' | 'nftables' | 'ipvs' | 'userspace';
+
+/** One backend of a service port, after the EndpointSlice conditions were read. */
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+  /** nodeName of the endpoint, when the slice says. */
+  readonly nodeName?: string;
+  readonly zone?: string;
+  /** true when nodeName is this node. */
+  readonly local: boolean;
+  readonly ready: boolean;
+  readonly serving: boolean;
+  readonly terminating: boolean;
+}
+
+/** Where a service port can be reached. NodePorts listen on FamilyPlan.nodePortAddresses. */
+export type Frontend =
+  | { readonly kind: 'ClusterIP'; readonly ip: string; readonly port: number }
+  | { readonly kind: 'ExternalIP'; readonly ip: string; readonly port: number }
+  | { readonly kind: 'LoadBalancer'; readonly ip: string; readonly port: number }
+  | { readonly kind: 'NodePort'; readonly port: number };
+
+export type FrontendKind = Frontend['kind'];
+
+export interface SessionAffinity {
+  readonly timeoutSeconds: number;
+}
+
+/** What this node must do for one port of one Service, in one IP family. */
+export interface ServicePortPlan {
+  /** Stable identity: "namespace/name:portName" (portName may be empty), as upstream names it. */
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly portName: string;
+  readonly protocol: Protocol;
+  readonly family: IPFamily;
+  /** The service port (spec.ports[].port). */
+  readonly port: number;
+  readonly clusterIP: string;
+  readonly frontends: readonly Frontend[];
+  readonly nodePort?: number;
+  readonly affinity?: SessionAffinity;
+  /** externalTrafficPolicy: Local (only meaningful when the service has external frontends). */
+  readonly externalPolicyLocal: boolean;
+  /** internalTrafficPolicy: Local */
+  readonly internalPolicyLocal: boolean;
+  readonly healthCheckNodePort?: number;
+  /** loadBalancerSourceRanges of this family (CIDRs, normalised). Empty: no restriction. */
+  readonly sourceRanges: readonly string[];
+  /**
+   * Endpoints that traffic originating inside the cluster (ClusterIP, and external frontends reached from
+   * pods or the node) may reach: ITP, topology and terminating fallback already applied. Empty: nothing.
+   */
+  readonly clusterEndpoints: readonly Endpoint[];
+  /** Endpoints that external traffic may reach when externalPolicyLocal (local ones only). */
+  readonly localEndpoints: readonly Endpoint[];
+  /** Every endpoint the service has in this family, whatever its condition (for conntrack cleanup and metrics). */
+  readonly allEndpoints: readonly Endpoint[];
+  /** true when the service has some usable endpoint anywhere (ready, or serving-terminating as fallback). */
+  readonly hasEndpoints: boolean;
+}
+
+/** How traffic from the local cluster is told apart from off-cluster traffic (kube-proxy's detect-local). */
+export type LocalTrafficDetector =
+  | { readonly kind: 'ClusterCIDR'; readonly cidrs: readonly string[] }
+  | { readonly kind: 'None' };
+
+export interface FamilyPlan {
+  readonly family: IPFamily;
+  /** Sorted by key. */
+  readonly services: readonly ServicePortPlan[];
+  /** Addresses on which NodePorts are served; 'all' means every local address except loopback. */
+  readonly nodePortAddresses: readonly string[] | 'all';
+  readonly localDetector: LocalTrafficDetector;
+  /** This node's addresses in this family (from the Node object's status, else empty). */
+  readonly nodeIPs: readonly string[];
+}
+
+export interface ProxySettings {
+  readonly masqueradeAll: boolean;
+  /** Bit index (0..31) of the fwmark used to mark packets for masquerade. Default 14 (0x4000). */
+  readonly masqueradeBit: number;
+}
+
+export interface NodeView {
+  readonly name: string;
+  readonly zone?: string;
+  /** true while the Node has a deletionTimestamp or the ToBeDeletedByClusterAutoscaler taint. */
+  readonly shuttingDown: boolean;
+}
+
+export interface DesiredState {
+  readonly node: NodeView;
+  readonly settings: ProxySettings;
+  readonly families: { readonly IPv4: FamilyPlan; readonly IPv6: FamilyPlan };
+}
