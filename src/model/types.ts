@@ -59,6 +59,11 @@ export interface ServicePortPlan {
    * pods or the node) may reach: ITP, topology and terminating fallback already applied. Empty: nothing.
    */
   readonly clusterEndpoints: readonly Endpoint[];
+  /**
+   * Set only when internalTrafficPolicy is Local but externalTrafficPolicy is Cluster: traffic arriving from
+   * outside through an external frontend may still reach every cluster-wide endpoint, unlike in-cluster traffic.
+   */
+  readonly externalClusterEndpoints?: readonly Endpoint[];
   /** Endpoints that external traffic may reach when externalPolicyLocal (local ones only). */
   readonly localEndpoints: readonly Endpoint[];
   /** Every endpoint the service has in this family, whatever its condition (for conntrack cleanup and metrics). */
