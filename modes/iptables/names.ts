@@ -1,0 +1,78 @@
+// Chain names: a fixed prefix (so kproxy can run beside kube-proxy's KUBE-* chains) and, per service port or
+// endpoint, a hash of its identity, so names are stable across restarts and independent of ordering.
+import { hash } from 'node:crypto';
+import type { Protocol } from '../../src/model/types.ts';
+
+export const CHAIN_PREFIX = 'KPROXY-';
+
+/** iptables refuses chain names longer than this (XT_EXTENSION_MAXNAMELEN - 1). */
+export const MAX_CHAIN_NAME_LENGTH = 28;
+
+/** Chains that exist whatever the services are. */
+export const TOP_CHAINS = {
+  services: 'KPROXY-SERVICES',
+  externalServices: 'KPROXY-EXTERNAL-SERVICES',
+  nodePorts: 'KPROXY-NODEPORTS',
+  postrouting: 'KPROXY-POSTROUTING',
+  markMasq: 'KPROXY-MARK-MASQ',
+  forward: 'KPROXY-FORWARD',
+  firewall: 'KPROXY-FIREWALL',
+  /** Only present with several cluster CIDRs in one family: marks traffic from none of them. */
+  markOffCluster: 'KPROXY-MARK-OFFCLUSTER',
+} as const;
+
+export function isKproxyChain(name: string): boolean {
+  return name.startsWith(CHAIN_PREFIX);
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 (no padding) of the first bytes of a SHA-256, `length` characters long. */
+function hash32(text: string, length: number): string {
+  const digest = hash('sha256', text, 'buffer');
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of digest) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < length) {
+      out += BASE32[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buffer &= 0xff;
+    if (out.length >= length) break;
+  }
+  return out;
+}
+
+const HASH_LENGTH = 16;
+
+export interface ServiceChainNames {
+  /** Cluster endpoints (traffic from inside the cluster, and external traffic under policy Cluster). */
+  readonly svc: string;
+  /** Local endpoints only (external traffic under externalTrafficPolicy Local). */
+  readonly svl: string;
+  /** Cluster-wide endpoints for external traffic when internalTrafficPolicy Local narrowed SVC to this node. */
+  readonly svx: string;
+  /** External destinations (NodePort, externalIPs, LoadBalancer IPs). */
+  readonly ext: string;
+  /** loadBalancerSourceRanges filter. */
+  readonly fw: string;
+}
+
+export function serviceChainNames(serviceKey: string, protocol: Protocol): ServiceChainNames {
+  const hash = hash32(`${serviceKey}/${protocol.toLowerCase()}`, HASH_LENGTH);
+  return {
+    svc: `${CHAIN_PREFIX}SVC-${hash}`,
+    svl: `${CHAIN_PREFIX}SVL-${hash}`,
+    svx: `${CHAIN_PREFIX}SVX-${hash}`,
+    ext: `${CHAIN_PREFIX}EXT-${hash}`,
+    fw: `${CHAIN_PREFIX}FW-${hash}`,
+  };
+}
+
+/** One chain per endpoint of a service port; also the name of its session-affinity `recent` list. */
+export function endpointChainName(serviceKey: string, protocol: Protocol, endpoint: string): string {
+  return `${CHAIN_PREFIX}SEP-${hash32(`${serviceKey}/${protocol.toLowerCase()}/${endpoint}`, HASH_LENGTH)}`;
+}

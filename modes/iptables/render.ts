@@ -1,0 +1,266 @@
+// The only place iptables rule text is built (and read back: iptables-save listings for cleanup). Pure.
+// Output is `iptables-restore --noflush -w` / `ip6tables-restore --noflush -w` input (legacy and nft variants).
+import type { IPFamily } from '../../src/model/types.ts';
+import { isKproxyChain } from './names.ts';
+import { chainRules, TABLE_NAMES } from './ruleset.ts';
+import type { BuiltinChain, Chain, HookRule, Match, Rule, Ruleset, Table, TableName, Target } from './ruleset.ts';
+
+const MAX_COMMENT = 255;
+const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
+const FULL_MASK: Readonly<Record<IPFamily, string>> = {
+  IPv4: '255.255.255.255',
+  IPv6: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+};
+
+/**
+ * Probability as iptables-save prints it: the kernel keeps it as a 31-bit fraction, so 1/3 reads back as
+ * 0.33333333349. Rendering the stored value keeps our text identical to what the kernel lists.
+ */
+export function formatProbability(p: number): string {
+  const stored = Math.round(0x80000000 * Math.min(Math.max(p, 0), 1));
+  return (stored / 0x80000000).toFixed(11);
+}
+
+function sanitizeComment(text: string): string {
+  return text.replace(/["\\\n\r]/g, '').slice(0, MAX_COMMENT);
+}
+
+function matchArgs(match: Match, family: IPFamily): string[] {
+  const not = (negate: boolean | undefined): string[] => (negate ? ['!'] : []);
+  switch (match.kind) {
+    case 'src': return [...not(match.negate), '-s', match.cidr];
+    case 'dst': return [...not(match.negate), '-d', match.cidr];
+    case 'protocol': {
+      const p = match.protocol.toLowerCase();
+      return match.dport === undefined ? ['-p', p] : ['-p', p, '-m', p, '--dport', String(match.dport)];
+    }
+    case 'addrtype': return ['-m', 'addrtype', ...not(match.negate), `--${match.direction}-type`, match.type];
+    case 'mark': return ['-m', 'mark', ...not(match.negate), '--mark', `${hex(match.value)}/${hex(match.mask)}`];
+    case 'statistic': return ['-m', 'statistic', '--mode', 'random', '--probability', formatProbability(match.probability)];
+    case 'recent':
+      return match.mode === 'check'
+        ? ['-m', 'recent', '--name', match.name, '--mask', FULL_MASK[family], '--rsource', '--rcheck',
+          '--seconds', String(match.seconds), ...(match.reap ? ['--reap'] : [])]
+        : ['-m', 'recent', '--set', '--name', match.name, '--mask', FULL_MASK[family], '--rsource'];
+    case 'conntrack': return ['-m', 'conntrack', '--ctstate', match.states.join(',')];
+  }
+}
+
+function targetArgs(target: Target, family: IPFamily): string[] {
+  switch (target.kind) {
+    case 'jump': return ['-j', target.chain];
+    case 'DNAT': {
+      const dest = family === 'IPv6' ? `[${target.ip}]:${target.port}` : `${target.ip}:${target.port}`;
+      return ['-j', 'DNAT', '--to-destination', dest];
+    }
+    case 'MARK': return ['-j', 'MARK', target.op === 'or' ? '--or-mark' : '--xor-mark', hex(target.value)];
+    case 'MASQUERADE': return target.randomFully ? ['-j', 'MASQUERADE', '--random-fully'] : ['-j', 'MASQUERADE'];
+    case 'REJECT': case 'DROP': case 'RETURN': case 'ACCEPT': return ['-j', target.kind];
+  }
+}
+
+/** A rule as an argument vector (after `-A CHAIN`), e.g. for `iptables -t nat -C PREROUTING ...args`. */
+export function ruleArgv(rule: Rule, family: IPFamily): string[] {
+  const args: string[] = [];
+  if (rule.comment !== undefined) args.push('-m', 'comment', '--comment', sanitizeComment(rule.comment));
+  for (const match of rule.matches) args.push(...matchArgs(match, family));
+  args.push(...targetArgs(rule.target, family));
+  return args;
+}
+
+/** The argument vector as iptables-restore reads it (only comments may hold spaces; they are quoted). */
+export function ruleText(rule: Rule, family: IPFamily): string {
+  return ruleArgv(rule, family).map((arg) => (/^[\w./:,!\[\]+-]+$/.test(arg) ? arg : `"${arg}"`)).join(' ');
+}
+
+const textsOf = (rules: readonly Rule[], family: IPFamily): string[] => rules.map((rule) => ruleText(rule, family));
+
+const declare = (name: string): string => `:${name} - [0:0]`;
+
+export interface RenderFullOptions {
+  /** Hook rules missing from the built-in chains: inserted at the top, in the order the ruleset lists them. */
+  readonly insertHooks?: readonly HookRule[];
+  /** kproxy chains present on the node that this ruleset no longer has: flushed and deleted. */
+  readonly staleChains?: Readonly<Partial<Record<TableName, readonly string[]>>>;
+}
+
+/** The whole ruleset: every kproxy chain declared (hence flushed) and refilled, in one transaction per table. */
+export function renderFull(ruleset: Ruleset, options: RenderFullOptions = {}): string {
+  const out: string[] = [];
+  for (const tableName of TABLE_NAMES) {
+    const table = ruleset[tableName];
+    const stale = (options.staleChains?.[tableName] ?? []).filter((name) => !table.chains.some((c) => c.name === name));
+    out.push(`*${tableName}`);
+    for (const chain of table.chains) out.push(declare(chain.name));
+    for (const name of stale) out.push(declare(name));
+    for (const chain of table.chains) {
+      const prefix = `-A ${chain.name} `;
+      for (const rule of chainRules(chain)) out.push(prefix + ruleText(rule, ruleset.family));
+    }
+    out.push(...hookInsertLines(table, options.insertHooks ?? [], ruleset.family));
+    for (const name of stale) out.push(`-X ${name}`);
+    out.push('COMMIT');
+  }
+  return out.join('\n') + '\n';
+}
+
+/** `-I BUILTIN 1 …` lines; inserted last-first so the hooks end up in the ruleset's order. */
+function hookInsertLines(table: Table, wanted: readonly HookRule[], family: IPFamily): string[] {
+  const selected = table.hooks.filter((hook) => wanted.some((w) => sameHook(w, hook)));
+  return selected.reverse().map((hook) => `-I ${hook.builtin} 1 ${ruleText(hook.rule, family)}`);
+}
+
+function sameHook(a: HookRule, b: HookRule): boolean {
+  return a.table === b.table && a.builtin === b.builtin && hookTarget(a) === hookTarget(b);
+}
+
+function hookTarget(hook: HookRule): string {
+  return hook.rule.target.kind === 'jump' ? hook.rule.target.chain : hook.rule.target.kind;
+}
+
+export interface RenderedDiff {
+  /** iptables-restore --noflush input; empty when nothing changed. */
+  readonly text: string;
+  /** Lines of `text` (table headers and COMMIT included). */
+  readonly lines: number;
+}
+
+/**
+ * Only what changed from `prev` (what the kernel holds) to `next`: new or changed plain chains are declared and
+ * refilled, dispatch chains get -D/-I of single rules, vanished chains are flushed and deleted.
+ */
+export function renderDiff(prev: Ruleset, next: Ruleset): RenderedDiff {
+  if (prev.family !== next.family) throw new Error(`renderDiff: ${prev.family} ruleset diffed against ${next.family}`);
+  const out: string[] = [];
+  for (const tableName of TABLE_NAMES) {
+    for (const line of diffTable(prev[tableName], next[tableName], next.family)) out.push(line);
+  }
+  return { text: out.length === 0 ? '' : out.join('\n') + '\n', lines: out.length };
+}
+
+// Unchanged services keep their Chain and Rule objects from one compile to the next (compile memoises them),
+// so identity settles most comparisons and only what changed is rendered.
+function diffTable(prev: Table, next: Table, family: IPFamily): string[] {
+  const prevChains = new Map(prev.chains.map((c) => [c.name, c]));
+  const nextNames = new Set(next.chains.map((c) => c.name));
+  const declarations: string[] = [];
+  const deletes: string[] = [];
+  const appends: string[] = [];
+  const removals: string[] = [];
+  for (const chain of next.chains) {
+    const old = prevChains.get(chain.name);
+    if (old === chain) continue;
+    if (old && old.kind === 'dispatch' && chain.kind === 'dispatch' && sameRules(old.tail, chain.tail, family)) {
+      const { removed, added } = dispatchChanges(old.rules, chain.rules, family);
+      for (const text of removed) deletes.push(`-D ${chain.name} ${text}`);
+      for (const text of added) appends.push(`-I ${chain.name} 1 ${text}`);
+      continue;
+    }
+    if (old && old.kind === chain.kind && sameRules(chainRules(old), chainRules(chain), family)) continue;
+    declarations.push(declare(chain.name));
+    for (const rule of chainRules(chain)) appends.push(`-A ${chain.name} ${ruleText(rule, family)}`);
+  }
+  for (const chain of prev.chains) {
+    if (nextNames.has(chain.name)) continue;
+    declarations.push(declare(chain.name));
+    removals.push(`-X ${chain.name}`);
+  }
+  const body = declarations.concat(deletes, appends, removals);
+  return body.length === 0 ? [] : [`*${next.name}`].concat(body, ['COMMIT']);
+}
+
+/** Texts of the rules only one side has (a rule rebuilt with the same text counts as unchanged). */
+function dispatchChanges(before: readonly Rule[], after: readonly Rule[], family: IPFamily): { removed: string[]; added: string[] } {
+  const beforeSet = new Set(before);
+  const afterSet = new Set(after);
+  const removedTexts = textsOf(before.filter((rule) => !afterSet.has(rule)), family);
+  const addedTexts = textsOf(after.filter((rule) => !beforeSet.has(rule)), family);
+  const removedSet = new Set(removedTexts);
+  const addedSet = new Set(addedTexts);
+  return {
+    removed: removedTexts.filter((text) => !addedSet.has(text)),
+    added: addedTexts.filter((text) => !removedSet.has(text)),
+  };
+}
+
+function sameRules(a: readonly Rule[], b: readonly Rule[], family: IPFamily): boolean {
+  return a.length === b.length && a.every((rule, i) => {
+    const other = b[i];
+    return other !== undefined && (rule === other || ruleText(rule, family) === ruleText(other, family));
+  });
+}
+
+/** Chain names per table, e.g. to compare with what the node holds. */
+export function chainNames(ruleset: Ruleset): Record<TableName, string[]> {
+  return { nat: ruleset.nat.chains.map((c) => c.name), filter: ruleset.filter.chains.map((c) => c.name) };
+}
+
+/** What an `iptables-save` listing (nat and filter tables) shows of kproxy. */
+export interface SavedState {
+  readonly chains: Record<TableName, string[]>;
+  /** Rules in built-in chains that jump to a kproxy chain, as listed (after `-A `). */
+  readonly hooks: ReadonlyArray<{ readonly table: TableName; readonly builtin: string; readonly spec: string; readonly target: string }>;
+}
+
+/** Read kproxy's chains and hook rules from `iptables-save` output; other tables and chains are ignored. */
+export function parseSave(saveText: string): SavedState {
+  const chains: Record<TableName, string[]> = { nat: [], filter: [] };
+  const hooks: Array<{ table: TableName; builtin: string; spec: string; target: string }> = [];
+  let table: TableName | undefined;
+  for (const raw of saveText.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('*')) {
+      const name = line.slice(1);
+      table = name === 'nat' || name === 'filter' ? name : undefined;
+    } else if (table && line.startsWith(':')) {
+      const name = line.slice(1).split(' ')[0] ?? '';
+      if (isKproxyChain(name)) chains[table].push(name);
+    } else if (table && line.startsWith('-A ')) {
+      const spec = line.slice(3);
+      const builtin = spec.split(' ')[0] ?? '';
+      const target = /(?:^| )-j (\S+)/.exec(spec)?.[1] ?? '';
+      if (!isKproxyChain(builtin) && isKproxyChain(target)) hooks.push({ table, builtin, spec, target });
+    }
+  }
+  return { chains, hooks };
+}
+
+/** Chains the node holds that `ruleset` does not (pass as RenderFullOptions.staleChains). */
+export function staleChains(ruleset: Ruleset, saved: SavedState): Record<TableName, string[]> {
+  const wanted = chainNames(ruleset);
+  return {
+    nat: saved.chains.nat.filter((name) => !wanted.nat.includes(name)),
+    filter: saved.chains.filter.filter((name) => !wanted.filter.includes(name)),
+  };
+}
+
+/** Hook rules of `ruleset` that the listing does not show (pass as RenderFullOptions.insertHooks). */
+export function missingHooks(ruleset: Ruleset, saved: SavedState): HookRule[] {
+  return TABLE_NAMES.flatMap((tableName) => ruleset[tableName].hooks.filter((hook) => !saved.hooks.some(
+    (h) => h.table === hook.table && h.builtin === hook.builtin && h.target === hookTarget(hook),
+  )));
+}
+
+/**
+ * `--cleanup`: remove every kproxy hook rule and chain the listing shows, and nothing else. Empty string when there
+ * is nothing to remove. Works for whatever a previous kproxy version created, since it reads the node's state.
+ */
+export function renderCleanup(saved: SavedState): string {
+  const out: string[] = [];
+  for (const table of TABLE_NAMES) {
+    const hooks = saved.hooks.filter((h) => h.table === table);
+    const chains = saved.chains[table];
+    if (hooks.length === 0 && chains.length === 0) continue;
+    out.push(`*${table}`);
+    for (const hook of hooks) out.push(`-D ${hook.spec}`);
+    for (const name of chains) out.push(declare(name));
+    for (const name of chains) out.push(`-X ${name}`);
+    out.push('COMMIT');
+  }
+  return out.length === 0 ? '' : out.join('\n') + '\n';
+}
+
+/** For `iptables -t TABLE -C|-I|-D BUILTIN ...argv`. */
+export function hookArgv(hook: HookRule, family: IPFamily): { table: TableName; builtin: BuiltinChain; args: string[] } {
+  return { table: hook.table, builtin: hook.builtin, args: ruleArgv(hook.rule, family) };
+}

@@ -1,0 +1,83 @@
+// The iptables ruleset as data: tables → chains → rules, one ruleset per IP family.
+// compile.ts builds it, render.ts turns it into iptables-restore text, trace.ts interprets it.
+import type { IPFamily, Protocol } from '../../src/model/types.ts';
+
+export type TableName = 'nat' | 'filter';
+export type BuiltinChain = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+export type ConntrackState = 'NEW' | 'ESTABLISHED' | 'RELATED' | 'INVALID';
+
+export type Match =
+  /** -s / ! -s with a CIDR in canonical "network/prefix" form. */
+  | { readonly kind: 'src'; readonly cidr: string; readonly negate?: boolean }
+  /** -d / ! -d */
+  | { readonly kind: 'dst'; readonly cidr: string; readonly negate?: boolean }
+  /** -p PROTO, plus `-m PROTO --dport PORT` when dport is set. */
+  | { readonly kind: 'protocol'; readonly protocol: Protocol; readonly dport?: number }
+  /** -m addrtype --src-type/--dst-type LOCAL */
+  | { readonly kind: 'addrtype'; readonly direction: 'src' | 'dst'; readonly type: 'LOCAL'; readonly negate?: boolean }
+  /** -m mark [!] --mark VALUE/MASK */
+  | { readonly kind: 'mark'; readonly value: number; readonly mask: number; readonly negate?: boolean }
+  /** -m statistic --mode random --probability P (0 < P < 1) */
+  | { readonly kind: 'statistic'; readonly probability: number }
+  /** -m recent --rsource with a full-length mask; `check` may expire entries older than `seconds` (--reap). */
+  | { readonly kind: 'recent'; readonly mode: 'check'; readonly name: string; readonly seconds: number; readonly reap: boolean }
+  | { readonly kind: 'recent'; readonly mode: 'set'; readonly name: string }
+  /** -m conntrack --ctstate A,B */
+  | { readonly kind: 'conntrack'; readonly states: readonly ConntrackState[] };
+
+export type Target =
+  | { readonly kind: 'jump'; readonly chain: string }
+  | { readonly kind: 'DNAT'; readonly ip: string; readonly port: number }
+  /** or: set the bits of `value`; xor: toggle them (used to clear a bit known to be set). */
+  | { readonly kind: 'MARK'; readonly op: 'or' | 'xor'; readonly value: number }
+  | { readonly kind: 'MASQUERADE'; readonly randomFully: boolean }
+  | { readonly kind: 'REJECT' }
+  | { readonly kind: 'DROP' }
+  | { readonly kind: 'RETURN' }
+  | { readonly kind: 'ACCEPT' };
+
+export interface Rule {
+  readonly matches: readonly Match[];
+  readonly target: Target;
+  /** Rendered as `-m comment --comment "…"`; kept apart from matches because it never decides anything. */
+  readonly comment?: string;
+}
+
+/**
+ * A kproxy-owned chain.
+ * - 'plain': the rules run in order; a partial sync rewrites the whole chain when anything in it changed.
+ * - 'dispatch': `rules` are mutually exclusive (one service frontend each), so their order is irrelevant and a
+ *   partial sync adds/removes them one by one (-I/-D) without flushing; `tail` holds rules that must stay last
+ *   (e.g. the jump to the NodePorts chain) — a change of the tail rewrites the whole chain.
+ */
+export type Chain =
+  | { readonly kind: 'plain'; readonly name: string; readonly rules: readonly Rule[] }
+  | { readonly kind: 'dispatch'; readonly name: string; readonly rules: readonly Rule[]; readonly tail: readonly Rule[] };
+
+/** A rule in a built-in chain that jumps into a kproxy chain; the apply layer installs it once, at the top. */
+export interface HookRule {
+  readonly table: TableName;
+  readonly builtin: BuiltinChain;
+  readonly rule: Rule;
+}
+
+export interface Table {
+  readonly name: TableName;
+  /** Every kproxy chain of the table (deterministic order). */
+  readonly chains: readonly Chain[];
+  /** In the order they must end up in each built-in chain. */
+  readonly hooks: readonly HookRule[];
+}
+
+export interface Ruleset {
+  readonly family: IPFamily;
+  readonly nat: Table;
+  readonly filter: Table;
+}
+
+export const TABLE_NAMES: readonly TableName[] = ['nat', 'filter'];
+
+/** The rules of a chain in evaluation order. */
+export function chainRules(chain: Chain): readonly Rule[] {
+  return chain.kind === 'dispatch' ? [...chain.rules, ...chain.tail] : chain.rules;
+}

@@ -1,0 +1,150 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compile } from '../../modes/iptables/compile.ts';
+import { serviceChainNames } from '../../modes/iptables/names.ts';
+import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, ruleText, staleChains } from '../../modes/iptables/render.ts';
+import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
+import { flowClusterState } from '../flows/cluster.ts';
+
+/** The flow cluster with `change` applied to its IPv4 services. */
+function withServices(state: DesiredState, change: (services: readonly ServicePortPlan[]) => ServicePortPlan[]): DesiredState {
+  return { ...state, families: { ...state.families, IPv4: { ...state.families.IPv4, services: change(state.families.IPv4.services) } } };
+}
+
+const lines = (text: string): string[] => text.split('\n').filter(Boolean);
+
+describe('renderFull', () => {
+  const ruleset = compile(flowClusterState(), 'IPv4');
+
+  test('declares every kproxy chain before any rule, per table, and never a built-in chain', () => {
+    const text = renderFull(ruleset);
+    for (const table of ['nat', 'filter'] as const) {
+      const section = text.slice(text.indexOf(`*${table}`), text.indexOf('COMMIT', text.indexOf(`*${table}`)));
+      const declared = lines(section).filter((l) => l.startsWith(':')).map((l) => l.split(' ')[0]?.slice(1));
+      assert.deepEqual(declared, ruleset[table].chains.map((c) => c.name));
+      const firstRule = lines(section).findIndex((l) => l.startsWith('-'));
+      const lastDeclaration = lines(section).findLastIndex((l) => l.startsWith(':'));
+      assert.ok(lastDeclaration < firstRule);
+    }
+    assert.doesNotMatch(text, /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /m);
+    assert.doesNotMatch(text, /^-[AI] (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /m, 'hooks only on request');
+  });
+
+  test('inserts the requested hooks at the top, ending in the ruleset order, and deletes stale chains last', () => {
+    const hooks = ruleset.filter.hooks.filter((h) => h.builtin === 'FORWARD');
+    const text = renderFull(ruleset, { insertHooks: hooks, staleChains: { nat: ['KPROXY-SVC-OLD'] } });
+    const inserted = lines(text).filter((l) => l.startsWith('-I FORWARD 1 ')).map((l) => /-j (\S+)$/.exec(l)?.[1]);
+    // Each goes to position 1, so they are written last-first.
+    assert.deepEqual(inserted, ['KPROXY-EXTERNAL-SERVICES', 'KPROXY-SERVICES', 'KPROXY-FORWARD', 'KPROXY-FIREWALL']);
+    const nat = lines(text.slice(0, text.indexOf('*filter')));
+    assert.ok(nat.includes(':KPROXY-SVC-OLD - [0:0]'));
+    assert.equal(nat.at(-2), '-X KPROXY-SVC-OLD');
+  });
+
+  test('comments are quoted and stripped of quotes', () => {
+    const text = ruleText({ matches: [], target: { kind: 'ACCEPT' }, comment: 'a "quoted" name\\' }, 'IPv4');
+    assert.equal(text, '-m comment --comment "a quoted name" -j ACCEPT');
+  });
+});
+
+describe('renderDiff', () => {
+  const before = flowClusterState();
+  const echo = serviceChainNames('default/echo:http', 'TCP');
+  const mixed = serviceChainNames('default/mixed:http', 'TCP');
+
+  test('one endpoint fewer: the service chain is rewritten, the endpoint chain removed, nothing else', () => {
+    const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http'
+      ? { ...s, clusterEndpoints: s.clusterEndpoints.slice(0, 2) } : s)));
+    const diff = renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4'));
+    const written = lines(diff.text);
+    assert.equal(written[0], '*nat');
+    assert.ok(written.includes(`:${echo.svc} - [0:0]`));
+    assert.equal(written.filter((l) => l.startsWith('-X ')).length, 1);
+    assert.equal(written.filter((l) => l.startsWith(`-A ${echo.svc} `)).length, 3, 'masquerade rule + two endpoints');
+    assert.ok(!written.includes('*filter'), 'the filter table is untouched');
+    assert.equal(diff.lines, written.length);
+  });
+
+  test('a service removed: its dispatch rule is deleted and its chains flushed and deleted', () => {
+    const after = withServices(before, (services) => services.filter((s) => s.key !== 'default/mixed:http'));
+    const written = lines(renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4')).text);
+    assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith(`-j ${mixed.svc}`)));
+    assert.ok(written.includes(`-X ${mixed.svc}`));
+    assert.ok(written.indexOf(`:${mixed.svc} - [0:0]`) < written.findIndex((l) => l.startsWith('-D ')));
+    assert.ok(written.findIndex((l) => l.startsWith('-D ')) < written.indexOf(`-X ${mixed.svc}`));
+  });
+
+  test('a service that gets its first endpoint: REJECT removed from filter, dispatch rule inserted in nat', () => {
+    const after = withServices(before, (services) => services.map((s) => (s.key === 'default/empty:http'
+      ? { ...s, clusterEndpoints: [{ ip: '10.244.1.2', port: 8080, local: true, ready: true, serving: true, terminating: false }], hasEndpoints: true }
+      : s)));
+    const written = lines(renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4')).text);
+    assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith('-j REJECT')));
+    assert.ok(written.some((l) => l.startsWith('-I KPROXY-SERVICES 1 ') && l.includes('-d 10.96.0.18/32')));
+    assert.ok(written.some((l) => l.startsWith('-I KPROXY-NODEPORTS 1 ') && l.includes('--dport 30088')));
+  });
+
+  test('a change of the NodePorts tail rewrites the services dispatch chain', () => {
+    const after: DesiredState = { ...before, families: { ...before.families, IPv4: { ...before.families.IPv4, nodePortAddresses: ['192.168.100.2'] } } };
+    const written = lines(renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4')).text);
+    assert.ok(written.includes(':KPROXY-SERVICES - [0:0]'));
+    const services = compile(after, 'IPv4').nat.chains.find((c) => c.name === 'KPROXY-SERVICES');
+    assert.ok(services?.kind === 'dispatch');
+    assert.equal(written.filter((l) => l.startsWith('-A KPROXY-SERVICES ')).length, services.rules.length + services.tail.length);
+    assert.ok(written.at(-2)?.startsWith('-A KPROXY-SERVICES ') || written.some((l) => l.includes('-d 192.168.100.2/32 -m addrtype')));
+  });
+
+  test('refuses to diff two families', () => {
+    assert.throws(() => renderDiff(compile(before, 'IPv4'), compile(before, 'IPv6')), /IPv4 ruleset diffed against IPv6/);
+  });
+});
+
+describe('reading iptables-save for restarts and --cleanup', () => {
+  const saved = [
+    '# Generated by iptables-nft-save v1.8.9 (nf_tables)',
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':KUBE-SERVICES - [0:0]',
+    ':KPROXY-SERVICES - [0:0]',
+    ':KPROXY-SVC-OLD - [0:0]',
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A PREROUTING -m comment --comment "kproxy service portals" -j KPROXY-SERVICES',
+    '-A KPROXY-SERVICES -d 10.96.0.1/32 -j KPROXY-SVC-OLD',
+    'COMMIT',
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':KPROXY-FIREWALL - [0:0]',
+    '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kproxy load balancer firewall" -j KPROXY-FIREWALL',
+    '-A INPUT -j ACCEPT',
+    'COMMIT',
+    '*mangle',
+    ':KPROXY-ELSEWHERE - [0:0]',
+    'COMMIT',
+  ].join('\n');
+
+  test('finds kproxy chains and hooks, and nothing of kube-proxy', () => {
+    const state = parseSave(saved);
+    assert.deepEqual(state.chains, { nat: ['KPROXY-SERVICES', 'KPROXY-SVC-OLD'], filter: ['KPROXY-FIREWALL'] });
+    assert.deepEqual(state.hooks.map((h) => `${h.table} ${h.builtin} ${h.target}`), ['nat PREROUTING KPROXY-SERVICES', 'filter INPUT KPROXY-FIREWALL']);
+    const ruleset = compile(flowClusterState(), 'IPv4');
+    assert.deepEqual(staleChains(ruleset, state), { nat: ['KPROXY-SVC-OLD'], filter: [] });
+    const missing = missingHooks(ruleset, state).map((h) => `${h.table} ${h.builtin} ${h.rule.target.kind === 'jump' ? h.rule.target.chain : ''}`);
+    assert.ok(!missing.includes('nat PREROUTING KPROXY-SERVICES'));
+    assert.ok(missing.includes('nat OUTPUT KPROXY-SERVICES'));
+    assert.equal(missing.length, ruleset.nat.hooks.length + ruleset.filter.hooks.length - 2);
+  });
+
+  test('cleanup deletes exactly the kproxy hooks and chains', () => {
+    assert.deepEqual(lines(renderCleanup(parseSave(saved))), [
+      '*nat',
+      '-D PREROUTING -m comment --comment "kproxy service portals" -j KPROXY-SERVICES',
+      ':KPROXY-SERVICES - [0:0]', ':KPROXY-SVC-OLD - [0:0]', '-X KPROXY-SERVICES', '-X KPROXY-SVC-OLD',
+      'COMMIT',
+      '*filter',
+      '-D INPUT -m conntrack --ctstate NEW -m comment --comment "kproxy load balancer firewall" -j KPROXY-FIREWALL',
+      ':KPROXY-FIREWALL - [0:0]', '-X KPROXY-FIREWALL',
+      'COMMIT',
+    ]);
+    assert.equal(renderCleanup(parseSave('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n')), '');
+  });
+});
