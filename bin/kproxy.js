@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// kproxy's entry point. The sources are TypeScript run directly by Node 24 (type stripping), so an older Node
+// cannot even load them: say so in one line instead of a syntax error.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(`kproxy: needs Node.js 24 or newer, this is ${process.version} (run it with npx kproxy, or node_modules/.bin/node bin/kproxy.js)\n`);
+  process.exit(1);
+}
+// Cache the compiled (type-stripped) modules on disk: start-up then matches a compiled-JS build
+// (see README, "Node 24 type stripping, no build step"). Harmless when the cache folder is not writable.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
+const { main } = await import('../src/main.ts');
+const status = await main(process.argv.slice(2));
+// Exit explicitly: mode workers or sockets being closed must not hold the process after a clean stop.
+process.exit(status);

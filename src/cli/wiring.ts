@@ -1,0 +1,139 @@
+// Small pieces of the composition root shared by `kproxy` (run), `plan` and `trace`: which node we are, the
+// options of the Kubernetes semantics, the cluster store and the source of cluster objects.
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ManifestSource, readManifests } from '../../controllers/manifests/index.ts';
+import type { ComputeOptions } from '../compute/options.ts';
+import type { ProxyConfig } from '../config/types.ts';
+import { SourceUnavailableError } from '../errors.ts';
+import type { Logger } from '../model/mode.ts';
+import type { InvalidObject } from '../model/observe.ts';
+import type { ClusterSource } from '../model/source.ts';
+import type { DesiredState } from '../model/types.ts';
+import { ClusterStore } from '../store/cluster-store.ts';
+
+export interface NodeNameInput {
+  readonly hostnameOverride?: string;
+  /** Names of the Node objects found in --manifests (the name of the only one is used). */
+  readonly manifestNodeNames?: readonly string[];
+  readonly systemHostname?: string;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * --hostname-override, else the Node of a manifest holding exactly one, else $NODE_NAME (set from the downward
+ * API in a DaemonSet), else the host name; lower-cased as kube-proxy does.
+ */
+export function resolveNodeName(input: NodeNameInput): string {
+  if (input.hostnameOverride) return input.hostnameOverride;
+  const [only, ...others] = input.manifestNodeNames ?? [];
+  if (only !== undefined && others.length === 0) return only;
+  const fromEnv = input.env?.NODE_NAME?.trim();
+  if (fromEnv) return fromEnv.toLowerCase();
+  return (input.systemHostname ?? hostname()).trim().toLowerCase();
+}
+
+export function computeOptionsOf(config: ProxyConfig, nodeName: string): ComputeOptions {
+  return {
+    nodeName,
+    ...(config.serviceProxyName !== undefined && { proxyName: config.serviceProxyName }),
+    clusterCIDRs: config.clusterCIDRs,
+    nodePortAddresses: config.nodePortAddresses,
+    masqueradeAll: config.masqueradeAll,
+    masqueradeBit: config.masqueradeBit,
+  };
+}
+
+export interface StoreHooks {
+  readonly onInvalid?: (invalid: InvalidObject) => void;
+  readonly onStale?: (isStale: boolean, reason?: string) => void;
+}
+
+/** The store, reporting each skipped object in one warning line (namespace/name and why). */
+export function createStore(compute: ComputeOptions, log: Logger, hooks: StoreHooks = {}): ClusterStore {
+  return new ClusterStore({
+    compute,
+    onInvalid: (invalid) => {
+      log.warn({ kind: invalid.kind, object: invalid.ref, reason: invalid.reason }, `Skipping invalid ${invalid.kind} ${invalid.ref}: ${invalid.reason}`);
+      hooks.onInvalid?.(invalid);
+    },
+    onStale: (isStale, reason) => {
+      log.warn({ stale: isStale, ...(reason !== undefined && { reason }) }, isStale ? 'Cluster view is stale' : 'Cluster view is fresh again');
+      hooks.onStale?.(isStale, reason);
+    },
+  });
+}
+
+/** Names of the Node objects in the manifests (to learn the node name before the store exists). */
+export function manifestNodeNames(path: string, log: Logger): string[] {
+  return readManifests({ path, log }).nodes.map(nodeNameOf).filter((name) => name !== '');
+}
+
+function nodeNameOf(node: unknown): string {
+  const metadata = node !== null && typeof node === 'object' ? (node as { metadata?: unknown }).metadata : undefined;
+  const name = metadata !== null && typeof metadata === 'object' ? (metadata as { name?: unknown }).name : undefined;
+  return typeof name === 'string' ? name : '';
+}
+
+/** The node name for `config`, reading the manifests' Node when needed. */
+export function nodeNameFor(config: ProxyConfig, log: Logger): string {
+  return resolveNodeName({
+    ...(config.hostnameOverride !== undefined && { hostnameOverride: config.hostnameOverride }),
+    ...(config.hostnameOverride === undefined && config.manifests !== undefined && { manifestNodeNames: manifestNodeNames(config.manifests, log) }),
+    env: process.env,
+  });
+}
+
+const KUBE_SOURCE_PATH = fileURLToPath(new URL('../../controllers/kube/source.ts', import.meta.url));
+
+/** The part of controllers/kube/source.ts used here (loaded only when needed: it pulls in the API client). */
+interface KubeSourceModule {
+  createKubeSource(options: {
+    nodeName: string;
+    connection: ProxyConfig['clientConnection'] & { kubeconfig?: string; master?: string };
+    proxyName?: string;
+    log?: Logger;
+  }): ClusterSource;
+}
+
+/**
+ * --manifests wins; otherwise the Kubernetes API (--kubeconfig, --master or the in-cluster service account).
+ * Not finding connection settings is a one-line SourceUnavailableError, not a stack trace.
+ */
+export async function createSource(config: ProxyConfig, nodeName: string, log: Logger): Promise<ClusterSource> {
+  if (config.manifests !== undefined) return new ManifestSource({ path: config.manifests, log, nodeName });
+  if (!existsSync(KUBE_SOURCE_PATH)) {
+    throw new SourceUnavailableError('the Kubernetes API source is not available in this build; use --manifests PATH');
+  }
+  const module = (await import(pathToFileURL(KUBE_SOURCE_PATH).href)) as Partial<KubeSourceModule>;
+  if (typeof module.createKubeSource !== 'function') {
+    throw new SourceUnavailableError('controllers/kube/source.ts does not export createKubeSource');
+  }
+  try {
+    return module.createKubeSource({
+      nodeName,
+      connection: {
+        ...config.clientConnection,
+        ...(config.kubeconfig !== undefined && { kubeconfig: config.kubeconfig }),
+        ...(config.master !== undefined && { master: config.master }),
+      },
+      ...(config.serviceProxyName !== undefined && { proxyName: config.serviceProxyName }),
+      log,
+    });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);
+    throw new SourceUnavailableError(`cannot use the Kubernetes API: ${reason}; use --kubeconfig, --master or --manifests`);
+  }
+}
+
+/** One-shot desired state from --manifests (plan, trace): no watching, nothing programmed. */
+export async function desiredStateFromManifests(config: ProxyConfig, log: Logger): Promise<{ state: DesiredState; nodeName: string }> {
+  if (config.manifests === undefined) throw new SourceUnavailableError('this command needs --manifests PATH');
+  const nodeName = nodeNameFor(config, log);
+  const store = createStore(computeOptionsOf(config, nodeName), log);
+  const source = new ManifestSource({ path: config.manifests, log, nodeName, watch: false });
+  await source.start(store);
+  await source.stop();
+  return { state: store.snapshot(), nodeName };
+}

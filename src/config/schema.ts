@@ -1,0 +1,67 @@
+// The fields of KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) that kube-proxy knows, so that
+// anything else can be reported in one warning. `true` marks a leaf; 'map' a free-form map (featureGates).
+
+export type FieldSpec = true | 'map' | { readonly [field: string]: FieldSpec };
+
+const durationLeaf = true;
+
+export const KUBE_PROXY_CONFIGURATION_FIELDS: FieldSpec = {
+  apiVersion: true,
+  kind: true,
+  featureGates: 'map',
+  clientConnection: { kubeconfig: true, acceptContentTypes: true, contentType: true, qps: true, burst: true },
+  logging: {
+    format: true, flushFrequency: true, verbosity: true, vmodule: true,
+    options: { json: 'map', text: 'map' },
+  },
+  hostnameOverride: true,
+  bindAddress: true,
+  healthzBindAddress: true,
+  metricsBindAddress: true,
+  bindAddressHardFail: true,
+  enableProfiling: true,
+  showHiddenMetricsForVersion: true,
+  mode: true,
+  iptables: { masqueradeAll: true, masqueradeBit: true, localhostNodePorts: true, syncPeriod: durationLeaf, minSyncPeriod: durationLeaf },
+  ipvs: {
+    syncPeriod: durationLeaf, minSyncPeriod: durationLeaf, scheduler: true, excludeCIDRs: true, strictARP: true,
+    tcpTimeout: durationLeaf, tcpFinTimeout: durationLeaf, udpTimeout: durationLeaf,
+  },
+  nftables: { masqueradeAll: true, masqueradeBit: true, syncPeriod: durationLeaf, minSyncPeriod: durationLeaf },
+  winkernel: { networkName: true, sourceVip: true, enableDSR: true, rootHnsEndpointName: true, forwardHealthCheckVip: true },
+  detectLocalMode: true,
+  detectLocal: { bridgeInterface: true, interfaceNamePrefix: true },
+  clusterCIDR: true,
+  nodePortAddresses: true,
+  oomScoreAdj: true,
+  conntrack: {
+    maxPerCore: true, min: true, tcpEstablishedTimeout: durationLeaf, tcpCloseWaitTimeout: durationLeaf,
+    tcpBeLiberal: true, udpTimeout: durationLeaf, udpStreamTimeout: durationLeaf,
+  },
+  configSyncPeriod: durationLeaf,
+  portRange: true,
+  windowsRunAsService: true,
+};
+
+/** Every duration-valued field, dotted. `null` is accepted for these (kubeadm writes it for unset pointers). */
+export const DURATION_FIELDS: readonly string[] = [
+  'iptables.syncPeriod', 'iptables.minSyncPeriod',
+  'ipvs.syncPeriod', 'ipvs.minSyncPeriod', 'ipvs.tcpTimeout', 'ipvs.tcpFinTimeout', 'ipvs.udpTimeout',
+  'nftables.syncPeriod', 'nftables.minSyncPeriod',
+  'conntrack.tcpEstablishedTimeout', 'conntrack.tcpCloseWaitTimeout', 'conntrack.udpTimeout', 'conntrack.udpStreamTimeout',
+  'configSyncPeriod',
+];
+
+/** Dotted paths of fields in `value` that `spec` does not know. */
+export function unknownFields(value: unknown, spec: FieldSpec, prefix = ''): string[] {
+  if (spec === true || spec === 'map') return [];
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  const found: string[] = [];
+  for (const [key, child] of Object.entries(value)) {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    const childSpec = spec[key];
+    if (childSpec === undefined) found.push(path);
+    else found.push(...unknownFields(child, childSpec, path));
+  }
+  return found;
+}

@@ -1,0 +1,174 @@
+// The sync loop: turns "something changed" notifications into calls of ProxyMode.sync, at a bounded rate,
+// one at a time, with retry after failures, and tells observers (health, metrics) what happened.
+import type { DesiredState } from '../model/types.ts';
+import type { Logger, ProxyMode } from '../model/mode.ts';
+import type { SyncObserver } from '../model/observe.ts';
+import type { Clock, TimerHandle } from './clock.ts';
+import { backoffDelay, decideNextSync, type BackoffOptions } from './schedule.ts';
+
+export interface SyncLoopOptions {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** The proxier that programs the node (only `sync` is used). */
+  readonly proxier: Pick<ProxyMode, 'sync'>;
+  /** The current desired state (taken right before each sync, so bursts of changes collapse). */
+  readonly snapshot: () => DesiredState;
+  /** True once the source delivered its first complete state; nothing is programmed before. */
+  readonly isReady: () => boolean;
+  readonly minSyncPeriodMs: number;
+  readonly syncPeriodMs: number;
+  /** Retry delays after failed syncs; default 1 s doubling up to min(syncPeriod, 60 s). */
+  readonly backoff?: Partial<BackoffOptions>;
+  readonly observers?: readonly SyncObserver[];
+}
+
+export interface SyncLoopStatus {
+  readonly running: boolean;
+  readonly changePending: boolean;
+  /** When the oldest change not yet applied was queued. */
+  readonly pendingSince?: number;
+  readonly lastStartedAt?: number;
+  readonly lastSucceededAt?: number;
+  readonly consecutiveFailures: number;
+  readonly syncs: number;
+}
+
+export class SyncLoop {
+  private readonly options: SyncLoopOptions;
+  private readonly backoff: BackoffOptions;
+  private readonly observers: SyncObserver[];
+  private started = false;
+  private stopped = false;
+  private timer: TimerHandle | undefined;
+  private inFlight: Promise<void> | undefined;
+  private pendingSince: number | undefined;
+  private lastStartedAt: number | undefined;
+  private lastSucceededAt: number | undefined;
+  private retryAt: number | undefined;
+  private needFull = true;
+  private failures = 0;
+  private syncs = 0;
+
+  constructor(options: SyncLoopOptions) {
+    this.options = options;
+    this.observers = [...(options.observers ?? [])];
+    this.backoff = {
+      initialMs: options.backoff?.initialMs ?? 1000,
+      maxMs: options.backoff?.maxMs ?? Math.max(1000, Math.min(options.syncPeriodMs, 60_000)),
+      factor: options.backoff?.factor ?? 2,
+    };
+  }
+
+  /** Observers attached after construction (health and metrics servers are created later). */
+  addObserver(observer: SyncObserver): void {
+    this.observers.push(observer);
+  }
+
+  /** Begin scheduling. Changes queued before start() are kept. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.schedule();
+  }
+
+  /** Something changed: sync soon (coalesced with other changes, bounded by minSyncPeriod). */
+  requestSync(): void {
+    if (this.stopped) return;
+    const now = this.options.clock.now();
+    this.pendingSince ??= now;
+    this.notify((o) => o.changeQueued?.(now));
+    this.schedule();
+  }
+
+  /** Stop scheduling and wait for a sync in progress (programmed state stays as it is). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.inFlight;
+  }
+
+  status(): SyncLoopStatus {
+    return {
+      running: this.inFlight !== undefined,
+      changePending: this.pendingSince !== undefined,
+      ...(this.pendingSince !== undefined && { pendingSince: this.pendingSince }),
+      ...(this.lastStartedAt !== undefined && { lastStartedAt: this.lastStartedAt }),
+      ...(this.lastSucceededAt !== undefined && { lastSucceededAt: this.lastSucceededAt }),
+      consecutiveFailures: this.failures,
+      syncs: this.syncs,
+    };
+  }
+
+  private schedule(): void {
+    if (!this.started || this.stopped || this.inFlight) return; // a running sync reschedules when it ends
+    this.timer?.cancel();
+    this.timer = undefined;
+    const now = this.options.clock.now();
+    const decision = decideNextSync({
+      now,
+      ready: this.options.isReady(),
+      changePending: this.pendingSince !== undefined,
+      ...(this.lastStartedAt !== undefined && { lastStartedAt: this.lastStartedAt }),
+      ...(this.retryAt !== undefined && { retryAt: this.retryAt }),
+      needFull: this.needFull,
+      minSyncPeriodMs: this.options.minSyncPeriodMs,
+      syncPeriodMs: this.options.syncPeriodMs,
+    });
+    if (decision.kind === 'run') {
+      this.inFlight = this.runOnce(decision.full).finally(() => {
+        this.inFlight = undefined;
+        this.schedule();
+      });
+    } else if (decision.kind === 'wait') {
+      this.timer = this.options.clock.setTimer(() => {
+        this.timer = undefined;
+        this.schedule();
+      }, decision.at - now);
+    }
+  }
+
+  private async runOnce(full: boolean): Promise<void> {
+    const { clock, log } = this.options;
+    const startedAt = clock.now();
+    const queuedAt = this.pendingSince;
+    this.pendingSince = undefined;
+    this.lastStartedAt = startedAt;
+    this.syncs++;
+    try {
+      const state = this.options.snapshot();
+      const report = await this.options.proxier.sync(state, { full });
+      const finishedAt = clock.now();
+      this.failures = 0;
+      this.retryAt = undefined;
+      this.needFull = false;
+      this.lastSucceededAt = finishedAt;
+      log.debug({ full, durationMs: finishedAt - startedAt, ...report.stats }, 'Sync done');
+      this.notify((o) => o.syncSucceeded?.({
+        full, startedAt, finishedAt, ...(queuedAt !== undefined && { queuedAt }), state, report,
+      }));
+    } catch (thrown) {
+      const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+      const finishedAt = clock.now();
+      this.failures++;
+      this.needFull = true;
+      // The changes this sync carried are still not applied: keep their queue time for the latency metric.
+      if (queuedAt !== undefined) this.pendingSince = Math.min(queuedAt, this.pendingSince ?? queuedAt);
+      const retryInMs = backoffDelay(this.backoff, this.failures);
+      this.retryAt = finishedAt + retryInMs;
+      log.error({ err: error, full, attempt: this.failures, retryInMs }, 'Sync failed; will retry');
+      this.notify((o) => o.syncFailed?.({ full, startedAt, finishedAt, error, attempt: this.failures, retryInMs }));
+    }
+  }
+
+  /** An observer that throws must not break the loop. */
+  private notify(call: (observer: SyncObserver) => void): void {
+    for (const observer of this.observers) {
+      try {
+        call(observer);
+      } catch (err) {
+        this.options.log.warn({ err }, 'Sync observer failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,151 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCommandLine } from '../../src/cli/parse.ts';
+import { parseDestination, packetOf } from '../../src/cli/trace.ts';
+import { resolveNodeName } from '../../src/cli/wiring.ts';
+import { formatVerdict } from '../../src/cli/format-state.ts';
+import { UsageError, ModeUnavailableError, ModeInvalidError } from '../../src/errors.ts';
+import { loadMode, isModeAvailable } from '../../src/modes.ts';
+import { createLogger, formatTextLine, levelForVerbosity } from '../../src/log.ts';
+
+describe('parseCommandLine', () => {
+  test('kube-proxy style flags → FlagValues; unset flags stay absent', async () => {
+    const cmd = await parseCommandLine(['--proxy-mode=ipvs', '--v=3', '--masquerade-all', '--cluster-cidr', '10.244.0.0/16',
+      '--nodeport-addresses=10.0.0.0/8,primary', '--sync-period=1m0s', '--min-sync-period', '2s', '--hostname-override=n1',
+      '--healthz-bind-address=0.0.0.0:10256', '--metrics-bind-address', '127.0.0.1:10249', '--cleanup', '--manifests', 'x',
+      '--log-format=text', '--service-proxy-name', 'mine', '--kubeconfig', '/k', '--master', 'https://m', '--config', '/c',
+      '--iptables-masquerade-bit=15', '--bind-address=0.0.0.0']);
+    assert.deepEqual(cmd, {
+      kind: 'run',
+      flags: {
+        proxyMode: 'ipvs', v: 3, masqueradeAll: true, clusterCidr: '10.244.0.0/16', nodeportAddresses: '10.0.0.0/8,primary',
+        syncPeriod: '1m0s', minSyncPeriod: '2s', hostnameOverride: 'n1', healthzBindAddress: '0.0.0.0:10256',
+        metricsBindAddress: '127.0.0.1:10249', cleanup: true, manifests: 'x', logFormat: 'text', serviceProxyName: 'mine',
+        kubeconfig: '/k', master: 'https://m', config: '/c', iptablesMasqueradeBit: 15, bindAddress: '0.0.0.0',
+      },
+    });
+    assert.deepEqual(await parseCommandLine([]), { kind: 'run', flags: {} });
+    assert.deepEqual(await parseCommandLine(['-v', '2', '--masquerade-all=false']), { kind: 'run', flags: { v: 2, masqueradeAll: false } });
+  });
+
+  test('plan and trace subcommands', async () => {
+    assert.deepEqual(await parseCommandLine(['plan', '--manifests', 'm', '--format', 'json']), { kind: 'plan', flags: { manifests: 'm' }, format: 'json' });
+    assert.deepEqual(await parseCommandLine(['trace', '--manifests', 'm', '--proxy-mode', 'iptables', '--src', '10.0.0.1', '--dst', '10.96.0.1:80/UDP', '--from', 'node']), {
+      kind: 'trace', flags: { manifests: 'm', proxyMode: 'iptables' }, format: 'text', trace: { src: '10.0.0.1', dst: '10.96.0.1:80/UDP', from: 'node' },
+    });
+  });
+
+  test('--help and --version are printed, not run', async () => {
+    const help = await parseCommandLine(['--help']);
+    assert.equal(help.kind, 'print');
+    assert.match(help.kind === 'print' ? help.output : '', /--proxy-mode/);
+    const version = await parseCommandLine(['--version']);
+    assert.match(version.kind === 'print' ? version.output : '', /^\d+\.\d+\.\d+/);
+  });
+
+  const bad: Array<[string[], RegExp]> = [
+    [['--bogus'], /^Unknown argument: bogus/],
+    [['plan', '--format', 'xml'], /invalid --format "xml"/],
+    [['trace', '--dst', '10.0.0.1:80'], /needs --src/],
+    [['trace', '--src', '10.0.0.1'], /needs --dst/],
+    [['trace', '--src', '1.1.1.1', '--dst', '10.0.0.1:80', '--from', 'mars'], /invalid --from "mars"/],
+    [['frobnicate'], /Unknown argument: frobnicate/],
+  ];
+  for (const [args, message] of bad) {
+    test(`usage error: ${args.join(' ')}`, async () => {
+      await assert.rejects(parseCommandLine(args), (err: unknown) => err instanceof UsageError && message.test(err.message) && !err.message.includes('\n'));
+    });
+  }
+});
+
+describe('trace destination', () => {
+  const ok: Array<[string, { ip: string; port: number; protocol: string }]> = [
+    ['10.96.0.10:53', { ip: '10.96.0.10', port: 53, protocol: 'TCP' }],
+    ['10.96.0.10:53/udp', { ip: '10.96.0.10', port: 53, protocol: 'UDP' }],
+    ['[FD00::10]:443/SCTP', { ip: 'fd00::10', port: 443, protocol: 'SCTP' }],
+  ];
+  for (const [text, want] of ok) test(text, () => assert.deepEqual(parseDestination(text), want));
+  for (const text of ['10.96.0.10', '10.96.0.10:0', '10.96.0.10:70000', 'fd00::10:53', '10.96.0.10:53/ICMP', 'host:80']) {
+    test(`rejects ${text}`, () => assert.throws(() => parseDestination(text), UsageError));
+  }
+  test('packet defaults to TCP from a pod', () => {
+    assert.deepEqual(packetOf({ src: '10.244.1.5', dst: '10.96.0.1:80' }), { src: '10.244.1.5', dst: '10.96.0.1', port: 80, protocol: 'TCP', from: 'pod' });
+    assert.throws(() => packetOf({ src: 'nope', dst: '10.96.0.1:80' }), /invalid --src/);
+  });
+  test('verdict text', () => {
+    const text = formatVerdict({ mode: 'iptables', protocol: 'TCP', src: '1.1.1.1', dst: '10.96.0.1:80', from: 'pod',
+      verdict: { kind: 'forward', reaches: [{ endpoint: '10.244.1.1:8080', masquerade: true }, { endpoint: '10.244.2.1:8080', masquerade: false }] } });
+    assert.equal(text, 'TCP 1.1.1.1 -> 10.96.0.1:80 from pod (iptables mode): forwarded to one of 2 endpoints\n' +
+      '  10.244.1.1:8080  (source masqueraded to the node address)\n  10.244.2.1:8080\n');
+    assert.match(formatVerdict({ mode: 'm', protocol: 'UDP', src: 'a', dst: 'b', from: 'node', verdict: { kind: 'reject' } }), /rejected/);
+  });
+});
+
+describe('node name', () => {
+  const cases: Array<[Parameters<typeof resolveNodeName>[0], string]> = [
+    [{ hostnameOverride: 'n1', manifestNodeNames: ['m'], systemHostname: 'h' }, 'n1'],
+    [{ manifestNodeNames: ['worker-1'], systemHostname: 'h' }, 'worker-1'],
+    [{ manifestNodeNames: ['a', 'b'], systemHostname: 'Host-X ' }, 'host-x'],
+    [{ systemHostname: 'HOST' }, 'host'],
+    [{ systemHostname: 'host', env: { NODE_NAME: 'Node-7' } }, 'node-7'],
+    [{ manifestNodeNames: ['worker-1'], systemHostname: 'host', env: { NODE_NAME: 'node-7' } }, 'worker-1'],
+    [{ systemHostname: 'host', env: { NODE_NAME: ' ' } }, 'host'],
+  ];
+  for (const [input, want] of cases) test(`${JSON.stringify(input)} → ${want}`, () => assert.equal(resolveNodeName(input), want));
+});
+
+describe('mode registry', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kproxy-modes-'));
+  test.after(() => rmSync(dir, { recursive: true, force: true }));
+  test('absent mode: ModeUnavailableError with the one clear line', async () => {
+    assert.equal(isModeAvailable('nftables', { modesDir: dir }), false);
+    await assert.rejects(loadMode('nftables', { modesDir: dir }), (err: unknown) =>
+      err instanceof ModeUnavailableError && err.message === 'proxy mode nftables is not available in this build' && err.exitCode === 2);
+  });
+  test('a module without a proper `mode` export is refused', async () => {
+    mkdirSync(join(dir, 'ipvs'));
+    writeFileSync(join(dir, 'ipvs', 'index.ts'), 'export const mode = { name: "iptables" };\n');
+    await assert.rejects(loadMode('ipvs', { modesDir: dir }), ModeInvalidError);
+  });
+  test('a proper module loads', async () => {
+    mkdirSync(join(dir, 'userspace'));
+    writeFileSync(join(dir, 'userspace', 'index.ts'), 'export const mode = { name: "userspace", create() {}, cleanup() {}, render() { return "r"; }, trace() { return { kind: "untouched" }; } };\n');
+    const mode = await loadMode('userspace', { modesDir: dir });
+    assert.equal(mode.render({} as never), 'r');
+  });
+  test('the project modes folder is the default', () => {
+    assert.equal(isModeAvailable('iptables'), true);
+  });
+});
+
+describe('logging', () => {
+  test('-v maps to levels', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 9].map(levelForVerbosity), ['info', 'info', 'debug', 'debug', 'trace', 'trace']);
+  });
+  test('json by default; debug hidden at -v 0 and shown at -v 2', () => {
+    const lines: string[] = [];
+    createLogger({ format: 'json', verbosity: 0, write: (l) => lines.push(l) }).debug({}, 'hidden');
+    const log = createLogger({ format: 'json', verbosity: 2, write: (l) => lines.push(l) });
+    log.debug({ a: 1 }, 'shown');
+    log.child({ mode: 'iptables' }).info({}, 'Using iptables proxier');
+    assert.equal(lines.length, 2);
+    const first = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
+    assert.equal(first.msg, 'shown');
+    assert.equal(first.level, 20);
+    assert.equal((JSON.parse(lines[1] ?? '') as Record<string, unknown>).mode, 'iptables');
+  });
+  test('text format: one readable line per record', () => {
+    const lines: string[] = [];
+    const log = createLogger({ format: 'text', verbosity: 0, write: (l) => lines.push(l) });
+    log.warn({ file: '/etc/k proxy.yaml', count: 2 }, 'Manifest file does not parse');
+    log.error({ err: new Error('boom\nsecond line') }, 'Sync failed');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0] ?? '', /^\d{4}-\d\d-\d\dT[\d:.]+Z WARN  Manifest file does not parse file="\/etc\/k proxy\.yaml" count=2\n$/);
+    assert.match(lines[1] ?? '', /ERROR Sync failed err="boom\\nsecond line"\n$/);
+    assert.equal(lines.every((l) => l.split('\n').length === 2), true);
+    assert.equal(formatTextLine('not json'), 'not json\n');
+  });
+});

@@ -1,0 +1,201 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { decideNextSync, backoffDelay, SyncLoop, type ScheduleInput, type ScheduleDecision } from '../../src/sync/index.ts';
+import { FakeClock } from '../../src/sync/fake-clock.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { DesiredState, FamilyPlan } from '../../src/model/types.ts';
+import type { SyncRequest, SyncReport } from '../../src/model/mode.ts';
+import type { SyncFailed, SyncSucceeded } from '../../src/model/observe.ts';
+
+const base: ScheduleInput = { now: 10_000, ready: true, changePending: false, needFull: false, minSyncPeriodMs: 1000, syncPeriodMs: 30_000 };
+
+describe('decideNextSync', () => {
+  const cases: Array<{ name: string; input: Partial<ScheduleInput>; want: ScheduleDecision }> = [
+    { name: 'not ready: nothing, even with a change', input: { ready: false, changePending: true }, want: { kind: 'idle' } },
+    { name: 'first sync runs at once and is full', input: { changePending: true, needFull: true }, want: { kind: 'run', full: true } },
+    { name: 'first sync without a change still runs (initial programming)', input: { needFull: true }, want: { kind: 'run', full: true } },
+    { name: 'change long after last sync: run partial', input: { changePending: true, lastStartedAt: 5000 }, want: { kind: 'run', full: false } },
+    { name: 'change within minSyncPeriod: wait for its end', input: { changePending: true, lastStartedAt: 9500 }, want: { kind: 'wait', at: 10_500 } },
+    { name: 'change exactly at minSyncPeriod boundary runs', input: { changePending: true, lastStartedAt: 9000 }, want: { kind: 'run', full: false } },
+    { name: 'no change: wait for periodic resync', input: { lastStartedAt: 9000 }, want: { kind: 'wait', at: 39_000 } },
+    { name: 'periodic resync due: full', input: { lastStartedAt: -20_000 }, want: { kind: 'run', full: true } },
+    { name: 'change when periodic also due: full', input: { changePending: true, lastStartedAt: -20_000 }, want: { kind: 'run', full: true } },
+    { name: 'failing: wait for retry even with a change', input: { changePending: true, lastStartedAt: 5000, retryAt: 12_000, needFull: true }, want: { kind: 'wait', at: 12_000 } },
+    { name: 'failing: retry due runs full', input: { lastStartedAt: 5000, retryAt: 10_000, needFull: true }, want: { kind: 'run', full: true } },
+    { name: 'retry never sooner than minSyncPeriod', input: { lastStartedAt: 9800, retryAt: 10_000, needFull: true }, want: { kind: 'wait', at: 10_800 } },
+    { name: 'minSyncPeriod 0: change runs at once', input: { changePending: true, lastStartedAt: 9999, minSyncPeriodMs: 0 }, want: { kind: 'run', full: false } },
+    { name: 'needFull carried to next change-driven sync', input: { changePending: true, lastStartedAt: 0, needFull: true }, want: { kind: 'run', full: true } },
+  ];
+  for (const c of cases) {
+    test(c.name, () => assert.deepEqual(decideNextSync({ ...base, ...c.input }), c.want));
+  }
+});
+
+describe('backoffDelay', () => {
+  const opts = { initialMs: 1000, maxMs: 30_000, factor: 2 };
+  const cases: Array<[number, number]> = [[1, 1000], [2, 2000], [3, 4000], [5, 16_000], [6, 30_000], [20, 30_000]];
+  for (const [attempt, want] of cases) test(`attempt ${attempt} → ${want} ms`, () => assert.equal(backoffDelay(opts, attempt), want));
+});
+
+function family(family: 'IPv4' | 'IPv6'): FamilyPlan {
+  return { family, services: [], nodePortAddresses: 'all', localDetector: { kind: 'None' }, nodeIPs: [] };
+}
+const emptyState: DesiredState = {
+  node: { name: 'n1', shuttingDown: false },
+  settings: { masqueradeAll: false, masqueradeBit: 14 },
+  families: { IPv4: family('IPv4'), IPv6: family('IPv6') },
+};
+
+interface Harness {
+  clock: FakeClock;
+  loop: SyncLoop;
+  calls: Array<{ at: number; full: boolean }>;
+  succeeded: SyncSucceeded[];
+  failed: SyncFailed[];
+  queued: number[];
+  setReady(ready: boolean): void;
+  failNext(n: number): void;
+  /** Make the next sync take this long (in fake time). */
+  slowNext(ms: number): void;
+}
+
+function harness(opts: { minSyncPeriodMs?: number; syncPeriodMs?: number; ready?: boolean } = {}): Harness {
+  const clock = new FakeClock(0);
+  let ready = opts.ready ?? true;
+  let failures = 0;
+  let slowMs = 0;
+  let concurrent = 0;
+  const calls: Harness['calls'] = [];
+  const succeeded: SyncSucceeded[] = [];
+  const failed: SyncFailed[] = [];
+  const queued: number[] = [];
+  const proxier = {
+    async sync(_state: DesiredState, request: SyncRequest): Promise<SyncReport> {
+      concurrent++;
+      assert.equal(concurrent, 1, 'two syncs at once');
+      calls.push({ at: clock.now(), full: request.full });
+      try {
+        if (slowMs > 0) {
+          const ms = slowMs;
+          slowMs = 0;
+          await new Promise<void>((resolve) => clock.setTimer(resolve, ms));
+        }
+        if (failures > 0) {
+          failures--;
+          throw new Error('iptables-restore: exit status 4');
+        }
+        return { full: request.full };
+      } finally {
+        concurrent--;
+      }
+    },
+  };
+  const loop = new SyncLoop({
+    clock, log: silentLogger(), proxier, snapshot: () => emptyState, isReady: () => ready,
+    minSyncPeriodMs: opts.minSyncPeriodMs ?? 1000, syncPeriodMs: opts.syncPeriodMs ?? 30_000,
+    observers: [{
+      changeQueued: (at) => queued.push(at),
+      syncSucceeded: (e) => succeeded.push(e),
+      syncFailed: (e) => failed.push(e),
+    }, { syncSucceeded: () => { throw new Error('a broken observer must not break the loop'); } }],
+  });
+  return {
+    clock, loop, calls, succeeded, failed, queued,
+    setReady: (r) => { ready = r; },
+    failNext: (n) => { failures = n; },
+    slowNext: (ms) => { slowMs = ms; },
+  };
+}
+
+describe('SyncLoop', () => {
+  test('nothing is programmed before the source is ready; the first sync is full', async () => {
+    const h = harness({ ready: false });
+    h.loop.start();
+    h.loop.requestSync();
+    await h.clock.advance(60_000);
+    assert.deepEqual(h.calls, []);
+    h.setReady(true);
+    h.loop.requestSync();
+    await h.clock.advance(0);
+    assert.deepEqual(h.calls, [{ at: 60_000, full: true }]);
+    assert.equal(h.succeeded[0]?.queuedAt, 0, 'queuedAt is the oldest change');
+    await h.loop.stop();
+  });
+
+  test('a burst of changes is coalesced and minSyncPeriod is honoured', async () => {
+    const h = harness();
+    h.loop.start();
+    await h.clock.advance(0); // initial full sync at t=0
+    for (let i = 0; i < 5; i++) {
+      await h.clock.advance(100);
+      h.loop.requestSync();
+    }
+    await h.clock.advance(2000);
+    assert.deepEqual(h.calls, [{ at: 0, full: true }, { at: 1000, full: false }]);
+    assert.equal(h.succeeded[1]?.queuedAt, 100);
+    assert.deepEqual(h.queued, [100, 200, 300, 400, 500]);
+    await h.loop.stop();
+  });
+
+  test('periodic full resync after syncPeriod without changes', async () => {
+    const h = harness({ syncPeriodMs: 10_000 });
+    h.loop.start();
+    await h.clock.advance(25_000);
+    assert.deepEqual(h.calls.map((c) => [c.at, c.full]), [[0, true], [10_000, true], [20_000, true]]);
+    assert.equal(h.succeeded[1]?.queuedAt, undefined, 'a resync with no change has no queuedAt');
+    await h.loop.stop();
+  });
+
+  test('failure: exponential backoff, full retry, queue time kept until applied', async () => {
+    const h = harness({ minSyncPeriodMs: 0 });
+    h.loop.start();
+    await h.clock.advance(0);
+    h.failNext(3);
+    await h.clock.advance(50);
+    h.loop.requestSync(); // t=50 fails; retries at +1s, +2s, +4s
+    await h.clock.advance(0);
+    h.loop.requestSync(); // a change during backoff waits for the retry
+    await h.clock.advance(10_000);
+    assert.deepEqual(h.calls.map((c) => [c.at, c.full]), [[0, true], [50, false], [1050, true], [3050, true], [7050, true]]);
+    assert.deepEqual(h.failed.map((f) => [f.attempt, f.retryInMs]), [[1, 1000], [2, 2000], [3, 4000]]);
+    const applied = h.succeeded.at(-1);
+    assert.equal(applied?.full, true);
+    assert.equal(applied?.queuedAt, 50);
+    assert.equal(h.loop.status().consecutiveFailures, 0);
+    // After recovery, changes are partial again.
+    h.loop.requestSync();
+    await h.clock.advance(0);
+    assert.deepEqual(h.calls.at(-1), { at: 10_050, full: false });
+    await h.loop.stop();
+  });
+
+  test('never two syncs at once: a change during a slow sync runs after it', async () => {
+    const h = harness({ minSyncPeriodMs: 0 });
+    h.slowNext(5000);
+    h.loop.start();
+    await h.clock.advance(1000);
+    h.loop.requestSync();
+    h.loop.requestSync();
+    await h.clock.advance(1000);
+    assert.equal(h.calls.length, 1);
+    await h.clock.advance(4000);
+    assert.deepEqual(h.calls.map((c) => c.at), [0, 5000]);
+    assert.equal(h.succeeded[1]?.queuedAt, 1000);
+    await h.loop.stop();
+  });
+
+  test('stop waits for the sync in progress and schedules nothing more', async () => {
+    const h = harness({ syncPeriodMs: 1000 });
+    h.slowNext(500);
+    h.loop.start();
+    let stopped = false;
+    const stopping = h.loop.stop().then(() => { stopped = true; });
+    await h.clock.advance(100);
+    assert.equal(stopped, false);
+    await h.clock.advance(500);
+    await stopping;
+    await h.clock.advance(10_000);
+    assert.equal(h.calls.length, 1);
+    assert.equal(h.clock.pendingTimers(), 0);
+  });
+});
