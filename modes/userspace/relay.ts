@@ -1,0 +1,409 @@
+// The relay of one thread: listening sockets for the listener table, TCP connections and UDP flows to the
+// endpoints. Everything here is sockets; the choices (which endpoints, which order) come from pure modules.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { UserspaceConfig } from './config.ts';
+import { Balancer } from './balancer.ts';
+import { classifyClient, decide } from './decide.ts';
+import { RateLimitedLog } from './rate-log.ts';
+import type { LogSink } from './rate-log.ts';
+import { emptyServiceStats } from './stats.ts';
+import type { RelayStats, ServiceStats } from './stats.ts';
+import type { Listener, ListenerRoute, ListenerTable, RelayEndpoint } from './table.ts';
+
+export interface RelayOptions {
+  readonly config: UserspaceConfig;
+  readonly log: LogSink;
+  /** Share listening ports with the other relay threads (SO_REUSEPORT). */
+  readonly reusePort: boolean;
+  /** This relay's share of config.maxConnections. */
+  readonly maxConnections: number;
+  readonly now?: () => number;
+  /** Round-robin counters shared with the other relay threads (see Balancer). */
+  readonly counters?: Int32Array;
+}
+
+export interface ApplyInput {
+  readonly table: ListenerTable;
+  /** Every address of this node (a client from one of them is internal). */
+  readonly nodeAddresses: readonly string[];
+}
+
+export interface ApplyResult {
+  opened: number;
+  closed: number;
+  updated: number;
+  failed: { key: string; error: string }[];
+}
+
+interface TcpConnection {
+  readonly client: net.Socket;
+  readonly listener: ListenerState;
+  upstream?: net.Socket;
+  endpointId?: string;
+  drainTimer?: NodeJS.Timeout;
+}
+
+interface UdpFlow {
+  readonly upstream: dgram.Socket;
+  readonly endpointId: string;
+  readonly serviceKey: string;
+  lastActive: number;
+  /** Datagrams that arrived before the upstream socket was connected. */
+  pending: Buffer[] | undefined;
+}
+
+interface ListenerState {
+  listener: Listener;
+  tcp?: net.Server;
+  udp?: dgram.Socket;
+  readonly connections: Set<TcpConnection>;
+  readonly flows: Map<string, UdpFlow>;
+}
+
+const MAX_PENDING_DATAGRAMS = 64;
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+const errorText = (err: unknown): string =>
+  err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+
+export class Relay {
+  readonly #config: UserspaceConfig;
+  readonly #reusePort: boolean;
+  readonly #max: number;
+  readonly #now: () => number;
+  readonly #log: RateLimitedLog;
+  readonly #sink: LogSink;
+  readonly #balancer: Balancer;
+  readonly #listeners = new Map<string, ListenerState>();
+  /** Counters of finished connections (live ones are added when stats() is read). */
+  readonly #stats = new Map<string, ServiceStats>();
+  #active = 0;
+  #nodeAddresses = new Set<string>();
+  #internalCidrs: readonly string[] = [];
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed: Promise<void> | undefined;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: RelayOptions) {
+    this.#config = options.config;
+    this.#reusePort = options.reusePort;
+    this.#max = options.maxConnections;
+    this.#now = options.now ?? Date.now;
+    this.#sink = options.log;
+    this.#log = new RateLimitedLog({ sink: options.log, burst: options.config.logBurst, windowMs: options.config.logWindowMs });
+    this.#balancer = new Balancer({ now: this.#now, ...(options.counters ? { counters: options.counters } : {}) });
+    const every = Math.max(50, Math.min(1000, Math.floor(options.config.udpIdleTimeoutMs / 4)));
+    this.#sweeper = setInterval(() => this.#sweep(), every);
+    this.#sweeper.unref();
+  }
+
+  /** Make the open listeners match `input.table`; applies run one after another. */
+  apply(input: ApplyInput): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#apply(input));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  stats(): RelayStats {
+    const services: Record<string, ServiceStats> = {};
+    for (const [key, s] of this.#stats) services[key] = { ...s };
+    for (const state of this.#listeners.values()) {
+      const s = (services[state.listener.route.serviceKey] ??= emptyServiceStats());
+      for (const c of state.connections) {
+        s.bytesIn += c.client.bytesRead;
+        s.bytesOut += c.client.bytesWritten;
+      }
+    }
+    return { listeners: this.#listeners.size, active: this.#active, services };
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await this.#queue;
+    await Promise.all([...this.#listeners.values()].map((s) => this.#closeListener(s)));
+    this.#listeners.clear();
+  }
+
+  async #apply(input: ApplyInput): Promise<ApplyResult> {
+    this.#nodeAddresses = new Set(input.nodeAddresses);
+    this.#internalCidrs = input.table.internalCidrs;
+    const result: ApplyResult = { opened: 0, closed: 0, updated: 0, failed: [] };
+    const wanted = new Map(input.table.listeners.map((l) => [l.key, l]));
+    const closing: Promise<void>[] = [];
+    for (const [key, state] of this.#listeners) {
+      if (wanted.has(key)) continue;
+      this.#listeners.delete(key);
+      closing.push(this.#closeListener(state));
+      result.closed++;
+    }
+    const opening: Promise<void>[] = [];
+    for (const listener of wanted.values()) {
+      const state = this.#listeners.get(listener.key);
+      if (!state) {
+        opening.push(
+          this.#open(listener).then(
+            () => void result.opened++,
+            (err: unknown) => void result.failed.push({ key: listener.key, error: errorText(err) }),
+          ),
+        );
+      } else if (JSON.stringify(state.listener.route) !== JSON.stringify(listener.route)) {
+        this.#updateRoute(state, listener);
+        result.updated++;
+      } else {
+        state.listener = listener;
+      }
+    }
+    await Promise.all([...closing, ...opening]);
+    const liveServices = new Set(input.table.listeners.map((l) => l.route.serviceKey));
+    for (const key of this.#stats.keys()) if (!liveServices.has(key)) this.#stats.delete(key);
+    return result;
+  }
+
+  #open(listener: Listener): Promise<void> {
+    const state: ListenerState = { listener, connections: new Set(), flows: new Map() };
+    return new Promise<void>((resolve, reject) => {
+      if (listener.protocol === 'TCP') {
+        const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+        server.on('connection', (socket) => this.#onConnection(state, socket));
+        server.once('error', reject);
+        server.listen({ host: listener.ip, port: listener.port, reusePort: this.#reusePort, backlog: 4096 }, () => {
+          server.off('error', reject);
+          server.on('error', (err) => this.#sink('error', { listener: listener.key, err: errorText(err) }, 'listener failed'));
+          state.tcp = server;
+          this.#listeners.set(listener.key, state);
+          resolve();
+        });
+      } else {
+        const socket = dgram.createSocket({ type: listener.family === 'IPv4' ? 'udp4' : 'udp6', reusePort: this.#reusePort });
+        socket.on('message', (msg, rinfo) => this.#onDatagram(state, msg, rinfo));
+        socket.once('error', reject);
+        socket.bind({ address: listener.ip, port: listener.port }, () => {
+          socket.off('error', reject);
+          socket.on('error', (err) => this.#sink('error', { listener: listener.key, err: errorText(err) }, 'listener failed'));
+          state.udp = socket;
+          this.#listeners.set(listener.key, state);
+          resolve();
+        });
+      }
+    });
+  }
+
+  async #closeListener(state: ListenerState): Promise<void> {
+    for (const c of state.connections) {
+      c.upstream?.destroy();
+      c.client.destroy();
+    }
+    for (const key of [...state.flows.keys()]) this.#closeFlow(state, key);
+    if (state.tcp) {
+      const server = state.tcp;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    if (state.udp) {
+      const socket = state.udp;
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    }
+  }
+
+  /** New endpoints for a listener: new clients use them; clients of endpoints that left drain or go. */
+  #updateRoute(state: ListenerState, listener: Listener): void {
+    state.listener = listener;
+    const ids = new Set([...listener.route.internal, ...listener.route.external].map((e) => e.id));
+    for (const [key, flow] of state.flows) if (!ids.has(flow.endpointId)) this.#closeFlow(state, key);
+    const grace = this.#config.drainGraceMs;
+    if (grace === undefined) return;
+    for (const c of state.connections) {
+      if (c.endpointId === undefined || ids.has(c.endpointId) || c.drainTimer) continue;
+      c.drainTimer = setTimeout(() => {
+        const now = state.listener.route;
+        if (c.endpointId !== undefined && [...now.internal, ...now.external].some((e) => e.id === c.endpointId)) {
+          c.drainTimer = undefined;
+          return;
+        }
+        c.upstream?.destroy();
+        c.client.destroy();
+      }, grace);
+      c.drainTimer.unref();
+    }
+  }
+
+  #statsOf(serviceKey: string): ServiceStats {
+    let s = this.#stats.get(serviceKey);
+    if (!s) this.#stats.set(serviceKey, (s = emptyServiceStats()));
+    return s;
+  }
+
+  #decide(route: ListenerRoute, clientIp: string): ReturnType<typeof decide> {
+    const isNodeAddress = (ip: string): boolean => isLoopback(ip) || this.#nodeAddresses.has(ip);
+    return decide(route, clientIp, classifyClient(clientIp, { internalCidrs: this.#internalCidrs, isNodeAddress }));
+  }
+
+  #refuse(listener: Listener, clientIp: string, reason: string): void {
+    this.#statsOf(listener.route.serviceKey).refused++;
+    this.#log.log('warn', `${reason}|${listener.route.serviceKey}`,
+      { service: listener.route.serviceKey, listener: listener.key, client: clientIp, reason }, 'connection refused');
+  }
+
+  // ---- TCP ----
+
+  #onConnection(state: ListenerState, client: net.Socket): void {
+    const listener = state.listener;
+    const clientIp = client.remoteAddress ?? '';
+    client.on('error', () => undefined);
+    if (this.#active >= this.#max) {
+      this.#refuse(listener, clientIp, 'connection limit reached');
+      client.resetAndDestroy();
+      return;
+    }
+    const decision = this.#decide(listener.route, clientIp);
+    if (decision.kind !== 'forward') {
+      this.#refuse(listener, clientIp, decision.kind === 'reject' ? 'no endpoints' : 'not allowed for this client');
+      if (decision.kind === 'reject') client.resetAndDestroy();
+      else client.destroy();
+      return;
+    }
+    const conn: TcpConnection = { client, listener: state };
+    state.connections.add(conn);
+    this.#active++;
+    this.#statsOf(listener.route.serviceKey).active++;
+    client.once('close', (hadError) => this.#clientClosed(conn, hadError));
+    const order = this.#balancer.order(listener.route, decision.endpoints, clientIp);
+    this.#connect(conn, order.slice(0, this.#config.maxConnectAttempts), [], clientIp);
+  }
+
+  #connect(conn: TcpConnection, candidates: RelayEndpoint[], errors: string[], clientIp: string): void {
+    const route = conn.listener.listener.route;
+    const endpoint = candidates[errors.length];
+    if (!endpoint) {
+      this.#statsOf(route.serviceKey).failed++;
+      this.#log.log('warn', `failed|${route.serviceKey}`,
+        { service: route.serviceKey, client: clientIp, tried: errors }, 'no endpoint answered; connection reset');
+      conn.client.resetAndDestroy();
+      return;
+    }
+    const upstream = net.connect({ host: endpoint.ip, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+    conn.upstream = upstream;
+    conn.endpointId = endpoint.id;
+    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), this.#config.connectTimeoutMs);
+    const failed = (err: Error): void => {
+      clearTimeout(timer);
+      if (conn.client.destroyed) return;
+      errors.push(`${endpoint.id}: ${errorText(err)}`);
+      this.#connect(conn, candidates, errors, clientIp);
+    };
+    upstream.once('error', failed);
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      upstream.off('error', failed);
+      upstream.on('error', () => undefined);
+      if (conn.client.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      this.#balancer.chosen(route, clientIp, endpoint);
+      this.#statsOf(route.serviceKey).relayed++;
+      // A reset from the backend becomes a reset to the client; a clean close travels through the pipes.
+      upstream.once('close', (hadError) => {
+        if (hadError && !conn.client.destroyed) conn.client.resetAndDestroy();
+      });
+      conn.client.pipe(upstream);
+      upstream.pipe(conn.client);
+    });
+  }
+
+  #clientClosed(conn: TcpConnection, hadError: boolean): void {
+    const { client, upstream } = conn;
+    clearTimeout(conn.drainTimer);
+    conn.listener.connections.delete(conn);
+    this.#active--;
+    const s = this.#statsOf(conn.listener.listener.route.serviceKey);
+    s.active--;
+    s.bytesIn += client.bytesRead;
+    s.bytesOut += client.bytesWritten;
+    if (!upstream || upstream.destroyed) return;
+    if (hadError) upstream.resetAndDestroy();
+    // A clean close: the upstream was ended by the pipe and closes once its queued bytes are written.
+    else if (upstream.connecting) upstream.destroy();
+  }
+
+  // ---- UDP ----
+
+  #onDatagram(state: ListenerState, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const key = `${rinfo.address}|${rinfo.port}`;
+    const flow = state.flows.get(key) ?? this.#openFlow(state, key, rinfo);
+    if (!flow) return;
+    flow.lastActive = this.#now();
+    this.#statsOf(flow.serviceKey).bytesIn += msg.length;
+    if (flow.pending) {
+      if (flow.pending.length < MAX_PENDING_DATAGRAMS) flow.pending.push(msg);
+    } else flow.upstream.send(msg);
+  }
+
+  #openFlow(state: ListenerState, key: string, rinfo: dgram.RemoteInfo): UdpFlow | undefined {
+    const listener = state.listener;
+    if (this.#active >= this.#max) {
+      this.#refuse(listener, rinfo.address, 'connection limit reached');
+      return undefined;
+    }
+    const decision = this.#decide(listener.route, rinfo.address);
+    if (decision.kind !== 'forward') {
+      this.#refuse(listener, rinfo.address, decision.kind === 'reject' ? 'no endpoints' : 'not allowed for this client');
+      return undefined;
+    }
+    const [endpoint] = this.#balancer.order(listener.route, decision.endpoints, rinfo.address);
+    if (!endpoint) return undefined;
+    this.#balancer.chosen(listener.route, rinfo.address, endpoint);
+    const serviceKey = listener.route.serviceKey;
+    const upstream = dgram.createSocket(net.isIPv6(endpoint.ip) ? 'udp6' : 'udp4');
+    const flow: UdpFlow = { upstream, endpointId: endpoint.id, serviceKey, lastActive: this.#now(), pending: [] };
+    state.flows.set(key, flow);
+    this.#active++;
+    const s = this.#statsOf(serviceKey);
+    s.active++;
+    s.relayed++;
+    upstream.on('error', (err) => {
+      this.#log.log('warn', `udp|${serviceKey}`,
+        { service: serviceKey, client: rinfo.address, endpoint: endpoint.id, err: errorText(err) }, 'UDP flow failed');
+      if (state.flows.get(key) === flow) this.#closeFlow(state, key);
+    });
+    // Replies leave through the listening socket, so the client sees them come from the service address.
+    upstream.on('message', (reply) => {
+      flow.lastActive = this.#now();
+      this.#statsOf(serviceKey).bytesOut += reply.length;
+      state.udp?.send(reply, rinfo.port, rinfo.address);
+    });
+    upstream.connect(endpoint.port, endpoint.ip, () => {
+      const pending = flow.pending ?? [];
+      flow.pending = undefined;
+      for (const m of pending) upstream.send(m);
+    });
+    return flow;
+  }
+
+  #closeFlow(state: ListenerState, key: string): void {
+    const flow = state.flows.get(key);
+    if (!flow) return;
+    state.flows.delete(key);
+    this.#active--;
+    this.#statsOf(flow.serviceKey).active--;
+    try {
+      flow.upstream.close();
+    } catch {
+      // already closed after an error
+    }
+  }
+
+  #sweep(): void {
+    const idleBefore = this.#now() - this.#config.udpIdleTimeoutMs;
+    const live = new Set<string>();
+    for (const state of this.#listeners.values()) {
+      live.add(state.listener.route.serviceKey);
+      for (const [key, flow] of state.flows) if (flow.lastActive <= idleBefore) this.#closeFlow(state, key);
+    }
+    this.#balancer.sweep(live);
+  }
+}

@@ -1,0 +1,95 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Balancer } from '../../modes/userspace/balancer.ts';
+import { defaultConfig, parseConfig } from '../../modes/userspace/config.ts';
+import { servedBy } from '../../modes/userspace/host.ts';
+import { RateLimitedLog } from '../../modes/userspace/rate-log.ts';
+import { mergeStats } from '../../modes/userspace/stats.ts';
+import { compile } from '../../modes/userspace/table.ts';
+import { desiredState } from '../userspace/helpers.ts';
+
+const table = compile(desiredState([
+  { name: 'rr', clusterIP: '10.96.0.1', port: 80, endpoints: [['10.0.0.1', 80], ['10.0.0.2', 80], ['10.0.0.3', 80]] },
+  { name: 'sticky', clusterIP: '10.96.0.2', port: 80, affinitySeconds: 10, endpoints: [['10.0.0.1', 80], ['10.0.0.2', 80]] },
+]));
+const [rr, sticky] = table.listeners.map((l) => l.route);
+
+describe('userspace balancer', () => {
+  test('round robin rotates the start and keeps every endpoint as a fallback', () => {
+    assert.ok(rr && sticky);
+    const b = new Balancer({ now: () => 0 });
+    const firsts = Array.from({ length: 6 }, () => b.order(rr, rr.internal, '1.1.1.1').map((e) => e.ip));
+    assert.deepEqual(firsts.map((o) => o[0]), ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    assert.deepEqual(firsts[1], ['10.0.0.2', '10.0.0.3', '10.0.0.1']);
+  });
+
+  test('ClientIP affinity sticks until the timeout, restarting on each use', () => {
+    assert.ok(sticky);
+    let now = 0;
+    const b = new Balancer({ now: () => now });
+    const pick = (client: string): string => {
+      const [first] = b.order(sticky, sticky.internal, client);
+      assert.ok(first);
+      b.chosen(sticky, client, first);
+      return first.ip;
+    };
+    const a = pick('1.1.1.1');
+    for (let i = 0; i < 5; i++) {
+      now += 9_000;
+      assert.equal(pick('1.1.1.1'), a);
+    }
+    assert.notEqual(pick('2.2.2.2'), a, 'another client goes round robin');
+    now += 10_001;
+    const after = b.order(sticky, sticky.internal, '1.1.1.1')[0]?.ip;
+    const again = b.order(sticky, sticky.internal, '1.1.1.1')[0]?.ip;
+    assert.notEqual(after, again, 'expired: back to round robin');
+  });
+
+  test('an endpoint that left is not kept by affinity', () => {
+    assert.ok(sticky);
+    const b = new Balancer({ now: () => 0 });
+    const [first] = b.order(sticky, sticky.internal, '1.1.1.1');
+    assert.ok(first);
+    b.chosen(sticky, '1.1.1.1', first);
+    const rest = sticky.internal.filter((e) => e.id !== first.id);
+    assert.deepEqual(b.order(sticky, rest, '1.1.1.1').map((e) => e.id), rest.map((e) => e.id));
+  });
+});
+
+describe('userspace config, threads, logs, stats', () => {
+  test('config: defaults, prefixed keys, bad values reported and ignored', () => {
+    assert.deepEqual(parseConfig({}).config, defaultConfig);
+    const { config, problems } = parseConfig({ 'userspace.workers': '0', interfaceName: 'bad name!', drainGraceMs: 500, connectTimeoutMs: -1 });
+    assert.equal(config.workers, 0);
+    assert.equal(config.drainGraceMs, 500);
+    assert.equal(config.interfaceName, 'kproxy0');
+    assert.equal(config.connectTimeoutMs, defaultConfig.connectTimeoutMs);
+    assert.equal(problems.length, 2);
+  });
+
+  test('affinity services are served by exactly one thread, others by all', () => {
+    for (const l of table.listeners) {
+      const serving = [0, 1, 2].filter((i) => servedBy(l, i, 3)).length;
+      assert.equal(serving, l.route.affinityTimeoutMs === undefined ? 3 : 1);
+    }
+  });
+
+  test('rate-limited log: a burst per key and window, then the suppressed count', () => {
+    let now = 0;
+    const lines: Record<string, unknown>[] = [];
+    const log = new RateLimitedLog({ sink: (_l, obj) => lines.push(obj), burst: 2, windowMs: 1000, now: () => now });
+    for (let i = 0; i < 10; i++) log.log('warn', 'a', { i }, 'refused');
+    log.log('warn', 'b', { i: 99 }, 'refused');
+    assert.equal(lines.length, 3);
+    now = 1000;
+    log.log('warn', 'a', { i: 10 }, 'refused');
+    assert.deepEqual(lines[3], { i: 10, suppressedBefore: 8 });
+  });
+
+  test('stats of threads add up per service', () => {
+    const s = { active: 1, relayed: 2, refused: 3, failed: 4, bytesIn: 5, bytesOut: 6 };
+    const merged = mergeStats([{ listeners: 2, active: 1, services: { a: s } }, { listeners: 2, active: 1, services: { a: s, b: s } }]);
+    assert.deepEqual(merged.services.a, { active: 2, relayed: 4, refused: 6, failed: 8, bytesIn: 10, bytesOut: 12 });
+    assert.equal(merged.active, 2);
+  });
+});
