@@ -1,0 +1,194 @@
+// iptables mode benchmark (`npm run bench`, or `node --expose-gc bench/iptables.bench.ts [--quick]`).
+// For N synthetic services × 10 endpoints, in throwaway network namespaces (never the root namespace):
+//   - full sync (compute + compile + render + apply, the first sync of a fresh agent) vs a raw
+//     `iptables-restore --noflush` of the very same text into another empty namespace (the kernel's floor);
+//   - one endpoint added / removed: lines written and time vs the raw restore of the same lines on top of the
+//     same rules;
+//   - peak RSS of the agent process.
+// The agent side runs in a child process inside the first namespace (`--inner`), so RSS is its alone and its tools
+// run without `ip netns exec`; the raw restores are run from here through `ip netns exec` (a few ms each).
+// iptables-nft is measured at 1k only: its restores take minutes at 10k (see shared/recipes/netns-cluster).
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SELF = fileURLToPath(import.meta.url);
+const ENDPOINTS = 10;
+/** Rounds of (add one endpoint, remove one endpoint); fewer at 20k, where every legacy restore takes long. */
+const partialRounds = (services: number): number => (services > 10000 ? 1 : 3);
+
+interface InnerResult {
+  readonly services: number;
+  readonly variant: string;
+  readonly computeMs: number;
+  readonly fullSyncMs: number;
+  /** Time spent inside iptables-save/-restore during the full sync. */
+  readonly fullToolsMs: number;
+  readonly fullLines: number;
+  readonly partial: ReadonlyArray<{ readonly change: string; readonly ms: number; readonly lines: number; readonly file: string }>;
+  readonly fullFile: string;
+  readonly peakRssMiB: number;
+}
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Inner: the agent, inside the namespace.
+async function inner(services: number, variant: 'legacy' | 'nft', outDir: string): Promise<void> {
+  const { ClusterStore } = await import('../src/store/cluster-store.ts');
+  const { defaultComputeOptions } = await import('../src/compute/options.ts');
+  const { silentLogger } = await import('../src/log.ts');
+  const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
+  const { runCommand } = await import('../modes/iptables/exec.ts');
+  const { mutateOneEndpoint, syntheticCluster } = await import('../test/fixtures/synthetic.ts');
+
+  const nodeName = 'node-0';
+  const cluster = syntheticCluster({ services, endpointsPerService: ENDPOINTS, nodeName, seed: 42 });
+  // Record every restore input (to replay it raw) and the time spent in the tools.
+  // Restore inputs go straight to a file (keeping them in memory would inflate the agent's RSS).
+  let restoreFile = join(outDir, `full-${services}-${variant}.txt`);
+  writeFileSync(restoreFile, '');
+  let toolsMs = 0;
+  const verbose = process.env.KPROXY_BENCH_VERBOSE === '1';
+  const run: typeof runCommand = async (cmd, args, input) => {
+    const started = performance.now();
+    const result = await runCommand(cmd, args, input);
+    toolsMs += performance.now() - started;
+    if (verbose) console.error(`${cmd} ${args.join(' ')}: ${(performance.now() - started).toFixed(0)} ms, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
+    if (cmd.includes('restore') && input !== undefined) appendFileSync(restoreFile, input);
+    return result;
+  };
+
+  const fullStart = performance.now();
+  const store = new ClusterStore({ compute: { ...defaultComputeOptions(nodeName), clusterCIDRs: ['10.244.0.0/16'] } });
+  store.replaceAll('Node', [cluster.node]);
+  store.replaceAll('Service', cluster.services);
+  store.replaceAll('EndpointSlice', cluster.slices);
+  store.synced();
+  const state = store.snapshot();
+  const computeMs = performance.now() - fullStart;
+  const proxy = await createIptablesProxy({ log: silentLogger(), config: { variant }, run });
+  toolsMs = 0; // variant and family probes are start-up costs, not part of a sync
+  const report = await proxy.sync(state, { full: true });
+  const fullSyncMs = performance.now() - fullStart;
+  const fullToolsMs = toolsMs;
+  const fullFile = restoreFile;
+
+  const partial: Array<{ change: string; ms: number; lines: number; file: string }> = [];
+  for (let round = 0; round < partialRounds(services); round++) {
+    for (const change of ['add', 'remove'] as const) {
+      const slice = mutateOneEndpoint(cluster, { change });
+      const file = join(outDir, `partial-${services}-${variant}-${round}-${change}.txt`);
+      writeFileSync(file, '');
+      restoreFile = file;
+      const started = performance.now();
+      store.upsert('EndpointSlice', slice);
+      const result = await proxy.sync(store.snapshot(), { full: false });
+      const ms = performance.now() - started;
+      partial.push({ change, ms, lines: result.stats?.['linesWritten'] ?? -1, file });
+    }
+  }
+  const result: InnerResult = {
+    services, variant, computeMs, fullSyncMs, fullToolsMs, fullLines: report.stats?.['linesWritten'] ?? -1,
+    partial, fullFile, peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outer: namespaces, raw restores, the table.
+function sh(cmd: string, args: readonly string[], input?: Buffer): { ms: number; status: number; stdout: string; stderr: string } {
+  const started = performance.now();
+  const result = spawnSync(cmd, args, { input, maxBuffer: 1 << 30, encoding: 'buffer' });
+  const ms = performance.now() - started;
+  return { ms, status: result.status ?? -1, stdout: result.stdout?.toString() ?? '', stderr: result.stderr?.toString() ?? '' };
+}
+
+function rawRestore(ns: string, variant: string, file: string): number {
+  const text = readFileSync(file);
+  if (text.length === 0) return 0;
+  const result = sh('ip', ['netns', 'exec', ns, `iptables-${variant}-restore`, '--noflush', '-w', '5'], text);
+  if (result.status !== 0) throw new Error(`raw restore of ${file} failed: ${result.stderr.trim()}`);
+  return result.ms;
+}
+
+interface Row {
+  readonly services: number;
+  readonly variant: string;
+  readonly inner: InnerResult;
+  readonly rawFullMs: number;
+  readonly rawPartialMs: readonly number[];
+}
+
+async function outer(quick: boolean): Promise<void> {
+  const { addNamespace, deleteNamespace, sweepStaleNamespaces, uniquePrefix } = await import('../test/harness/netns.ts');
+  if (process.getuid?.() !== 0) throw new Error('the iptables benchmark needs root (it creates network namespaces)');
+  sweepStaleNamespaces();
+  const plan: Array<[number, 'legacy' | 'nft']> = quick
+    ? [[1000, 'legacy'], [2000, 'legacy']]
+    : [[1000, 'legacy'], [1000, 'nft'], [10000, 'legacy'], [20000, 'legacy']];
+  const outDir = mkdtempSync(join(tmpdir(), 'kproxy-bench-'));
+  const rows: Row[] = [];
+  try {
+    for (const [services, variant] of plan) {
+      const prefix = uniquePrefix();
+      const agentNs = `${prefix}-agent`;
+      const rawNs = `${prefix}-raw`;
+      await addNamespace(agentNs);
+      await addNamespace(rawNs);
+      try {
+        const child = sh('ip', ['netns', 'exec', agentNs, process.execPath, '--expose-gc', SELF, '--inner', String(services), variant, outDir]);
+        if (child.status !== 0) throw new Error(`agent run failed (${services}, ${variant}): ${child.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+        const result = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as InnerResult;
+        const rawFullMs = rawRestore(rawNs, variant, result.fullFile);
+        const rawPartialMs = result.partial.map((p) => rawRestore(rawNs, variant, p.file));
+        rows.push({ services, variant, inner: result, rawFullMs, rawPartialMs });
+        printRow(rows[rows.length - 1]!);
+      } finally {
+        await deleteNamespace(agentNs);
+        await deleteNamespace(rawNs);
+      }
+    }
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+  printTable(rows);
+}
+
+const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+
+function printRow(row: Row): void {
+  console.log(`  ${row.services} services (${row.variant}): full sync ${fmt(row.inner.fullSyncMs)}, raw ${fmt(row.rawFullMs)}`);
+}
+
+function printTable(rows: readonly Row[]): void {
+  console.log('\n| services × 10 eps | variant | rules lines (full) | compute | full sync | raw restore | ratio | full sync / own restore | partial lines (add/remove) | partial sync (median) | raw partial (median) | ratio | peak RSS |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    const adds = row.inner.partial.filter((p) => p.change === 'add');
+    const removes = row.inner.partial.filter((p) => p.change === 'remove');
+    const partialMs = median(row.inner.partial.map((p) => p.ms));
+    const rawPartial = median(row.rawPartialMs);
+    console.log(`| ${row.services.toLocaleString('en')} | ${row.variant} | ${row.inner.fullLines.toLocaleString('en')} | ${fmt(row.inner.computeMs)} | `
+      + `${fmt(row.inner.fullSyncMs)} | ${fmt(row.rawFullMs)} | ${(row.inner.fullSyncMs / row.rawFullMs).toFixed(2)}× | `
+      + `${(row.inner.fullSyncMs / row.inner.fullToolsMs).toFixed(2)}× | `
+      + `${median(adds.map((p) => p.lines))} / ${median(removes.map((p) => p.lines))} | ${fmt(partialMs)} | ${fmt(rawPartial)} | `
+      + `${(partialMs / rawPartial).toFixed(2)}× | ${row.inner.peakRssMiB.toFixed(0)} MiB |`);
+  }
+  console.log('\nfull sync = compute + compile + render + iptables-save + iptables-restore in a fresh namespace (first sync of an agent);');
+  console.log('raw restore = iptables-restore --noflush of the same text into an empty namespace; "own restore" = time the agent spent in');
+  console.log('iptables-save/-restore during its full sync (same run, immune to load changes between runs). Partial: one endpoint added or removed,');
+  console.log('3 rounds each (1 at 20k), store update + compute + compile + diff + restore, vs the raw restore of the same lines.');
+}
+
+const args = process.argv.slice(2);
+if (args[0] === '--inner') {
+  await inner(Number(args[1]), args[2] === 'nft' ? 'nft' : 'legacy', args[3] ?? tmpdir());
+} else {
+  await outer(args.includes('--quick') || process.env.KPROXY_BENCH_QUICK === '1');
+}

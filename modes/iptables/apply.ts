@@ -1,0 +1,192 @@
+// The iptables mode's apply layer: the only code of this mode with side effects. It pipes rendered text into
+// iptables-restore --noflush (never a flush of anything but kproxy's own chains, so neither start nor stop
+// interrupts traffic), keeps the last applied ruleset per family to write only differences, and deletes stale
+// UDP conntrack entries afterwards.
+import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
+import type { DesiredState, IPFamily } from '../../src/model/types.ts';
+import { compile } from './compile.ts';
+import { conntrackDeleteArgs, deletionsWithEntries, isNothingToDelete, parseConntrackList, staleUdpDeletions } from './conntrack.ts';
+import { firstLine, runCommand, type CommandResult, type CommandRunner } from './exec.ts';
+import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, staleChains } from './render.ts';
+import type { Ruleset } from './ruleset.ts';
+import { detectVariant, toolsFor, variantSetting, VARIANTS, type IptablesTools, type IptablesVariant } from './variant.ts';
+
+const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+/** Seconds to wait for the xtables lock held by another iptables user. */
+const LOCK_WAIT = '5';
+
+/** Per-family memory of what the kernel holds. */
+interface FamilyState {
+  readonly tools: IptablesTools;
+  /** The ruleset last applied; undefined until the first full sync and after any failure (forces a full sync). */
+  applied: Ruleset | undefined;
+  /** Known to hold nothing of kproxy while the family has no services (IPv6 on a single-stack node). */
+  idle: boolean;
+}
+
+export interface IptablesProxyOptions extends ModeOptions {
+  /** Runs the tools; tests and benchmarks may wrap it. Default: spawn them directly. */
+  readonly run?: CommandRunner;
+}
+
+function lineCount(text: string): number {
+  let count = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) count++;
+  return count;
+}
+
+/** "line 7 failed" → the text of line 7, so the log shows which rule the kernel refused. */
+function failedLine(result: CommandResult, input: string): string | undefined {
+  const match = /line (\d+) failed/.exec(result.stderr);
+  if (!match) return undefined;
+  return input.split('\n')[Number(match[1]) - 1];
+}
+
+async function restore(run: CommandRunner, log: Logger, tools: IptablesTools, text: string): Promise<void> {
+  const result = await run(tools.restore, ['--noflush', '-w', LOCK_WAIT], text);
+  if (result.code === 0) return;
+  const line = failedLine(result, text);
+  log.error({ tool: tools.restore, stderr: result.stderr.trim(), line }, 'restore failed');
+  throw new Error(`${tools.restore} failed: ${firstLine(result)}${line ? ` (${line.slice(0, 200)})` : ''}`);
+}
+
+async function save(run: CommandRunner, tools: IptablesTools): Promise<string> {
+  const result = await run(tools.save, []);
+  if (result.code !== 0) throw new Error(`${tools.save} failed: ${firstLine(result)}`);
+  return result.stdout;
+}
+
+/** Whether the tools and the kernel support a family (IPv6 may be compiled out or its tools missing). */
+async function familyUsable(run: CommandRunner, tools: IptablesTools): Promise<boolean> {
+  const result = await run(tools.iptables, ['-w', LOCK_WAIT, '-t', 'nat', '-S', 'POSTROUTING']);
+  return result.code === 0;
+}
+
+async function resolveVariant(run: CommandRunner, config: Readonly<Record<string, unknown>>): Promise<IptablesVariant> {
+  // config file `iptables.variant` (the mode's block), a flattened `iptablesVariant`, or the environment
+  const setting = variantSetting(config['variant'] ?? config['iptablesVariant'] ?? process.env['KPROXY_IPTABLES_VARIANT']);
+  return setting === 'auto' ? detectVariant(run) : setting;
+}
+
+/** Delete the UDP conntrack entries a sync made stale. Failures are logged, never fatal: rules are in place. */
+async function clearStaleUdp(run: CommandRunner, log: Logger, prev: DesiredState | undefined, next: DesiredState): Promise<number> {
+  const wanted = staleUdpDeletions(prev, next);
+  if (wanted.length === 0) return 0;
+  let deleted = 0;
+  for (const family of FAMILIES) {
+    const ofFamily = wanted.filter((d) => d.family === family);
+    if (ofFamily.length === 0) continue;
+    const listing = await run('conntrack', ['-L', '-f', family === 'IPv4' ? 'ipv4' : 'ipv6', '-p', 'udp']);
+    if (listing.code !== 0) {
+      log.warn({ family, error: firstLine(listing) }, 'cannot list conntrack entries; stale UDP flows stay until they time out');
+      continue;
+    }
+    for (const deletion of deletionsWithEntries(ofFamily, parseConntrackList(listing.stdout))) {
+      const result = await run('conntrack', conntrackDeleteArgs(deletion));
+      if (result.code === 0) deleted++;
+      else if (!isNothingToDelete(result.stderr)) log.warn({ deletion, error: firstLine(result) }, 'conntrack delete failed');
+    }
+  }
+  if (deleted > 0) log.debug({ deleted }, 'deleted stale UDP conntrack entries');
+  return deleted;
+}
+
+export async function createIptablesProxy(options: IptablesProxyOptions): Promise<ProxyMode> {
+  const run = options.run ?? runCommand;
+  const variant = await resolveVariant(run, options.config);
+  const log = options.log.child({ mode: 'iptables', variant });
+  const families = new Map<IPFamily, FamilyState>();
+  for (const family of FAMILIES) {
+    const tools = toolsFor(variant, family);
+    if (await familyUsable(run, tools)) families.set(family, { tools, applied: undefined, idle: false });
+    else if (family === 'IPv4') throw new Error(`${tools.iptables} is not usable (missing tool or kernel support)`);
+    else log.info({ tool: tools.iptables }, 'IPv6 iptables unavailable; serving IPv4 only');
+  }
+  let lastState: DesiredState | undefined;
+
+  /** Full sync of one family: every kproxy chain rewritten, stale ones deleted, missing hooks inserted. */
+  const syncFull = async (family: IPFamily, state: DesiredState, fs: FamilyState, ruleset: Ruleset): Promise<number> => {
+    const saved = parseSave(await save(run, fs.tools));
+    const nothingInstalled = saved.chains.nat.length + saved.chains.filter.length + saved.hooks.length === 0;
+    // A family with no services and no kproxy state: nothing to do, and no hooks to add to the node.
+    if (family === 'IPv6' && state.families.IPv6.services.length === 0 && nothingInstalled) {
+      fs.idle = true;
+      return 0;
+    }
+    const text = renderFull(ruleset, { staleChains: staleChains(ruleset, saved), insertHooks: missingHooks(ruleset, saved) });
+    await restore(run, log, fs.tools, text);
+    fs.applied = ruleset;
+    return lineCount(text);
+  };
+
+  const syncPartial = async (fs: FamilyState, prev: Ruleset, ruleset: Ruleset): Promise<number> => {
+    const diff = renderDiff(prev, ruleset);
+    if (diff.text !== '') await restore(run, log, fs.tools, diff.text);
+    fs.applied = ruleset;
+    return diff.lines;
+  };
+
+  return {
+    name: 'iptables',
+    async sync(state: DesiredState, request: SyncRequest): Promise<SyncReport> {
+      const started = performance.now();
+      let linesWritten = 0;
+      let familiesSynced = 0;
+      let full = request.full;
+      try {
+        for (const [family, fs] of families) {
+          if (fs.idle && state.families[family].services.length === 0) continue;
+          fs.idle = false;
+          const ruleset = compile(state, family);
+          const prev = fs.applied;
+          if (request.full || prev === undefined) {
+            full = true;
+            const lines = await syncFull(family, state, fs, ruleset);
+            if (fs.applied === ruleset) familiesSynced++;
+            linesWritten += lines;
+          } else {
+            linesWritten += await syncPartial(fs, prev, ruleset);
+            familiesSynced++;
+          }
+        }
+      } catch (error) {
+        // The kernel may hold anything between the old and the new rules: the next sync must rewrite everything.
+        for (const fs of families.values()) {
+          fs.applied = undefined;
+          fs.idle = false;
+        }
+        throw error;
+      }
+      const conntrackDeleted = await clearStaleUdp(run, log, lastState, state);
+      lastState = state;
+      const durationMs = Math.round(performance.now() - started);
+      return { full, stats: { linesWritten, families: familiesSynced, durationMs, conntrackDeleted } };
+    },
+    async stop(): Promise<void> {
+      // Nothing runs in the background, and the rules stay: a restart must not interrupt traffic.
+    },
+  };
+}
+
+/** Remove every kproxy chain and hook rule, in both families and both variants, and nothing else. */
+export async function cleanupIptables(options: IptablesProxyOptions): Promise<void> {
+  const run = options.run ?? runCommand;
+  const log = options.log.child({ mode: 'iptables' });
+  const failures: string[] = [];
+  for (const variant of VARIANTS) {
+    for (const family of FAMILIES) {
+      const tools = toolsFor(variant, family);
+      const listing = await run(tools.save, []);
+      if (listing.code !== 0) continue; // tool or kernel support missing: nothing of ours can be there
+      const text = renderCleanup(parseSave(listing.stdout));
+      if (text === '') continue;
+      try {
+        await restore(run, log, tools, text);
+        log.info({ variant, family }, 'removed kproxy iptables rules');
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+    }
+  }
+  if (failures.length > 0) throw new Error(`iptables cleanup incomplete: ${failures.join('; ')}`);
+}

@@ -1,0 +1,139 @@
+// Which UDP conntrack entries a sync makes stale (pure). UDP has no connection teardown: an entry DNATed to an
+// endpoint that went away keeps steering a client's datagrams into the void, and an entry created while a
+// service had no endpoints (no DNAT) keeps them away from the endpoint that just appeared. Both must be deleted.
+import type { DesiredState, Endpoint, FamilyPlan, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
+
+export interface ConntrackDeletion {
+  readonly family: IPFamily;
+  /** Original destination address; undefined for a NodePort (any local address). */
+  readonly destination?: string;
+  readonly port: number;
+  /**
+   * 'endpoint-gone': entries whose reply comes from `endpoint` (DNATed to it).
+   * 'not-translated': entries whose reply still comes from the frontend itself, i.e. created while no rule
+   * DNATed them. Deleting only those never disturbs a live flow, so it is also safe on the first sync.
+   */
+  readonly kind: 'endpoint-gone' | 'not-translated';
+  readonly endpoint?: string;
+}
+
+interface UdpTarget {
+  readonly destination?: string;
+  readonly port: number;
+}
+
+/** Every (address, port) a client can send a UDP datagram to for this service port. */
+function targetsOf(service: ServicePortPlan): UdpTarget[] {
+  const targets: UdpTarget[] = [];
+  for (const frontend of service.frontends) {
+    if (frontend.kind === 'NodePort') targets.push({ port: frontend.port });
+    else targets.push({ destination: frontend.ip, port: frontend.port });
+  }
+  if (service.nodePort !== undefined && !targets.some((t) => t.destination === undefined && t.port === service.nodePort)) {
+    targets.push({ port: service.nodePort });
+  }
+  if (!targets.some((t) => t.destination === service.clusterIP && t.port === service.port)) {
+    targets.unshift({ destination: service.clusterIP, port: service.port });
+  }
+  return targets;
+}
+
+/** Endpoints any traffic of this service port may be DNATed to, keyed "ip|port". */
+function reachable(service: ServicePortPlan): Map<string, Endpoint> {
+  const map = new Map<string, Endpoint>();
+  for (const endpoint of [...service.clusterEndpoints, ...service.localEndpoints]) map.set(`${endpoint.ip}|${endpoint.port}`, endpoint);
+  return map;
+}
+
+function udpServices(plan: FamilyPlan): Map<string, ServicePortPlan> {
+  return new Map(plan.services.filter((s) => s.protocol === 'UDP').map((s) => [s.key, s]));
+}
+
+function deletionKey(d: ConntrackDeletion): string {
+  return `${d.family}|${d.destination ?? '*'}|${d.port}|${d.kind}|${d.endpoint ?? ''}`;
+}
+
+/**
+ * The conntrack deletions that make `next` take effect for UDP clients that talked to `prev`'s rules.
+ * With no `prev` (first sync after start) every UDP service with endpoints counts as newly served; only its
+ * untranslated entries go, so a restart does not disturb live flows. (Endpoints removed while kproxy was down
+ * cannot be known without reading the whole conntrack table; their entries time out.)
+ */
+export function staleUdpDeletions(prev: DesiredState | undefined, next: DesiredState): ConntrackDeletion[] {
+  const out = new Map<string, ConntrackDeletion>();
+  const add = (d: ConntrackDeletion): void => { out.set(deletionKey(d), d); };
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const before = prev ? udpServices(prev.families[family]) : new Map<string, ServicePortPlan>();
+    const after = udpServices(next.families[family]);
+    for (const [key, old] of before) {
+      const current = after.get(key);
+      const stillReachable = current ? reachable(current) : new Map<string, Endpoint>();
+      const gone = [...reachable(old).entries()].filter(([id]) => !stillReachable.has(id)).map(([, e]) => e.ip);
+      for (const endpoint of new Set(gone)) {
+        for (const target of targetsOf(old)) add({ family, ...target, kind: 'endpoint-gone', endpoint });
+      }
+    }
+    for (const [key, current] of after) {
+      const old = before.get(key);
+      const hadEndpoints = old !== undefined && reachable(old).size > 0;
+      if (hadEndpoints || reachable(current).size === 0) continue;
+      for (const target of targetsOf(current)) add({ family, ...target, kind: 'not-translated' });
+    }
+  }
+  return [...out.values()].sort((a, b) => deletionKey(a).localeCompare(deletionKey(b)));
+}
+
+/** Arguments of the `conntrack` tool for one deletion. */
+export function conntrackDeleteArgs(deletion: ConntrackDeletion): string[] {
+  const args = ['-D', '-f', deletion.family === 'IPv4' ? 'ipv4' : 'ipv6', '-p', 'udp'];
+  if (deletion.destination !== undefined) args.push('--orig-dst', deletion.destination);
+  args.push('--orig-port-dst', String(deletion.port));
+  if (deletion.kind === 'endpoint-gone' && deletion.endpoint !== undefined) args.push('--reply-src', deletion.endpoint);
+  if (deletion.kind === 'not-translated') {
+    if (deletion.destination !== undefined) args.push('--reply-src', deletion.destination);
+    args.push('--reply-port-src', String(deletion.port));
+  }
+  return args;
+}
+
+/** `conntrack -D` exits non-zero when nothing matched; that is success for us. */
+export function isNothingToDelete(stderr: string): boolean {
+  return /0 flow entries have been deleted/.test(stderr);
+}
+
+/** One UDP entry of `conntrack -L -p udp` (original and reply directions). */
+export interface ConntrackEntry {
+  readonly origDst: string;
+  readonly origDport: number;
+  readonly replySrc: string;
+  readonly replySport: number;
+}
+
+/** Parse `conntrack -L` text output; lines that do not show both directions are skipped. */
+export function parseConntrackList(text: string): ConntrackEntry[] {
+  const entries: ConntrackEntry[] = [];
+  for (const line of text.split('\n')) {
+    const dst = [...line.matchAll(/\bdst=(\S+)/g)].map((m) => m[1] ?? '');
+    const src = [...line.matchAll(/\bsrc=(\S+)/g)].map((m) => m[1] ?? '');
+    const sport = [...line.matchAll(/\bsport=(\d+)/g)].map((m) => Number(m[1]));
+    const dport = [...line.matchAll(/\bdport=(\d+)/g)].map((m) => Number(m[1]));
+    if (dst.length < 2 || src.length < 2 || sport.length < 2 || dport.length < 1) continue;
+    entries.push({ origDst: dst[0] ?? '', origDport: dport[0] ?? 0, replySrc: src[1] ?? '', replySport: sport[1] ?? 0 });
+  }
+  return entries;
+}
+
+function matches(deletion: ConntrackDeletion, entry: ConntrackEntry): boolean {
+  if (deletion.destination !== undefined && entry.origDst !== deletion.destination) return false;
+  if (entry.origDport !== deletion.port) return false;
+  if (deletion.kind === 'endpoint-gone') return entry.replySrc === deletion.endpoint;
+  return (deletion.destination === undefined || entry.replySrc === deletion.destination) && entry.replySport === deletion.port;
+}
+
+/**
+ * The deletions that would remove at least one listed entry. Listing once and deleting only what exists keeps a
+ * sync that makes thousands of services newly served (the first one) from running thousands of tools.
+ */
+export function deletionsWithEntries(deletions: readonly ConntrackDeletion[], entries: readonly ConntrackEntry[]): ConntrackDeletion[] {
+  return deletions.filter((deletion) => entries.some((entry) => matches(deletion, entry)));
+}

@@ -1,0 +1,90 @@
+// Running the real kproxy agent (bin/kproxy.js) inside a cluster's node namespace.
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { CLUSTER_CIDR, CLUSTER_CIDR6, NODE_IP, type Cluster } from './cluster.ts';
+import { run } from './run.ts';
+
+export const KPROXY_BIN = fileURLToPath(new URL('../../bin/kproxy.js', import.meta.url));
+export const HEALTHZ_PORT = 10256;
+
+export interface KproxyOptions {
+  readonly mode: string;
+  readonly manifests: string;
+  /** Extra flags after the standard ones. */
+  readonly args?: readonly string[];
+  readonly hostname?: string;
+  /** --cluster-cidr; default both harness pod ranges (10.244.0.0/16,fd00:244::/32). */
+  readonly clusterCidr?: string;
+  /** Extra environment (e.g. KPROXY_IPTABLES_VARIANT). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface KproxyProcess {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  /** Resolves once /healthz answers 200 (the first sync succeeded); rejects after timeoutMs or on exit. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Send a signal and wait for the exit; resolves with the exit code (or signal name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export function healthzUrl(): string {
+  return `http://${NODE_IP}:${HEALTHZ_PORT}/healthz`;
+}
+
+export function kproxyArgs(options: KproxyOptions): string[] {
+  return [
+    KPROXY_BIN,
+    '--proxy-mode', options.mode,
+    '--manifests', options.manifests,
+    '--hostname-override', options.hostname ?? 'node1',
+    '--cluster-cidr', options.clusterCidr ?? `${CLUSTER_CIDR},${CLUSTER_CIDR6}`,
+    '--healthz-bind-address', `${NODE_IP}:${HEALTHZ_PORT}`,
+    ...(options.args ?? []),
+  ];
+}
+
+export function startKproxy(cluster: Cluster, options: KproxyOptions): KproxyProcess {
+  const child = cluster.spawn(cluster.nodeNs, process.execPath, kproxyArgs(options), options.env);
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stderr?.removeAllListeners('data');
+  child.stderr?.on('data', (d: Buffer) => { output += d.toString(); });
+  let exited: number | string | undefined;
+  const exit = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => { exited = code ?? signal ?? 'unknown'; resolve(exited); });
+  });
+  const tail = (): string => output.trim().split('\n').slice(-8).join('\n');
+  return {
+    pid: child.pid ?? -1,
+    child,
+    output: () => output,
+    waitHealthy: async (timeoutMs = 8000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (exited !== undefined) throw new Error(`kproxy exited (${exited}) before becoming healthy:\n${tail()}`);
+        const status = await cluster.httpStatus(cluster.nodeNs, healthzUrl());
+        if (status === 200) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`kproxy not healthy within ${timeoutMs} ms:\n${tail()}`);
+    },
+    stop: async (signal = 'SIGTERM') => {
+      if (exited !== undefined) return exited;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const result = await exit;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+/** `kproxy --cleanup` (one-shot) inside the node namespace. */
+export async function runKproxyCleanup(cluster: Cluster, mode: string, extraArgs: readonly string[] = []): Promise<{ code: number; output: string }> {
+  const result = await run('ip', ['netns', 'exec', cluster.nodeNs, process.execPath, KPROXY_BIN, '--cleanup', '--proxy-mode', mode,
+    '--hostname-override', 'node1', ...extraArgs], { allowFailure: true, timeoutMs: 30_000 });
+  return { code: result.code, output: result.stdout + result.stderr };
+}

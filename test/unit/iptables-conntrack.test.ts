@@ -1,0 +1,85 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { conntrackDeleteArgs, staleUdpDeletions } from '../../modes/iptables/conntrack.ts';
+import { desiredState, endpoint, servicePort } from '../harness/state.ts';
+
+const dns = (endpoints: ReturnType<typeof endpoint>[], extra = {}) =>
+  servicePort({ name: 'dns', clusterIP: '10.96.0.10', port: 53, protocol: 'UDP', clusterEndpoints: endpoints, ...extra });
+const a = endpoint('10.244.1.2', 5353);
+const b = endpoint('10.244.1.3', 5353);
+
+describe('staleUdpDeletions', () => {
+  test('an endpoint that goes away: delete flows answered by it, on every frontend', () => {
+    const before = desiredState([dns([a, b], { nodePort: 30053, frontends: [
+      { kind: 'ClusterIP', ip: '10.96.0.10', port: 53 }, { kind: 'NodePort', port: 30053 }, { kind: 'ExternalIP', ip: '198.18.0.1', port: 53 }] })]);
+    const after = desiredState([dns([a], { nodePort: 30053, frontends: before.families.IPv4.services[0]!.frontends })]);
+    assert.deepEqual(staleUdpDeletions(before, after), [
+      { family: 'IPv4', port: 30053, kind: 'endpoint-gone', endpoint: '10.244.1.3' },
+      { family: 'IPv4', destination: '10.96.0.10', port: 53, kind: 'endpoint-gone', endpoint: '10.244.1.3' },
+      { family: 'IPv4', destination: '198.18.0.1', port: 53, kind: 'endpoint-gone', endpoint: '10.244.1.3' },
+    ]);
+  });
+
+  test('first endpoint: delete only untranslated flows of the frontends', () => {
+    const deletions = staleUdpDeletions(desiredState([dns([])]), desiredState([dns([a])]));
+    assert.deepEqual(deletions, [{ family: 'IPv4', destination: '10.96.0.10', port: 53, kind: 'not-translated' }]);
+    assert.deepEqual(conntrackDeleteArgs(deletions[0]!),
+      ['-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--reply-src', '10.96.0.10', '--reply-port-src', '53']);
+  });
+
+  test('first sync after start counts services with endpoints as newly served', () => {
+    assert.deepEqual(staleUdpDeletions(undefined, desiredState([dns([a])])).map((d) => d.kind), ['not-translated']);
+  });
+
+  test('a deleted service: every endpoint it had is stale', () => {
+    const deletions = staleUdpDeletions(desiredState([dns([a, b])]), desiredState([]));
+    assert.deepEqual(deletions.map((d) => d.endpoint), ['10.244.1.2', '10.244.1.3']);
+    assert.deepEqual(conntrackDeleteArgs(deletions[0]!),
+      ['-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--reply-src', '10.244.1.2']);
+  });
+
+  test('no change, TCP services and endpoint reorders give nothing', () => {
+    assert.deepEqual(staleUdpDeletions(desiredState([dns([a, b])]), desiredState([dns([b, a])])), []);
+    const tcp = (e: ReturnType<typeof endpoint>[]) => servicePort({ name: 'web', clusterIP: '10.96.0.11', port: 80, clusterEndpoints: e });
+    assert.deepEqual(staleUdpDeletions(desiredState([tcp([a, b])]), desiredState([tcp([a])])), []);
+  });
+
+  test('a target port change makes the old endpoint address stale', () => {
+    const moved = endpoint('10.244.1.2', 5454);
+    assert.deepEqual(staleUdpDeletions(desiredState([dns([a])]), desiredState([dns([moved])])).map((d) => [d.kind, d.endpoint]),
+      [['endpoint-gone', '10.244.1.2']]);
+  });
+
+  test('IPv6 services get ipv6 deletions', () => {
+    const v6 = (e: ReturnType<typeof endpoint>[]) => servicePort({ name: 'dns6', clusterIP: 'fd00:96::a', port: 53, protocol: 'UDP', clusterEndpoints: e });
+    const deletions = staleUdpDeletions(desiredState([v6([endpoint('fd00:244:1::2', 53)])]), desiredState([v6([])]));
+    assert.deepEqual(conntrackDeleteArgs(deletions[0]!),
+      ['-D', '-f', 'ipv6', '-p', 'udp', '--orig-dst', 'fd00:96::a', '--orig-port-dst', '53', '--reply-src', 'fd00:244:1::2']);
+  });
+});
+
+describe('conntrack listing', () => {
+  const listing = [
+    'udp      17 29 src=10.244.1.200 dst=10.96.0.20 sport=40000 dport=53 src=10.244.1.2 dst=10.244.1.200 sport=8080 dport=40000 mark=0 use=1',
+    'udp      17 25 src=192.168.100.1 dst=192.168.100.2 sport=40001 dport=30053 [UNREPLIED] src=192.168.100.2 dst=192.168.100.1 sport=30053 dport=40001 mark=0 use=1',
+    'conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.',
+  ].join('\n');
+
+  test('parses both directions', async () => {
+    const { parseConntrackList } = await import('../../modes/iptables/conntrack.ts');
+    assert.deepEqual(parseConntrackList(listing), [
+      { origDst: '10.96.0.20', origDport: 53, replySrc: '10.244.1.2', replySport: 8080 },
+      { origDst: '192.168.100.2', origDport: 30053, replySrc: '192.168.100.2', replySport: 30053 },
+    ]);
+  });
+
+  test('keeps only deletions that match a listed entry', async () => {
+    const { parseConntrackList, deletionsWithEntries } = await import('../../modes/iptables/conntrack.ts');
+    const entries = parseConntrackList(listing);
+    const gone = { family: 'IPv4', destination: '10.96.0.20', port: 53, kind: 'endpoint-gone', endpoint: '10.244.1.2' } as const;
+    const otherEndpoint = { ...gone, endpoint: '10.244.1.3' } as const;
+    const untranslatedVip = { family: 'IPv4', destination: '10.96.0.20', port: 53, kind: 'not-translated' } as const;
+    const untranslatedNodePort = { family: 'IPv4', port: 30053, kind: 'not-translated' } as const;
+    assert.deepEqual(deletionsWithEntries([gone, otherEndpoint, untranslatedVip, untranslatedNodePort], entries), [gone, untranslatedNodePort]);
+  });
+});
