@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+// Flags (e.g. --quick) are passed on to every benchmark; --quick is also exported for the ones that read the env.
+const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
+if (flags.includes('--quick')) process.env['KPROXY_BENCH_QUICK'] = '1';
 const files = readdirSync(here)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
@@ -14,7 +17,7 @@ const files = readdirSync(here)
 let failed = 0;
 for (const file of files) {
   console.log(`\n## ${file}`);
-  const run = spawnSync(process.execPath, ['--expose-gc', join(here, file)], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, ['--expose-gc', join(here, file), ...flags], { stdio: 'inherit' });
   if (run.status !== 0) {
     failed++;
     console.log(`${file} failed (status ${run.status ?? run.signal})`);

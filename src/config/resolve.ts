@@ -107,13 +107,18 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
   if (mode === 'ipvs') optionalString(file, 'ipvs.scheduler');
 
   const rawBlock = get(file, block);
+  const userspaceBlock = mode === 'userspace' ? get(file, 'userspace') : undefined;
+  const iptablesVariant = resolveIptablesVariant(flags.iptablesVariant, get(file, 'iptables.variant'));
   const modeSettings: Record<string, unknown> = {
     ...(isRecord(rawBlock) ? rawBlock : {}),
+    ...(isRecord(userspaceBlock) ? userspaceBlock : {}),
     masqueradeAll, masqueradeBit, syncPeriodMs, minSyncPeriodMs,
     ...(mode === 'iptables' && { localhostNodePorts }),
+    ...(mode === 'iptables' && iptablesVariant !== undefined && { variant: iptablesVariant }),
   };
   delete modeSettings.syncPeriod;
   delete modeSettings.minSyncPeriod;
+  if (iptablesVariant === undefined) delete modeSettings.variant; // auto: the mode detects it
 
   const config: ProxyConfig = {
     mode,
@@ -144,6 +149,14 @@ function resolveMode(flag: string | undefined, fromFile: unknown): ProxyModeName
 }
 
 /** The config block a mode reads its sync periods from (userspace, like upstream's old one, uses iptables'). */
+function resolveIptablesVariant(flag: string | undefined, fromFile: unknown): 'legacy' | 'nft' | undefined {
+  const field = flag !== undefined ? '--iptables-variant' : 'iptables.variant';
+  const value = flag ?? fromFile ?? 'auto';
+  if (value === 'legacy' || value === 'nft') return value;
+  if (value === 'auto' || value === '') return undefined;
+  throw new ConfigError({ field, value, reason: 'must be legacy, nft or auto' });
+}
+
 function modeBlockName(mode: ProxyModeName): 'iptables' | 'ipvs' | 'nftables' {
   if (mode === 'ipvs' || mode === 'nftables') return mode;
   return 'iptables';

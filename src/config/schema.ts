@@ -22,7 +22,16 @@ export const KUBE_PROXY_CONFIGURATION_FIELDS: FieldSpec = {
   enableProfiling: true,
   showHiddenMetricsForVersion: true,
   mode: true,
-  iptables: { masqueradeAll: true, masqueradeBit: true, localhostNodePorts: true, syncPeriod: durationLeaf, minSyncPeriod: durationLeaf },
+  iptables: {
+    masqueradeAll: true, masqueradeBit: true, localhostNodePorts: true, syncPeriod: durationLeaf, minSyncPeriod: durationLeaf,
+    // kproxy's own: legacy | nft | auto
+    variant: true,
+  },
+  // kproxy's own: settings of the userspace relay (modes/userspace/config.ts reads them).
+  userspace: {
+    interfaceName: true, workers: true, connectTimeoutMs: true, maxConnectAttempts: true, drainGraceMs: true,
+    maxConnections: true, udpIdleTimeoutMs: true, logBurst: true, logWindowMs: true,
+  },
   ipvs: {
     syncPeriod: durationLeaf, minSyncPeriod: durationLeaf, scheduler: true, excludeCIDRs: true, strictARP: true,
     tcpTimeout: durationLeaf, tcpFinTimeout: durationLeaf, udpTimeout: durationLeaf,

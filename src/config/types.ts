@@ -23,6 +23,7 @@ export interface FlagValues {
   readonly manifests?: string;
   readonly logFormat?: string;
   readonly serviceProxyName?: string;
+  readonly iptablesVariant?: string;
 }
 
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';

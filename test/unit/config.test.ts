@@ -191,3 +191,23 @@ describe('unreadable config files', () => {
   });
   test.after(() => rmSync(dir, { recursive: true, force: true }));
 });
+
+describe('kproxy extensions: iptables variant and the userspace block', () => {
+  test('--iptables-variant overrides iptables.variant; auto leaves detection to the mode', () => {
+    const file = { kind: 'KubeProxyConfiguration', iptables: { variant: 'nft' } };
+    assert.equal(resolveConfig({ flags: {}, file }).config.modeSettings['variant'], 'nft');
+    assert.equal(resolveConfig({ flags: { iptablesVariant: 'legacy' }, file }).config.modeSettings['variant'], 'legacy');
+    assert.equal(resolveConfig({ flags: { iptablesVariant: 'auto' }, file }).config.modeSettings['variant'], undefined);
+    assert.throws(() => resolveConfig({ flags: { iptablesVariant: 'xtables' }, file: {} }),
+      (err: Error) => /--iptables-variant.*xtables.*legacy, nft or auto/.test(err.message));
+  });
+
+  test('the userspace block reaches the userspace mode only, with no unknown-field warning', () => {
+    const file = { kind: 'KubeProxyConfiguration', userspace: { workers: 1, interfaceName: 'kp9' } };
+    const userspace = resolveConfig({ flags: { proxyMode: 'userspace' }, file });
+    assert.equal(userspace.config.modeSettings['workers'], 1);
+    assert.equal(userspace.config.modeSettings['interfaceName'], 'kp9');
+    assert.deepEqual(userspace.warnings, []);
+    assert.equal(resolveConfig({ flags: { proxyMode: 'iptables' }, file }).config.modeSettings['workers'], undefined);
+  });
+});
