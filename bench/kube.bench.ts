@@ -1,0 +1,162 @@
+// List+watch at scale against a real kube-apiserver: 10k Services and 10k EndpointSlices (100k endpoints).
+// Measures, in a fresh process so the figures are kproxy's alone: time from start to the first applied
+// state, RSS then, and EndpointSlice update → applied latency (p50/p99) with min-sync-period 0.
+// Targets (issue #5): first state ≤ 10 s, RSS ≤ 250 MiB, p99 ≤ 200 ms. Needs tools/kube/build.sh binaries.
+//   npm run bench kube        (BENCH_KUBE_SERVICES=2000 for a quicker, smaller run)
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Agent, fetch } from 'undici';
+import { syntheticCluster, type RawObject } from '../test/fixtures/synthetic.ts';
+import { ControlPlane, kubeTestsDisabled } from '../test/kube/apiserver.ts';
+
+const SERVICES = Number(process.env.BENCH_KUBE_SERVICES ?? 10_000);
+const ENDPOINTS_PER_SERVICE = 10;
+const UPDATES = 200;
+const NODE = 'bench-node';
+const TARGETS = { firstStateMs: 10_000, rssMiB: 250, p99Ms: 200 };
+
+interface Admin {
+  request(method: string, path: string, body?: unknown): Promise<number>;
+  close(): Promise<void>;
+}
+
+function adminFromKubeconfig(path: string): Admin {
+  const config = JSON.parse(readFileSync(path, 'utf8')) as {
+    clusters: Array<{ cluster: { server: string; 'certificate-authority': string } }>;
+    users: Array<{ user: { token: string } }>;
+  };
+  const cluster = config.clusters[0]?.cluster;
+  const token = config.users[0]?.user.token;
+  if (!cluster || !token) throw new Error(`bad kubeconfig ${path}`);
+  const agent = new Agent({ connect: { ca: readFileSync(cluster['certificate-authority']) }, connections: 64 });
+  return {
+    async request(method, path, body) {
+      const response = await fetch(`${cluster.server}${path}`, {
+        method, dispatcher: agent,
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      if (response.status >= 300 && response.status !== 409) throw new Error(`${method} ${path}: ${response.status} ${text.slice(0, 200)}`);
+      return response.status;
+    },
+    close: () => agent.close(),
+  };
+}
+
+/** Run `work` over `items` with `concurrency` in flight. */
+async function parallel<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++] as T);
+  }));
+}
+
+/** Services as the apiserver accepts them from a client: ClusterIP only (node ports would run out), no status. */
+function creatable(service: RawObject): RawObject {
+  const spec = { ...(service.spec as RawObject) };
+  spec.type = 'ClusterIP';
+  for (const key of ['externalTrafficPolicy', 'healthCheckNodePort']) delete spec[key];
+  spec.ports = (spec.ports as RawObject[]).map(({ nodePort: _drop, ...port }) => port);
+  const metadata = service.metadata as RawObject;
+  return { metadata: { name: metadata.name, labels: metadata.labels }, spec };
+}
+
+function sliceBody(slice: RawObject): RawObject {
+  const metadata = slice.metadata as RawObject;
+  return { metadata: { name: metadata.name, labels: metadata.labels }, addressType: slice.addressType, ports: slice.ports, endpoints: slice.endpoints };
+}
+
+async function populate(plane: ControlPlane): Promise<void> {
+  const cluster = syntheticCluster({ services: SERVICES, endpointsPerService: ENDPOINTS_PER_SERVICE, nodeName: NODE, seed: 7 });
+  const admin = adminFromKubeconfig(plane.adminKubeconfig);
+  const started = Date.now();
+  const namespaces = [...new Set(cluster.services.map((s) => (s.metadata as RawObject).namespace as string))];
+  await parallel(namespaces, 16, (ns) => admin.request('POST', '/api/v1/namespaces', { metadata: { name: ns } }));
+  await admin.request('POST', '/api/v1/nodes', { metadata: { name: NODE } });
+  await parallel(cluster.services, 48, (s) => admin.request('POST', `/api/v1/namespaces/${(s.metadata as RawObject).namespace as string}/services`, creatable(s)));
+  await parallel(cluster.slices, 48, (s) => admin.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${(s.metadata as RawObject).namespace as string}/endpointslices`, sliceBody(s)));
+  await admin.close();
+  console.log(`created ${cluster.services.length} Services and ${cluster.slices.length} EndpointSlices (${cluster.slices.length * ENDPOINTS_PER_SERVICE} endpoints) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+
+/** The measuring child: a kproxy pipeline as system:kube-proxy, plus an admin client for the updates. */
+async function measure(proxyKubeconfig: string, adminKubeconfig: string): Promise<void> {
+  const { startPipeline } = await import('../test/kube/harness.ts');
+  const started = performance.now();
+  const proxy = await startPipeline({ kubeconfig: proxyKubeconfig, nodeName: NODE, watchNode: true });
+  let resolveFirst: () => void = () => {};
+  const first = new Promise<void>((resolve) => { resolveFirst = resolve; });
+  let target: { key: string; ip: string; seen: () => void } | undefined;
+  proxy.loop.addObserver({
+    syncSucceeded: (event) => {
+      resolveFirst();
+      if (!target) return;
+      const want = target;
+      const plan = event.state.families.IPv4.services.find((s) => s.key === want.key);
+      if (plan?.allEndpoints.some((e) => e.ip === want.ip)) want.seen();
+    },
+  });
+  if (proxy.applied()) resolveFirst(); // the first sync may have run before the observer was added
+  await first;
+  const firstStateMs = performance.now() - started;
+  globalThis.gc?.();
+  const rssMiB = process.memoryUsage().rss / 2 ** 20;
+  const state = proxy.applied();
+  const portPlans = state?.families.IPv4.services.length ?? 0;
+
+  const admin = adminFromKubeconfig(adminKubeconfig);
+  const latencies: number[] = [];
+  for (let i = 0; i < UPDATES; i++) {
+    const index = (i * 7919) % SERVICES;
+    const ns = `ns-${index % 50}`;
+    // A fresh address every run, so that each PATCH is a real change.
+    const ip = `10.${245 + (Math.floor(Date.now() / 1000) % 10)}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    const plans = state?.families.IPv4.services.filter((s) => s.namespace === ns && s.name === `svc-${index}`) ?? [];
+    const key = plans[0]?.key;
+    if (!key) throw new Error(`svc-${index} not in the applied state`);
+    const seen = new Promise<void>((resolve) => { target = { key, ip, seen: resolve }; });
+    const t0 = performance.now();
+    await admin.request('PATCH', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/svc-${index}-0`,
+      { endpoints: [{ addresses: [ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: NODE }] });
+    await seen;
+    latencies.push(performance.now() - t0);
+  }
+  await admin.close();
+  await proxy.stop();
+  latencies.sort((a, b) => a - b);
+  console.log(JSON.stringify({ firstStateMs, rssMiB, portPlans, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), updates: latencies.length }));
+}
+
+async function main(): Promise<void> {
+  if (kubeTestsDisabled) {
+    console.log('kube.bench: skipped (KPROXY_NO_KUBE_TESTS=1)');
+    return;
+  }
+  const plane = await ControlPlane.start({ maxRequestsInflight: 3000, apiserverArgs: ['--enable-priority-and-fairness=false'] });
+  try {
+    await populate(plane);
+    // The agent's V8 flags (a small young generation keeps RSS down at 10k services); override to compare.
+    const nodeFlags = (process.env.BENCH_KUBE_NODE_FLAGS ?? '--max-semi-space-size=2').split(' ').filter((f) => f !== '');
+    console.log(`measuring process flags: ${nodeFlags.join(' ') || '(none)'}`);
+    const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, fileURLToPath(import.meta.url), '--measure', plane.proxyKubeconfig, plane.adminKubeconfig], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`measuring process failed (${code}): ${output}`);
+    const result = JSON.parse(output.trim().split('\n').pop() ?? '{}') as { firstStateMs: number; rssMiB: number; portPlans: number; p50Ms: number; p99Ms: number; updates: number };
+    const verdict = (ok: boolean): string => (ok ? 'ok' : 'OVER TARGET');
+    console.log(`services ${SERVICES}, slices ${SERVICES}, endpoints ${SERVICES * ENDPOINTS_PER_SERVICE}, service ports applied ${result.portPlans}`);
+    console.log(`first complete state applied: ${(result.firstStateMs / 1000).toFixed(2)} s (target ≤ ${TARGETS.firstStateMs / 1000} s) ${verdict(result.firstStateMs <= TARGETS.firstStateMs)}`);
+    console.log(`RSS after first state: ${result.rssMiB.toFixed(0)} MiB (target ≤ ${TARGETS.rssMiB} MiB) ${verdict(result.rssMiB <= TARGETS.rssMiB)}`);
+    console.log(`EndpointSlice update → applied, ${result.updates} updates: p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms (target p99 ≤ ${TARGETS.p99Ms} ms) ${verdict(result.p99Ms <= TARGETS.p99Ms)}`);
+  } finally {
+    await plane.stop();
+  }
+}
+
+if (process.argv[2] === '--measure') await measure(process.argv[3] ?? '', process.argv[4] ?? '');
+else await main();

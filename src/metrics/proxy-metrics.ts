@@ -1,0 +1,228 @@
+// kproxy's Prometheus metrics, one Registry per instance (no package globals): upstream kube-proxy's
+// kubeproxy_* names, types, labels and buckets (pkg/proxy/metrics, v1.34) for what kproxy also does, plus
+// kproxy_* for its own parts. Fed as a SyncObserver (sync loop) and a ClusterEvents tap (changes, triggers).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { InvalidObject, SyncFailed, SyncObserver, SyncSucceeded } from '../model/observe.ts';
+import type { ObjectKind, ClusterEvents } from '../model/source.ts';
+import type { DesiredState, IPFamily, ProxyModeName } from '../model/types.ts';
+
+/** prometheus.ExponentialBuckets(start, factor, count). */
+export function exponentialBuckets(start: number, factor: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => start * factor ** i);
+}
+
+/** prometheus.LinearBuckets(start, width, count). */
+export function linearBuckets(start: number, width: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => start + width * i);
+}
+
+/** Upstream's network programming buckets: 0.25 s … 5 min (a leading 0 from MergeBuckets included). */
+export const NETWORK_PROGRAMMING_BUCKETS = [
+  0, ...linearBuckets(0.25, 0.25, 2), ...linearBuckets(1, 1, 59), ...linearBuckets(60, 5, 12), ...linearBuckets(120, 30, 7),
+];
+export const SYNC_DURATION_BUCKETS = exponentialBuckets(0.001, 2, 15);
+
+const LAST_CHANGE_TRIGGER_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
+
+/** Counters the userspace relay reports through (kproxy's own). */
+export interface RelayCounters {
+  connectionOpened(protocol: string): void;
+  connectionFailed(protocol: string, reason: string): void;
+  bytes(direction: 'in' | 'out', count: number): void;
+  activeConnections(delta: number): void;
+}
+
+export interface ProxyMetricsOptions {
+  readonly mode: ProxyModeName;
+  /** Families this proxy serves (label values of ip_family). Default both. */
+  readonly families?: readonly IPFamily[];
+  /** Also export process_* / nodejs_* metrics (default true). */
+  readonly processMetrics?: boolean;
+}
+
+interface TimedChange {
+  readonly at: number;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+function triggerTimeOf(slice: unknown): { at: number; family: IPFamily | undefined } | undefined {
+  if (!isRecord(slice) || !isRecord(slice.metadata) || !isRecord(slice.metadata.annotations)) return undefined;
+  const text = slice.metadata.annotations[LAST_CHANGE_TRIGGER_ANNOTATION];
+  const at = typeof text === 'string' ? Date.parse(text) : NaN;
+  if (!Number.isFinite(at)) return undefined;
+  const family = slice.addressType === 'IPv4' || slice.addressType === 'IPv6' ? slice.addressType : undefined;
+  return { at, family };
+}
+
+export class ProxyMetrics implements SyncObserver {
+  readonly registry = new Registry();
+  readonly mode: ProxyModeName;
+  private readonly families: readonly IPFamily[];
+  private readonly startedAt = Date.now();
+
+  readonly syncDuration: Histogram<'ip_family'>;
+  readonly syncFullDuration: Histogram<'ip_family'> | undefined;
+  readonly syncPartialDuration: Histogram<'ip_family'> | undefined;
+  readonly lastSyncTimestamp: Gauge<'ip_family'>;
+  readonly lastQueuedTimestamp: Gauge<'ip_family'>;
+  readonly networkProgramming: Histogram<'ip_family'>;
+  readonly endpointChangesPending: Gauge;
+  readonly endpointChangesTotal: Counter;
+  readonly serviceChangesPending: Gauge;
+  readonly serviceChangesTotal: Counter;
+  readonly noLocalEndpoints: Gauge<'traffic_policy' | 'ip_family'>;
+  readonly restoreFailures: Counter<'ip_family'> | undefined;
+  readonly nftablesSyncFailures: Counter<'ip_family'> | undefined;
+  readonly healthzTotal: Counter<'code'>;
+  readonly livezTotal: Counter<'code'>;
+  readonly invalidObjects: Counter<'kind'>;
+  readonly informerRestarts: Counter<'resource'>;
+  readonly sourceStale: Gauge;
+  readonly syncFailures: Counter<'mode'>;
+  readonly relayConnections: Counter<'protocol'>;
+  readonly relayFailures: Counter<'protocol' | 'reason'>;
+  readonly relayBytes: Counter<'direction'>;
+  readonly relayActive: Gauge;
+
+  private pendingServices: TimedChange[] = [];
+  private pendingEndpoints: TimedChange[] = [];
+  private triggers: Array<{ at: number; seenAt: number; family: IPFamily | undefined }> = [];
+
+  constructor(options: ProxyMetricsOptions) {
+    this.mode = options.mode;
+    this.families = options.families ?? ['IPv4', 'IPv6'];
+    const registers = [this.registry];
+    const kernelRules = options.mode === 'iptables' || options.mode === 'nftables';
+    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers });
+    this.syncFullDuration = kernelRules ? new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers }) : undefined;
+    this.syncPartialDuration = kernelRules ? new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers }) : undefined;
+    this.lastSyncTimestamp = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', labelNames: ['ip_family'], registers });
+    this.lastQueuedTimestamp = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', labelNames: ['ip_family'], registers });
+    this.networkProgramming = new Histogram({ name: 'kubeproxy_network_programming_duration_seconds', help: 'In Cluster Network Programming Latency in seconds', labelNames: ['ip_family'], buckets: NETWORK_PROGRAMMING_BUCKETS, registers });
+    this.endpointChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers });
+    this.endpointChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers });
+    this.serviceChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers });
+    this.serviceChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers });
+    this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy', 'ip_family'], registers });
+    this.restoreFailures = options.mode === 'iptables' || options.mode === 'ipvs'
+      ? new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', labelNames: ['ip_family'], registers }) : undefined;
+    this.nftablesSyncFailures = options.mode === 'nftables'
+      ? new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'Cumulative proxy nftables sync failures', labelNames: ['ip_family'], registers }) : undefined;
+    this.healthzTotal = new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers });
+    this.livezTotal = new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers });
+    this.invalidObjects = new Counter({ name: 'kproxy_invalid_objects_skipped_total', help: 'Objects (or parts of objects) skipped because they are invalid', labelNames: ['kind'], registers });
+    this.informerRestarts = new Counter({ name: 'kproxy_informer_restarts_total', help: 'Restarts of a Kubernetes list+watch (errors, 410 relists, silent watches)', labelNames: ['resource'], registers });
+    this.sourceStale = new Gauge({ name: 'kproxy_source_stale', help: '1 while the cluster view is stale (a watch is broken), else 0', registers });
+    this.syncFailures = new Counter({ name: 'kproxy_sync_failures_total', help: 'Failed syncs of the proxy mode', labelNames: ['mode'], registers });
+    this.relayConnections = new Counter({ name: 'kproxy_userspace_relay_connections_total', help: 'Connections (TCP) or flows (UDP) relayed by the userspace mode', labelNames: ['protocol'], registers });
+    this.relayFailures = new Counter({ name: 'kproxy_userspace_relay_failures_total', help: 'Relay attempts that failed to reach a backend', labelNames: ['protocol', 'reason'], registers });
+    this.relayBytes = new Counter({ name: 'kproxy_userspace_relay_bytes_total', help: 'Bytes relayed by the userspace mode', labelNames: ['direction'], registers });
+    this.relayActive = new Gauge({ name: 'kproxy_userspace_relay_active_connections', help: 'Connections the userspace mode is relaying now', registers });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  // --- SyncObserver --------------------------------------------------------------------------------
+
+  changeQueued(at: number): void {
+    for (const family of this.families) this.lastQueuedTimestamp.set({ ip_family: family }, at / 1000);
+  }
+
+  syncSucceeded(event: SyncSucceeded): void {
+    const seconds = Math.max(0, event.finishedAt - event.startedAt) / 1000;
+    for (const family of this.families) {
+      const labels = { ip_family: family };
+      this.syncDuration.observe(labels, seconds);
+      (event.full ? this.syncFullDuration : this.syncPartialDuration)?.observe(labels, seconds);
+      this.lastSyncTimestamp.set(labels, event.finishedAt / 1000);
+    }
+    // Changes that arrived before this sync started are now applied.
+    this.pendingServices = this.pendingServices.filter((c) => c.at > event.startedAt);
+    this.pendingEndpoints = this.pendingEndpoints.filter((c) => c.at > event.startedAt);
+    this.serviceChangesPending.set(this.pendingServices.length);
+    this.endpointChangesPending.set(this.pendingEndpoints.length);
+    const applied = this.triggers.filter((t) => t.seenAt <= event.startedAt);
+    this.triggers = this.triggers.filter((t) => t.seenAt > event.startedAt);
+    for (const trigger of applied) {
+      const labels = { ip_family: trigger.family ?? this.families[0] ?? 'IPv4' };
+      this.networkProgramming.observe(labels, Math.max(0, event.finishedAt - trigger.at) / 1000);
+    }
+    this.countNoLocalEndpoints(event.state);
+  }
+
+  syncFailed(event: SyncFailed): void {
+    this.syncFailures.inc({ mode: this.mode });
+    for (const family of this.families) {
+      this.restoreFailures?.inc({ ip_family: family });
+      this.nftablesSyncFailures?.inc({ ip_family: family });
+    }
+    void event;
+  }
+
+  private countNoLocalEndpoints(state: DesiredState): void {
+    for (const family of this.families) {
+      let internal = 0;
+      let external = 0;
+      for (const service of state.families[family].services) {
+        if (!service.hasEndpoints) continue;
+        if (service.clusterEndpoints.length === 0) internal++;
+        const externallyReachable = service.frontends.some((f) => f.kind !== 'ClusterIP');
+        if (service.externalPolicyLocal && externallyReachable && service.localEndpoints.length === 0) external++;
+      }
+      this.noLocalEndpoints.set({ traffic_policy: 'internal', ip_family: family }, internal);
+      this.noLocalEndpoints.set({ traffic_policy: 'external', ip_family: family }, external);
+    }
+  }
+
+  // --- other hooks ---------------------------------------------------------------------------------
+
+  /** ClusterEvents tap: counts Service / EndpointSlice changes and remembers change trigger times. */
+  changeTap(now: () => number = Date.now): Partial<ClusterEvents> {
+    const changed = (kind: ObjectKind, count: number): void => {
+      const at = now();
+      if (kind === 'Service') {
+        this.serviceChangesTotal.inc(count);
+        this.pendingServices.push({ at });
+        this.serviceChangesPending.set(this.pendingServices.length);
+      } else if (kind === 'EndpointSlice') {
+        this.endpointChangesTotal.inc(count);
+        this.pendingEndpoints.push({ at });
+        this.endpointChangesPending.set(this.pendingEndpoints.length);
+      }
+    };
+    return {
+      upsert: (kind, object) => {
+        changed(kind, 1);
+        if (kind !== 'EndpointSlice') return;
+        const trigger = triggerTimeOf(object);
+        // As upstream: only changes made after this proxy started say anything about programming latency.
+        if (trigger && trigger.at >= this.startedAt) this.triggers.push({ ...trigger, seenAt: now() });
+      },
+      remove: (kind) => changed(kind, 1),
+      replaceAll: (kind) => changed(kind, 1),
+      stale: (isStale) => this.sourceStale.set(isStale ? 1 : 0),
+    };
+  }
+
+  invalidObject(invalid: InvalidObject): void {
+    this.invalidObjects.inc({ kind: invalid.kind });
+  }
+
+  informerRestarted(kind: ObjectKind): void {
+    this.informerRestarts.inc({ resource: kind });
+  }
+
+  healthAnswered(path: 'healthz' | 'livez', status: number): void {
+    (path === 'healthz' ? this.healthzTotal : this.livezTotal).inc({ code: String(status) });
+  }
+
+  /** Hooks for the userspace relay. */
+  relay(): RelayCounters {
+    return {
+      connectionOpened: (protocol) => this.relayConnections.inc({ protocol }),
+      connectionFailed: (protocol, reason) => this.relayFailures.inc({ protocol, reason }),
+      bytes: (direction, count) => this.relayBytes.inc({ direction }, count),
+      activeConnections: (delta) => this.relayActive.inc(delta),
+    };
+  }
+}

@@ -1,0 +1,122 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProxyMetrics, NETWORK_PROGRAMMING_BUCKETS, SYNC_DURATION_BUCKETS } from '../../src/metrics/proxy-metrics.ts';
+import { startMetricsServer } from '../../src/metrics/server.ts';
+import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
+
+function state(services: ServicePortPlan[] = []): DesiredState {
+  const family = (f: 'IPv4' | 'IPv6', list: ServicePortPlan[]) => ({ family: f, services: list, nodePortAddresses: 'all' as const, localDetector: { kind: 'None' as const }, nodeIPs: [] });
+  return { node: { name: 'n', shuttingDown: false }, settings: { masqueradeAll: false, masqueradeBit: 14 }, families: { IPv4: family('IPv4', services), IPv6: family('IPv6', []) } };
+}
+
+function plan(name: string, options: Partial<ServicePortPlan>): ServicePortPlan {
+  return {
+    key: `ns/${name}:`, namespace: 'ns', name, portName: '', protocol: 'TCP', family: 'IPv4', port: 80, clusterIP: '10.96.0.1',
+    frontends: [{ kind: 'ClusterIP', ip: '10.96.0.1', port: 80 }], externalPolicyLocal: false, internalPolicyLocal: false, sourceRanges: [],
+    clusterEndpoints: [], localEndpoints: [], allEndpoints: [], hasEndpoints: true, ...options,
+  };
+}
+
+const value = (text: string, series: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
+describe('ProxyMetrics', () => {
+  test('upstream buckets', () => {
+    assert.equal(SYNC_DURATION_BUCKETS.length, 15);
+    assert.equal(SYNC_DURATION_BUCKETS[0], 0.001);
+    assert.equal(SYNC_DURATION_BUCKETS[14], 0.001 * 2 ** 14);
+    assert.deepEqual(NETWORK_PROGRAMMING_BUCKETS.slice(0, 5), [0, 0.25, 0.5, 1, 2]);
+    assert.equal(NETWORK_PROGRAMMING_BUCKETS.at(-1), 300);
+    assert.equal(NETWORK_PROGRAMMING_BUCKETS.length, 81);
+  });
+
+  test('per-mode metric sets and separate registries', async () => {
+    const iptables = await new ProxyMetrics({ mode: 'iptables', processMetrics: false }).registry.metrics();
+    const userspace = await new ProxyMetrics({ mode: 'userspace', processMetrics: false }).registry.metrics();
+    const nft = await new ProxyMetrics({ mode: 'nftables', processMetrics: false }).registry.metrics();
+    assert.match(iptables, /# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter/);
+    assert.match(iptables, /# TYPE kubeproxy_sync_full_proxy_rules_duration_seconds histogram/);
+    assert.doesNotMatch(userspace, /iptables_restore_failures/);
+    assert.doesNotMatch(userspace, /sync_full_proxy_rules/);
+    assert.match(nft, /kubeproxy_sync_proxy_rules_nftables_sync_failures_total/);
+    for (const text of [iptables, userspace, nft]) {
+      for (const name of ['kubeproxy_sync_proxy_rules_duration_seconds histogram', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge',
+        'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds gauge', 'kubeproxy_network_programming_duration_seconds histogram',
+        'kubeproxy_sync_proxy_rules_endpoint_changes_pending gauge', 'kubeproxy_sync_proxy_rules_endpoint_changes_total counter',
+        'kubeproxy_sync_proxy_rules_service_changes_pending gauge', 'kubeproxy_sync_proxy_rules_service_changes_total counter',
+        'kubeproxy_sync_proxy_rules_no_local_endpoints_total gauge', 'kubeproxy_proxy_healthz_total counter', 'kubeproxy_proxy_livez_total counter',
+        'kproxy_invalid_objects_skipped_total counter', 'kproxy_informer_restarts_total counter']) {
+        assert.match(text, new RegExp(`# TYPE ${name}`));
+      }
+    }
+  });
+
+  test('sync, changes, trigger times and no-local-endpoints', async () => {
+    let now = Date.now();
+    const metrics = new ProxyMetrics({ mode: 'iptables', families: ['IPv4'], processMetrics: false });
+    const tap = metrics.changeTap(() => now);
+    tap.upsert?.('Service', {});
+    tap.remove?.('Service', 'ns', 'x');
+    const trigger = new Date(now + 1000).toISOString();
+    tap.upsert?.('EndpointSlice', { addressType: 'IPv4', metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': trigger } } });
+    metrics.changeQueued(now);
+    let text = await metrics.registry.metrics();
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_service_changes_pending'), 2);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_endpoint_changes_pending'), 1);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family="IPv4"}'), now / 1000);
+
+    now += 2000;
+    const services = [
+      plan('itp', { internalPolicyLocal: true, clusterEndpoints: [] }),
+      plan('etp', { externalPolicyLocal: true, frontends: [{ kind: 'NodePort', port: 30001 }], clusterEndpoints: [{ ip: '1.1.1.1', port: 1, local: false, ready: true, serving: true, terminating: false }], localEndpoints: [] }),
+      plan('none', { hasEndpoints: false }),
+    ];
+    metrics.syncSucceeded({ full: false, startedAt: now, finishedAt: now + 250, state: state(services), report: { full: false } });
+    text = await metrics.registry.metrics();
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_service_changes_total'), 2);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_service_changes_pending'), 0);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_endpoint_changes_pending'), 0);
+    assert.equal(value(text, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), 1);
+    assert.equal(value(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), undefined);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv4"}'), 0.25);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}'), (now + 250) / 1000);
+    assert.equal(value(text, 'kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}'), 1);
+    assert.equal(value(text, 'kubeproxy_network_programming_duration_seconds_sum{ip_family="IPv4"}'), 1.25);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal",ip_family="IPv4"}'), 1);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external",ip_family="IPv4"}'), 1);
+
+    metrics.syncFailed({ full: true, startedAt: now, finishedAt: now, error: new Error('x'), attempt: 1, retryInMs: 1000 });
+    metrics.invalidObject({ kind: 'Service', ref: 'ns/x', reason: 'bad' });
+    metrics.informerRestarted('EndpointSlice');
+    metrics.healthAnswered('healthz', 503);
+    metrics.relay().bytes('in', 100);
+    tap.stale?.(true);
+    text = await metrics.registry.metrics();
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv4"}'), 1);
+    assert.equal(value(text, 'kproxy_sync_failures_total{mode="iptables"}'), 1);
+    assert.equal(value(text, 'kproxy_invalid_objects_skipped_total{kind="Service"}'), 1);
+    assert.equal(value(text, 'kproxy_informer_restarts_total{resource="EndpointSlice"}'), 1);
+    assert.equal(value(text, 'kubeproxy_proxy_healthz_total{code="503"}'), 1);
+    assert.equal(value(text, 'kproxy_userspace_relay_bytes_total{direction="in"}'), 100);
+    assert.equal(value(text, 'kproxy_source_stale'), 1);
+  });
+
+  test('metrics server: /metrics, /healthz, /proxyMode, /configz', async () => {
+    const metrics = new ProxyMetrics({ mode: 'ipvs', processMetrics: true });
+    const server = await startMetricsServer({ bindAddress: '127.0.0.1:0', metrics, configz: () => ({ mode: 'ipvs', bindAddress: '0.0.0.0' }) });
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      assert.match(text, /kubeproxy_sync_proxy_rules_iptables_restore_failures_total/);
+      assert.match(text, /process_cpu_user_seconds_total/);
+      assert.equal(await (await fetch(`${base}/healthz`)).text(), 'ok');
+      assert.equal(await (await fetch(`${base}/proxyMode`)).text(), 'ipvs');
+      assert.deepEqual(await (await fetch(`${base}/configz`)).json(), { 'kubeproxy.config.k8s.io': { mode: 'ipvs', bindAddress: '0.0.0.0' } });
+      assert.equal((await fetch(`${base}/nope`)).status, 404);
+    } finally {
+      await server.close();
+    }
+  });
+});
