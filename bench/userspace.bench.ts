@@ -1,6 +1,7 @@
 // The userspace relay against direct loopback TCP: throughput (1 and 8 streams), added request/response latency
-// (p50/p99), RSS with many idle relayed connections, and whether a busy control thread stalls traffic.
-// Every party is its own process (this file, started with a role): sink/echo backends, sender, relay.
+// (p50/p99), RSS with 10k idle relayed connections, and whether a busy control thread stalls traffic.
+// Every party is its own process (this file, started with a role): sink/echo backends, sender, relay (with its
+// relay processes when workers > 0), idle-connection holders (several, to stay under each one's descriptor limit).
 // Run: npm run bench userspace   (or node bench/userspace.bench.ts). No root: everything is on 127.0.0.0/8.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -73,6 +74,7 @@ async function relay(workers: number): Promise<void> {
   for await (const line of createInterface({ input: process.stdin })) {
     const [cmd, arg] = line.split(' ');
     if (cmd === 'rss') console.log(rssMiB(process.pid).toFixed(1));
+    if (cmd === 'pids') console.log(JSON.stringify(proxy.relayPids()));
     if (cmd === 'busy') {
       const until = performance.now() + Number(arg);
       while (performance.now() < until) { /* a long sync in the control thread */ }
@@ -102,6 +104,13 @@ async function hold(host: string, port: number, count: number): Promise<void> {
 
 function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+/** The relay's whole memory: the control process and its relay processes. */
+async function relayRssMiB(pid: number): Promise<{ total: number; each: number[] }> {
+  const { treeRssKiB } = await import('../test/userspace/helpers.ts');
+  const rss = treeRssKiB(pid);
+  return { total: rss.total / 1024, each: rss.each.map((k) => k / 1024) };
 }
 
 interface Child { proc: ChildProcess; line(): Promise<string>; send(text: string): void }
@@ -171,18 +180,21 @@ async function main(): Promise<void> {
     for (const workers of [0, 2]) {
       const relayProc = child(['relay', String(workers)]);
       await relayProc.line();
-      const label = workers === 0 ? 'relay in the control thread' : `relay in ${workers} worker threads (SO_REUSEPORT)`;
+      const label = workers === 0 ? 'relay in the control thread' : `relay in ${workers} relay processes (SO_REUSEPORT)`;
       note(`### ${label}`);
-      // First, on a fresh relay: idle connections, as many as the descriptor limit lets the relay hold (two descriptors each).
+      // First, on a fresh relay: 10k idle connections. In one process the descriptor limit caps it (two each).
       const limit = Number(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))?.split(/\s+/)[3] ?? 1024);
-      const count = Math.min(10_000, Math.floor((limit - 1000) / 2));
-      const baseline = rssMiB(relayProc.proc.pid ?? 0);
-      const holder = child(['hold', VIP, String(ECHO_PORT), String(count)]);
-      const held = (JSON.parse(await holder.line()) as { held: number }).held;
+      const count = workers > 0 ? 10_000 : Math.min(10_000, Math.floor((limit - 1000) / 2));
+      const pid = relayProc.proc.pid ?? 0;
+      const baseline = await relayRssMiB(pid);
+      const holders = [0, 1].map(() => child(['hold', VIP, String(ECHO_PORT), String(count / 2)]));
+      let held = 0;
+      for (const h of holders) held += (JSON.parse(await h.line()) as { held: number }).held;
       await new Promise((r) => setTimeout(r, 500));
-      const rss = rssMiB(relayProc.proc.pid ?? 0);
-      note(`RSS: ${baseline.toFixed(0)} MiB idle, ${rss.toFixed(0)} MiB with ${held} idle relayed connections (${(((rss - baseline) * 1024) / held).toFixed(1)} KiB each; 10k ≈ ${(baseline + ((rss - baseline) * 10_000) / held).toFixed(0)} MiB)`);
-      holder.proc.stdin!.end();
+      const rss = await relayRssMiB(pid);
+      const each = rss.each.map((m) => m.toFixed(0)).join(' + ');
+      note(`RSS: ${baseline.total.toFixed(0)} MiB idle, ${rss.total.toFixed(0)} MiB (${each}) with ${held} idle relayed connections (${(((rss.total - baseline.total) * 1024) / held).toFixed(1)} KiB each)`);
+      for (const h of holders) h.proc.stdin!.end();
       for (const streams of [1, 8]) {
         const direct = await throughput(BACKEND_IP, streams);
         const relayed = await throughput(VIP, streams);

@@ -10,11 +10,11 @@ export interface UserspaceConfig {
   readonly maxConnectAttempts: number;
   /** Connections to an endpoint that left the service are closed after this long; undefined keeps them. */
   readonly drainGraceMs: number | undefined;
-  /** Relayed TCP connections plus UDP flows at once, over all relay threads. */
+  /** Relayed TCP connections plus UDP flows at once, over all relay processes. */
   readonly maxConnections: number;
   /** A UDP flow with no datagram in either direction for this long is closed. */
   readonly udpIdleTimeoutMs: number;
-  /** Relay threads; 0 relays in the control thread itself. */
+  /** Relay processes (SO_REUSEPORT, host.ts); 0 relays in the control thread itself. */
   readonly workers: number;
   /** At most this many log lines per reason and service in `logWindowMs`. */
   readonly logBurst: number;

@@ -1,7 +1,11 @@
-// Where the relay runs: in the control thread itself, or in worker threads that share every listening port
-// (SO_REUSEPORT), so that the relay uses every core and a long sync in the control thread does not stall it.
-import { Worker } from 'node:worker_threads';
-import { COUNTER_SLOTS, counterSlot } from './balancer.ts';
+// Where the relay runs: in the control thread itself (`workers: 0`), or in relay processes (default 2) that
+// share every TCP listening port with SO_REUSEPORT. Processes, not threads: each has its own descriptor table
+// (a relayed connection holds two descriptors and one process may hold only so many), its own heap, and keeps
+// relaying while the control thread runs a long sync.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { BOOT_CODE, strippedModules } from './boot.ts';
 import type { UserspaceConfig } from './config.ts';
 import type { LogLevel, LogSink } from './rate-log.ts';
 import { Relay } from './relay.ts';
@@ -17,12 +21,12 @@ export interface RelayHost {
 }
 
 /**
- * Which thread serves a listener. ClientIP affinity is remembered per thread, so a service with affinity is
- * served by one thread only (all of its listeners); the other listeners are opened by every thread.
+ * Which relay process opens a listener. TCP listeners are opened by every process (the kernel spreads new
+ * connections over them); endpoint choices are still made in one place, host 0 (decider.ts), so round robin is
+ * exact and affinity global. UDP listeners only in host 0: a UDP flow's state must live in one process.
  */
 export function servedBy(listener: Listener, index: number, count: number): boolean {
-  if (count <= 1 || listener.route.affinityTimeoutMs === undefined) return true;
-  return counterSlot(listener.route.serviceKey) % count === index;
+  return count <= 1 || listener.protocol === 'TCP' || index === 0;
 }
 
 export function shareOf(table: ListenerTable, index: number, count: number): ListenerTable {
@@ -39,22 +43,25 @@ export function inProcessHost(config: UserspaceConfig, log: LogSink): RelayHost 
   };
 }
 
-// ---- worker threads ----
+// ---- relay processes ----
 
-export interface WorkerInit {
+/** argv[2] of relay-host.ts, as JSON. */
+export interface HostInit {
   readonly config: UserspaceConfig;
   readonly index: number;
   readonly count: number;
-  /** Round-robin counters shared by all relay threads. */
-  readonly counters: SharedArrayBuffer;
+  /** Socket on which host 0 answers endpoint choices (Linux abstract namespace: nothing left on disk). */
+  readonly deciderPath: string;
 }
 
-export type ToWorker =
+export type ToHost =
   | { readonly type: 'apply'; readonly id: number; readonly input: ApplyInput }
   | { readonly type: 'stats'; readonly id: number }
   | { readonly type: 'close'; readonly id: number };
 
-export type FromWorker =
+export type FromHost =
+  | { readonly type: 'boot' }
+  | { readonly type: 'ready' }
   | { readonly type: 'reply'; readonly id: number; readonly value: unknown; readonly error?: string }
   | { readonly type: 'log'; readonly level: LogLevel; readonly obj: Record<string, unknown>; readonly msg: string };
 
@@ -63,50 +70,83 @@ interface Pending {
   reject(err: Error): void;
 }
 
-class RelayThread {
-  readonly #init: WorkerInit;
+const HOST_SCRIPT = new URL('./relay-host.ts', import.meta.url);
+const EXIT_GRACE_MS = 3000;
+/**
+ * V8 flags of a relay process. A small young generation: a relay allocates a little per connection and keeps it,
+ * and the default (up to 16 MiB per semi-space) costs ~20 MiB per process for nothing measurable in throughput.
+ */
+const RELAY_FLAGS = ['--max-semi-space-size=1'];
+/** One malloc arena: a relay has one busy thread, and more arenas only fragment (~6 MiB per 5k connections). */
+const RELAY_ENV = { ...process.env, MALLOC_ARENA_MAX: '1' };
+
+class RelayProcess {
+  readonly #init: HostInit;
   readonly #log: LogSink;
-  #worker: Worker;
+  #child: ChildProcess;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #lastInput: ApplyInput | undefined;
+  /** Resolves when the current child process listens for commands, or has exited. */
+  #started!: Promise<void>;
   #closing = false;
   #closed: Promise<void> | undefined;
 
-  constructor(init: WorkerInit, log: LogSink) {
+  constructor(init: HostInit, log: LogSink) {
     this.#init = init;
     this.#log = log;
-    this.#worker = this.#spawn();
+    this.#child = this.#spawn();
   }
 
-  #spawn(): Worker {
-    const worker = new Worker(new URL('./relay-worker.ts', import.meta.url), { workerData: this.#init });
-    worker.on('message', (m: FromWorker) => {
-      if (m.type === 'log') return this.#log(m.level, { ...m.obj, thread: this.#init.index }, m.msg);
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  #spawn(): ChildProcess {
+    // The project's Node, without the parent's flags (a test runner's --test must not reach the relay) and
+    // without the TypeScript stripper (boot.ts).
+    const child = spawn(process.execPath, [...RELAY_FLAGS, '--input-type=module', '-e', BOOT_CODE, HOST_SCRIPT.href,
+      JSON.stringify(this.#init)], { env: RELAY_ENV, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let ready = (): void => undefined;
+    this.#started = new Promise<void>((resolve) => {
+      ready = resolve;
+      child.once('exit', () => resolve());
+    });
+    child.on('message', (m: FromHost) => {
+      if (m.type === 'boot') return void child.send(strippedModules(HOST_SCRIPT));
+      if (m.type === 'ready') return ready();
+      if (m.type === 'log') return this.#log(m.level, { ...m.obj, relay: this.#init.index }, m.msg);
       const p = this.#pending.get(m.id);
       this.#pending.delete(m.id);
       if (m.error !== undefined) p?.reject(new Error(m.error));
       else p?.resolve(m.value);
     });
-    worker.on('error', (err) => this.#log('error', { thread: this.#init.index, err: err.message }, 'relay thread failed'));
-    worker.on('exit', (code) => {
-      for (const p of this.#pending.values()) p.reject(new Error(`relay thread ${this.#init.index} exited (${code})`));
+    child.on('error', (err) => this.#log('error', { relay: this.#init.index, err: err.message }, 'relay process failed'));
+    child.once('exit', (code, signal) => {
+      for (const p of this.#pending.values()) p.reject(new Error(`relay process ${this.#init.index} exited (${code ?? signal})`));
       this.#pending.clear();
       if (this.#closing) return;
-      // A relay thread that dies is replaced and given the last table again.
-      this.#log('error', { thread: this.#init.index, code }, 'relay thread exited; restarting it');
-      this.#worker = this.#spawn();
+      // A relay process that dies is replaced and given the last table again.
+      this.#log('error', { relay: this.#init.index, code, signal }, 'relay process exited; restarting it');
+      this.#child = this.#spawn();
       if (this.#lastInput) this.apply(this.#lastInput).catch(() => undefined);
     });
-    return worker;
+    return child;
   }
 
-  #call(message: { type: 'apply'; input: ApplyInput } | { type: 'stats' } | { type: 'close' }): Promise<unknown> {
+  async #call(message: { type: 'apply'; input: ApplyInput } | { type: 'stats' } | { type: 'close' }): Promise<unknown> {
     const id = this.#nextId++;
-    if (this.#closing && message.type !== 'close') return Promise.reject(new Error('the relay is stopped'));
+    if (this.#closing && message.type !== 'close') throw new Error('the relay is stopped');
+    const child = this.#child;
+    await this.#started;
+    if (!child.connected) return Promise.reject(new Error(`relay process ${this.#init.index} is not running`));
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ ...message, id } satisfies ToWorker);
+      child.send({ ...message, id } satisfies ToHost, (err) => {
+        if (!err) return;
+        this.#pending.delete(id);
+        reject(err);
+      });
     });
   }
 
@@ -123,21 +163,31 @@ class RelayThread {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      const child = this.#child;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       await this.#call({ type: 'close' }).catch(() => undefined);
-      await this.#worker.terminate();
+      const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
     })();
     return this.#closed;
   }
 }
 
-export function workerHost(config: UserspaceConfig, log: LogSink): RelayHost {
+export interface ProcessHost extends RelayHost {
+  /** Process ids of the relay processes (tests and the bench add up their memory). */
+  pids(): number[];
+}
+
+export function processHost(config: UserspaceConfig, log: LogSink): ProcessHost {
   const count = config.workers;
-  const counters = new SharedArrayBuffer(COUNTER_SLOTS * Int32Array.BYTES_PER_ELEMENT);
-  const threads = Array.from({ length: count }, (_, index) => new RelayThread({ config, index, count, counters }, log));
+  const deciderPath = `\0kproxy-relay-${process.pid}-${randomBytes(8).toString('hex')}`;
+  const hosts = Array.from({ length: count }, (_, index) => new RelayProcess({ config, index, count, deciderPath }, log));
   return {
     async apply(input) {
-      const results = await Promise.all(threads.map((t) => t.apply(input)));
-      // Every thread opens the shared listeners: report each listener once, a failure in any thread counts.
+      const results = await Promise.all(hosts.map((h) => h.apply(input)));
+      // Every process opens the shared listeners: report each listener once, a failure in any process counts.
       const failed = new Map<string, string>();
       for (const r of results) for (const f of r.failed) failed.set(f.key, f.error);
       const most = (k: 'opened' | 'closed' | 'updated'): number => results.reduce((n, r) => Math.max(n, r[k]), 0);
@@ -145,10 +195,11 @@ export function workerHost(config: UserspaceConfig, log: LogSink): RelayHost {
         failed: [...failed].map(([key, error]) => ({ key, error })) };
     },
     async stats() {
-      return mergeStats(await Promise.all(threads.map((t) => t.stats())));
+      return mergeStats(await Promise.all(hosts.map((h) => h.stats())));
     },
     async close() {
-      await Promise.all(threads.map((t) => t.close()));
+      await Promise.all(hosts.map((h) => h.close()));
     },
+    pids: () => hosts.map((h) => h.pid).filter((p): p is number => p !== undefined),
   };
 }

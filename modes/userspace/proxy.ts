@@ -1,10 +1,10 @@
 // The running userspace mode: compile the table for this node, put service addresses on kproxy's interface,
-// hand the table to the relay threads, then take away addresses nobody listens on any more.
+// hand the table to the relay processes, then take away addresses nobody listens on any more.
 import type { Logger, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState } from '../../src/model/types.ts';
 import type { UserspaceConfig } from './config.ts';
-import { inProcessHost, workerHost } from './host.ts';
-import type { RelayHost } from './host.ts';
+import { inProcessHost, processHost } from './host.ts';
+import type { ProcessHost, RelayHost } from './host.ts';
 import { ensureAddresses, hostAddresses, runIp } from './interface.ts';
 import type { IpRunner } from './interface.ts';
 import type { LogSink } from './rate-log.ts';
@@ -38,6 +38,7 @@ export class UserspaceProxy implements ProxyMode {
   readonly #log: Logger;
   readonly #run: IpRunner;
   readonly #host: RelayHost;
+  readonly #processes: ProcessHost | undefined;
   #lastAddresses: string | undefined;
   /** Whether this process ever needed the interface: until then it is left alone (the demo never needs it). */
   #ownsAddresses = false;
@@ -48,7 +49,8 @@ export class UserspaceProxy implements ProxyMode {
     this.#run = options.runIp ?? runIp;
     const log = options.log;
     const sink: LogSink = (level, obj, msg) => log[level](obj, msg);
-    this.#host = options.config.workers > 0 ? workerHost(options.config, sink) : inProcessHost(options.config, sink);
+    if (options.config.workers > 0) this.#host = this.#processes = processHost(options.config, sink);
+    else this.#host = inProcessHost(options.config, sink);
   }
 
   async sync(state: DesiredState, request: SyncRequest): Promise<SyncReport> {
@@ -92,7 +94,12 @@ export class UserspaceProxy implements ProxyMode {
     };
   }
 
-  /** Active connections and byte counters per service, summed over the relay threads. */
+  /** Process ids of the relay processes (none when the relay runs in this thread). */
+  relayPids(): number[] {
+    return this.#processes?.pids() ?? [];
+  }
+
+  /** Active connections and byte counters per service, summed over the relay processes. */
   stats(): Promise<RelayStats> {
     return this.#host.stats();
   }

@@ -1,9 +1,10 @@
-// The relay of one thread: listening sockets for the listener table, TCP connections and UDP flows to the
+// The relay of one process: listening sockets for the listener table, TCP connections and UDP flows to the
 // endpoints. Everything here is sockets; the choices (which endpoints, which order) come from pure modules.
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { UserspaceConfig } from './config.ts';
 import { Balancer } from './balancer.ts';
+import type { Chooser } from './balancer.ts';
 import { classifyClient, decide } from './decide.ts';
 import { RateLimitedLog } from './rate-log.ts';
 import type { LogSink } from './rate-log.ts';
@@ -14,13 +15,13 @@ import type { Listener, ListenerRoute, ListenerTable, RelayEndpoint } from './ta
 export interface RelayOptions {
   readonly config: UserspaceConfig;
   readonly log: LogSink;
-  /** Share listening ports with the other relay threads (SO_REUSEPORT). */
+  /** Share listening ports with the other relay processes (SO_REUSEPORT). */
   readonly reusePort: boolean;
   /** This relay's share of config.maxConnections. */
   readonly maxConnections: number;
   readonly now?: () => number;
-  /** Round-robin counters shared with the other relay threads (see Balancer). */
-  readonly counters?: Int32Array;
+  /** Where endpoints are chosen; default a Balancer of this relay (relay processes share one: decider.ts). */
+  readonly chooser?: Chooser;
 }
 
 export interface ApplyInput {
@@ -73,7 +74,7 @@ export class Relay {
   readonly #now: () => number;
   readonly #log: RateLimitedLog;
   readonly #sink: LogSink;
-  readonly #balancer: Balancer;
+  readonly #balancer: Chooser;
   readonly #listeners = new Map<string, ListenerState>();
   /** Counters of finished connections (live ones are added when stats() is read). */
   readonly #stats = new Map<string, ServiceStats>();
@@ -91,7 +92,7 @@ export class Relay {
     this.#now = options.now ?? Date.now;
     this.#sink = options.log;
     this.#log = new RateLimitedLog({ sink: options.log, burst: options.config.logBurst, windowMs: options.config.logWindowMs });
-    this.#balancer = new Balancer({ now: this.#now, ...(options.counters ? { counters: options.counters } : {}) });
+    this.#balancer = options.chooser ?? new Balancer({ now: this.#now });
     const every = Math.max(50, Math.min(1000, Math.floor(options.config.udpIdleTimeoutMs / 4)));
     this.#sweeper = setInterval(() => this.#sweep(), every);
     this.#sweeper.unref();
@@ -271,8 +272,11 @@ export class Relay {
     this.#active++;
     this.#statsOf(listener.route.serviceKey).active++;
     client.once('close', (hadError) => this.#clientClosed(conn, hadError));
+    const attempts = this.#config.maxConnectAttempts;
     const order = this.#balancer.order(listener.route, decision.endpoints, clientIp);
-    this.#connect(conn, order.slice(0, this.#config.maxConnectAttempts), [], clientIp);
+    // The client stays paused (pauseOnConnect) while another relay process decides.
+    if (Array.isArray(order)) this.#connect(conn, order.slice(0, attempts), [], clientIp);
+    else void order.then((o) => (conn.client.destroyed ? undefined : this.#connect(conn, o.slice(0, attempts), [], clientIp)));
   }
 
   #connect(conn: TcpConnection, candidates: RelayEndpoint[], errors: string[], clientIp: string): void {
@@ -354,7 +358,9 @@ export class Relay {
       this.#refuse(listener, rinfo.address, decision.kind === 'reject' ? 'no endpoints' : 'not allowed for this client');
       return undefined;
     }
-    const [endpoint] = this.#balancer.order(listener.route, decision.endpoints, rinfo.address);
+    // UDP listeners live in relay host 0 only, whose chooser answers at once.
+    const order = this.#balancer.order(listener.route, decision.endpoints, rinfo.address);
+    const [endpoint] = Array.isArray(order) ? order : [];
     if (!endpoint) return undefined;
     this.#balancer.chosen(listener.route, rinfo.address, endpoint);
     const serviceKey = listener.route.serviceKey;

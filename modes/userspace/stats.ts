@@ -1,4 +1,4 @@
-// Per-service counters of the relay, and how the counters of several relay threads add up.
+// Per-service counters of the relay, and how the counters of several relay processes add up.
 
 export interface ServiceStats {
   /** TCP connections being relayed plus open UDP flows. */

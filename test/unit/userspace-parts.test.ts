@@ -56,7 +56,7 @@ describe('userspace balancer', () => {
   });
 });
 
-describe('userspace config, threads, logs, stats', () => {
+describe('userspace config, relay processes, logs, stats', () => {
   test('config: defaults, prefixed keys, bad values reported and ignored', () => {
     assert.deepEqual(parseConfig({}).config, defaultConfig);
     const { config, problems } = parseConfig({ 'userspace.workers': '0', interfaceName: 'bad name!', drainGraceMs: 500, connectTimeoutMs: -1 });
@@ -67,11 +67,16 @@ describe('userspace config, threads, logs, stats', () => {
     assert.equal(problems.length, 2);
   });
 
-  test('affinity services are served by exactly one thread, others by all', () => {
-    for (const l of table.listeners) {
-      const serving = [0, 1, 2].filter((i) => servedBy(l, i, 3)).length;
-      assert.equal(serving, l.route.affinityTimeoutMs === undefined ? 3 : 1);
+  test('TCP listeners (affinity or not) are opened by every relay process, UDP ones by host 0 only', () => {
+    const mixed = compile(desiredState([
+      { name: 'sticky', clusterIP: '10.96.0.2', port: 80, affinitySeconds: 10, endpoints: [['10.0.0.1', 80]] },
+      { name: 'dns', protocol: 'UDP', clusterIP: '10.96.0.3', port: 53, endpoints: [['10.0.0.1', 53]] },
+    ]));
+    for (const l of mixed.listeners) {
+      const serving = [0, 1, 2].filter((i) => servedBy(l, i, 3));
+      assert.deepEqual(serving, l.protocol === 'TCP' ? [0, 1, 2] : [0], l.key);
     }
+    assert.equal(mixed.listeners.length, 2);
   });
 
   test('rate-limited log: a burst per key and window, then the suppressed count', () => {
@@ -86,7 +91,7 @@ describe('userspace config, threads, logs, stats', () => {
     assert.deepEqual(lines[3], { i: 10, suppressedBefore: 8 });
   });
 
-  test('stats of threads add up per service', () => {
+  test('stats of relay processes add up per service', () => {
     const s = { active: 1, relayed: 2, refused: 3, failed: 4, bytesIn: 5, bytesOut: 6 };
     const merged = mergeStats([{ listeners: 2, active: 1, services: { a: s } }, { listeners: 2, active: 1, services: { a: s, b: s } }]);
     assert.deepEqual(merged.services.a, { active: 2, relayed: 4, refused: 6, failed: 8, bytesIn: 10, bytesOut: 12 });

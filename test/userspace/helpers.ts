@@ -1,5 +1,6 @@
 // Builders of desired state and small socket helpers for the userspace mode's tests.
 import dgram from 'node:dgram';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../../src/model/mode.ts';
 import type { DesiredState, Endpoint, Frontend, ServicePortPlan } from '../../src/model/types.ts';
@@ -156,3 +157,31 @@ export function udpAsk(client: dgram.Socket, ip: string, port: number, text: str
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resident memory of a process and all its descendants (kproxy plus its relay processes), in KiB: the
+ * total and each process's own (the root first). */
+export function treeRssKiB(root: number): { total: number; each: number[] } {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid …": comm may hold spaces, so read after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const each: number[] = [];
+  const walk = (pid: number): void => {
+    try {
+      each.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0));
+    } catch {
+      return;
+    }
+    for (const child of children.get(pid) ?? []) walk(child);
+  };
+  walk(root);
+  return { total: each.reduce((a, b) => a + b, 0), each };
+}

@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { defaultConfig } from '../../modes/userspace/config.ts';
 import type { UserspaceConfig } from '../../modes/userspace/config.ts';
 import { UserspaceProxy } from '../../modes/userspace/proxy.ts';
@@ -13,6 +16,7 @@ import type { ServiceSpec } from './helpers.ts';
 const net3 = `127.88.${process.pid % 250}`;
 const VIP = `${net3}.1`;
 const BACKENDS = [`${net3}.11`, `${net3}.12`, `${net3}.13`];
+const PARENT = fileURLToPath(new URL('./scripts/relay-parent.ts', import.meta.url));
 const closers: (() => unknown)[] = [];
 after(async () => {
   for (const close of closers.reverse()) await close();
@@ -67,19 +71,19 @@ describe('userspace relay on loopback', () => {
     await proxy.stop();
   });
 
-  test('two relay threads share the port (SO_REUSEPORT) and both balance', async () => {
+  test('two relay processes share the port (SO_REUSEPORT); round robin stays exact over both', async () => {
     const { proxy } = await startProxy({ workers: 2 });
     const port = await freePort(VIP);
     const eps = await backends(['a', 'b', 'c']);
     await sync(proxy, [{ name: 'threads', clusterIP: VIP, port, endpoints: eps }]);
     const answers: string[] = [];
     for (let i = 0; i < 60; i++) answers.push(await fetchText(VIP, port));
-    assert.deepEqual(countBy(answers), { a: 20, b: 20, c: 20 }, 'round robin is exact over both threads');
+    assert.deepEqual(countBy(answers), { a: 20, b: 20, c: 20 }, 'round robin is exact over both processes');
     assert.equal((await proxy.stats()).services['default/threads:']?.relayed, 60);
     await proxy.stop();
   });
 
-  test('ClientIP affinity keeps a client on one endpoint', async () => {
+  test('ClientIP affinity keeps a client on one endpoint, whichever relay process accepts it', async () => {
     const { proxy } = await startProxy({ workers: 2 });
     const port = await freePort(VIP);
     const eps = await backends(['a', 'b', 'c']);
@@ -251,6 +255,33 @@ describe('userspace relay on loopback', () => {
     }
     assert.equal(seen.size, 1);
     await proxy.stop();
+  });
+
+  test('relay processes die with their parent (SIGKILL: no stop, only the closed IPC channel)', async () => {
+    const [backend] = await backends(['solo']);
+    assert.ok(backend);
+    const port = await freePort(VIP);
+    const parent = spawn(process.execPath, [PARENT, VIP, backend[0], String(backend[1]), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    closers.push(() => parent.kill('SIGKILL'));
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: parent.stdout }).once('line', resolve);
+      parent.once('exit', (code) => reject(new Error(`relay-parent exited ${code}`)));
+    });
+    const { pids } = JSON.parse(line) as { pids: number[] };
+    assert.equal(pids.length, 2);
+    assert.equal(await fetchText(VIP, port), 'solo');
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(pids.every(alive));
+    parent.kill('SIGKILL');
+    await until(async () => !pids.some(alive), 3000);
+    assert.match(await fetchText(VIP, port), /^ERR:ECONNREFUSED/);
   });
 
   test('the connection limit resets clients above it', async () => {
