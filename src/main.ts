@@ -4,16 +4,17 @@ import { loadConfig } from './config/index.ts';
 import type { ProxyConfig } from './config/types.ts';
 import { KproxyError } from './errors.ts';
 import { createLogger, type AppLogger } from './log.ts';
-import type { ModeModule, ModeOptions, ProxyMode } from './model/mode.ts';
-import type { InvalidObject, SyncObserver } from './model/observe.ts';
+import type { ModeOptions, ProxyMode } from './model/mode.ts';
 import type { ClusterSource } from './model/source.ts';
 import { loadMode, modesDirFromEnvironment, type LoadModeOptions } from './modes.ts';
 import { SyncLoop, systemClock } from './sync/index.ts';
-import type { ClusterStore } from './store/cluster-store.ts';
 import { parseCommandLine } from './cli/parse.ts';
 import { plan } from './cli/plan.ts';
 import { trace } from './cli/trace.ts';
 import { computeOptionsOf, createSource, createStore, nodeNameFor } from './cli/wiring.ts';
+import { nodeEventsFor, startServers, type Attachment } from './attachments.ts';
+import type { NodeEvents } from './events/node-events.ts';
+import { tapClusterEvents } from './health/tap.ts';
 
 export interface MainIO {
   readonly stdout: (text: string) => void;
@@ -58,41 +59,6 @@ export async function main(args: readonly string[], io: MainIO = processIO): Pro
   }
 }
 
-/**
- * Something attached to a running proxy besides the sync loop, e.g. the health server (src/health) and the
- * metrics server (src/metrics). It may observe syncs and skipped objects; it is stopped on shutdown.
- */
-export interface Attachment {
-  readonly name: string;
-  readonly observer?: SyncObserver;
-  readonly onInvalid?: (invalid: InvalidObject) => void;
-  readonly onStale?: (isStale: boolean, reason?: string) => void;
-  stop(): Promise<void>;
-}
-
-export interface AttachContext {
-  readonly config: ProxyConfig;
-  readonly log: AppLogger;
-  readonly store: ClusterStore;
-  readonly loop: SyncLoop;
-  readonly mode: ModeModule;
-}
-
-/**
- * ATTACH POINT for servers and observers. The health server (config.healthzBindAddress) and the metrics server
- * (config.metricsBindAddress) are created here and returned; runProxy wires their observer/onInvalid hooks
- * and stops them on shutdown. Empty bind addresses mean "disabled".
- */
-async function attachServers(_context: AttachContext): Promise<Attachment[]> {
-  const attachments: Attachment[] = [];
-  // Health (src/health): a ProxyHealth observer + startHealthServer({ bindAddress: config.healthzBindAddress, health })
-  //   when config.healthzBindAddress !== '' → attachments.push({ name: 'health', observer: health, onStale, stop }).
-  // Metrics (src/metrics): a ProxyMetrics observer + startMetricsServer({ bindAddress: config.metricsBindAddress, ... })
-  //   when config.metricsBindAddress !== '' → attachments.push({ name: 'metrics', observer: metrics, onInvalid, stop }).
-  // (The config turns an empty address or port 0 into '' = disabled.)
-  return attachments;
-}
-
 export interface RunOptions {
   readonly config: ProxyConfig;
   readonly log: AppLogger;
@@ -120,42 +86,50 @@ export async function runProxy(options: RunOptions): Promise<number> {
   const nodeName = nodeNameFor(config, log);
   log.info({ node: nodeName, source: config.manifests ?? config.master ?? config.kubeconfig ?? 'in-cluster' }, 'Starting');
 
-  const attachments: Attachment[] = [];
+  const { attachments, metrics } = await startServers(config, log);
   const store = createStore(computeOptionsOf(config, nodeName), log, {
     onInvalid: (invalid) => attachments.forEach((a) => a.onInvalid?.(invalid)),
     onStale: (isStale, reason) => attachments.forEach((a) => a.onStale?.(isStale, reason)),
   });
-  const proxier: ProxyMode = await mode.create(modeOptions);
-  const loop = new SyncLoop({
-    clock: systemClock, log, proxier,
-    snapshot: () => store.snapshot(), isReady: () => store.hasSynced,
-    minSyncPeriodMs: config.minSyncPeriodMs, syncPeriodMs: config.syncPeriodMs,
-  });
+  let proxier: ProxyMode | undefined;
+  let loop: SyncLoop | undefined;
   let source: ClusterSource | undefined;
+  let events: NodeEvents | undefined;
   try {
-    for (const attachment of await attachServers({ config, log, store, loop, mode })) {
-      attachments.push(attachment);
-      if (attachment.observer) loop.addObserver(attachment.observer);
-    }
-    store.onChange(() => loop.requestSync());
-    source = await createSource(config, nodeName, log);
+    proxier = await mode.create(modeOptions);
+    if (metrics && proxier.trafficStats) metrics.useTrafficStats(proxier.trafficStats.bind(proxier));
+    loop = new SyncLoop({
+      clock: systemClock, log, proxier,
+      snapshot: () => store.snapshot(), isReady: () => store.hasSynced,
+      minSyncPeriodMs: config.minSyncPeriodMs, syncPeriodMs: config.syncPeriodMs,
+      observers: attachments.flatMap((a) => (a.observer ? [a.observer] : [])),
+    });
+    const syncLoop = loop;
+    store.onChange(() => syncLoop.requestSync());
+    source = await createSource(config, nodeName, log, {
+      ...(metrics && { onRestart: (kind) => metrics.informerRestarted(kind) }),
+    });
+    events = nodeEventsFor(source, nodeName, log);
+    if (events) loop.addObserver(events);
     log.info({ source: source.description }, 'Watching cluster objects');
-    await source.start(store);
+    await source.start(tapClusterEvents(store, ...attachments.flatMap((a) => (a.tap ? [a.tap] : []))));
+    events?.starting();
     loop.start();
     // Timers, watchers and signal handlers do not keep Node alive on their own: hold it until shutdown.
     const keepAlive = setInterval(() => undefined, 1 << 30);
     const signal = await shutdown.finally(() => clearInterval(keepAlive));
     log.info({ signal }, 'Shutting down; programmed rules stay in place');
   } finally {
-    await stopAll({ source, loop, proxier, attachments, log, timeoutMs: options.shutdownTimeoutMs ?? 5000 });
+    await stopAll({ source, loop, proxier, events, attachments, log, timeoutMs: options.shutdownTimeoutMs ?? 5000 });
   }
   return 0;
 }
 
 interface StopInput {
   readonly source: ClusterSource | undefined;
-  readonly loop: SyncLoop;
-  readonly proxier: ProxyMode;
+  readonly loop: SyncLoop | undefined;
+  readonly proxier: ProxyMode | undefined;
+  readonly events: NodeEvents | undefined;
   readonly attachments: readonly Attachment[];
   readonly log: AppLogger;
   readonly timeoutMs: number;
@@ -165,8 +139,9 @@ interface StopInput {
 async function stopAll(input: StopInput): Promise<void> {
   const steps = async (): Promise<void> => {
     await input.source?.stop();
-    await input.loop.stop();
-    await input.proxier.stop();
+    await input.loop?.stop();
+    await input.proxier?.stop();
+    await input.events?.flushed();
     await Promise.all(input.attachments.map((a) => a.stop()));
   };
   let timer: NodeJS.Timeout | undefined;

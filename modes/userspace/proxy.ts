@@ -1,6 +1,6 @@
 // The running userspace mode: compile the table for this node, put service addresses on kproxy's interface,
 // hand the table to the relay processes, then take away addresses nobody listens on any more.
-import type { Logger, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
+import type { Logger, ProxyMode, ServiceTraffic, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState } from '../../src/model/types.ts';
 import type { UserspaceConfig } from './config.ts';
 import { inProcessHost, processHost } from './host.ts';
@@ -100,6 +100,10 @@ export class UserspaceProxy implements ProxyMode {
   }
 
   /** Active connections and byte counters per service, summed over the relay processes. */
+  async trafficStats(): Promise<Readonly<Record<string, ServiceTraffic>>> {
+    return (await this.stats()).services;
+  }
+
   stats(): Promise<RelayStats> {
     return this.#host.stats();
   }

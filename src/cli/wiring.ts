@@ -9,7 +9,7 @@ import type { ProxyConfig } from '../config/types.ts';
 import { SourceUnavailableError } from '../errors.ts';
 import type { Logger } from '../model/mode.ts';
 import type { InvalidObject } from '../model/observe.ts';
-import type { ClusterSource } from '../model/source.ts';
+import type { ClusterSource, ObjectKind } from '../model/source.ts';
 import type { DesiredState } from '../model/types.ts';
 import { ClusterStore } from '../store/cluster-store.ts';
 
@@ -94,6 +94,7 @@ interface KubeSourceModule {
     connection: ProxyConfig['clientConnection'] & { kubeconfig?: string; master?: string };
     proxyName?: string;
     log?: Logger;
+    onRestart?: (kind: ObjectKind) => void;
   }): ClusterSource;
 }
 
@@ -101,7 +102,12 @@ interface KubeSourceModule {
  * --manifests wins; otherwise the Kubernetes API (--kubeconfig, --master or the in-cluster service account).
  * Not finding connection settings is a one-line SourceUnavailableError, not a stack trace.
  */
-export async function createSource(config: ProxyConfig, nodeName: string, log: Logger): Promise<ClusterSource> {
+export interface SourceHooks {
+  /** Told about every informer restart of the Kubernetes source (metrics). */
+  readonly onRestart?: (kind: ObjectKind) => void;
+}
+
+export async function createSource(config: ProxyConfig, nodeName: string, log: Logger, hooks: SourceHooks = {}): Promise<ClusterSource> {
   if (config.manifests !== undefined) return new ManifestSource({ path: config.manifests, log, nodeName });
   if (!existsSync(KUBE_SOURCE_PATH)) {
     throw new SourceUnavailableError('the Kubernetes API source is not available in this build; use --manifests PATH');
@@ -119,7 +125,8 @@ export async function createSource(config: ProxyConfig, nodeName: string, log: L
         ...(config.master !== undefined && { master: config.master }),
       },
       ...(config.serviceProxyName !== undefined && { proxyName: config.serviceProxyName }),
-      log,
+      log: log.child({ component: 'kube' }),
+      ...(hooks.onRestart && { onRestart: hooks.onRestart }),
     });
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);

@@ -2,6 +2,7 @@
 // kubeproxy_* names, types, labels and buckets (pkg/proxy/metrics, v1.34) for what kproxy also does, plus
 // kproxy_* for its own parts. Fed as a SyncObserver (sync loop) and a ClusterEvents tap (changes, triggers).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServiceTraffic } from '../model/mode.ts';
 import type { InvalidObject, SyncFailed, SyncObserver, SyncSucceeded } from '../model/observe.ts';
 import type { ObjectKind, ClusterEvents } from '../model/source.ts';
 import type { DesiredState, IPFamily, ProxyModeName } from '../model/types.ts';
@@ -23,14 +24,6 @@ export const NETWORK_PROGRAMMING_BUCKETS = [
 export const SYNC_DURATION_BUCKETS = exponentialBuckets(0.001, 2, 15);
 
 const LAST_CHANGE_TRIGGER_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
-
-/** Counters the userspace relay reports through (kproxy's own). */
-export interface RelayCounters {
-  connectionOpened(protocol: string): void;
-  connectionFailed(protocol: string, reason: string): void;
-  bytes(direction: 'in' | 'out', count: number): void;
-  activeConnections(delta: number): void;
-}
 
 export interface ProxyMetricsOptions {
   readonly mode: ProxyModeName;
@@ -80,10 +73,10 @@ export class ProxyMetrics implements SyncObserver {
   readonly informerRestarts: Counter<'resource'>;
   readonly sourceStale: Gauge;
   readonly syncFailures: Counter<'mode'>;
-  readonly relayConnections: Counter<'protocol'>;
-  readonly relayFailures: Counter<'protocol' | 'reason'>;
-  readonly relayBytes: Counter<'direction'>;
-  readonly relayActive: Gauge;
+  readonly relayConnections: Counter<'service' | 'result'>;
+  readonly relayBytes: Counter<'service' | 'direction'>;
+  readonly relayActive: Gauge<'service'>;
+  private trafficSource: (() => Promise<Readonly<Record<string, ServiceTraffic>>>) | undefined;
 
   private pendingServices: TimedChange[] = [];
   private pendingEndpoints: TimedChange[] = [];
@@ -115,10 +108,12 @@ export class ProxyMetrics implements SyncObserver {
     this.informerRestarts = new Counter({ name: 'kproxy_informer_restarts_total', help: 'Restarts of a Kubernetes list+watch (errors, 410 relists, silent watches)', labelNames: ['resource'], registers });
     this.sourceStale = new Gauge({ name: 'kproxy_source_stale', help: '1 while the cluster view is stale (a watch is broken), else 0', registers });
     this.syncFailures = new Counter({ name: 'kproxy_sync_failures_total', help: 'Failed syncs of the proxy mode', labelNames: ['mode'], registers });
-    this.relayConnections = new Counter({ name: 'kproxy_userspace_relay_connections_total', help: 'Connections (TCP) or flows (UDP) relayed by the userspace mode', labelNames: ['protocol'], registers });
-    this.relayFailures = new Counter({ name: 'kproxy_userspace_relay_failures_total', help: 'Relay attempts that failed to reach a backend', labelNames: ['protocol', 'reason'], registers });
-    this.relayBytes = new Counter({ name: 'kproxy_userspace_relay_bytes_total', help: 'Bytes relayed by the userspace mode', labelNames: ['direction'], registers });
-    this.relayActive = new Gauge({ name: 'kproxy_userspace_relay_active_connections', help: 'Connections the userspace mode is relaying now', registers });
+    // The relay counts in its own processes; these read its counters when scraped (see useTrafficStats).
+    // Each of the three may be collected first (the registry gathers them concurrently): all wait for one read.
+    const collect = async (): Promise<void> => { await this.refreshTraffic(); };
+    this.relayConnections = new Counter({ name: 'kproxy_userspace_relay_connections_total', help: 'Connections (TCP) or flows (UDP) of the userspace relay by service port and result (relayed, refused, failed)', labelNames: ['service', 'result'], registers, collect });
+    this.relayBytes = new Counter({ name: 'kproxy_userspace_relay_bytes_total', help: 'Bytes relayed by the userspace mode by service port; in = from clients, out = to clients', labelNames: ['service', 'direction'], registers, collect });
+    this.relayActive = new Gauge({ name: 'kproxy_userspace_relay_active_connections', help: 'Connections and UDP flows the userspace relay carries now, by service port', labelNames: ['service'], registers, collect });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -216,13 +211,33 @@ export class ProxyMetrics implements SyncObserver {
     (path === 'healthz' ? this.healthzTotal : this.livezTotal).inc({ code: String(status) });
   }
 
-  /** Hooks for the userspace relay. */
-  relay(): RelayCounters {
-    return {
-      connectionOpened: (protocol) => this.relayConnections.inc({ protocol }),
-      connectionFailed: (protocol, reason) => this.relayFailures.inc({ protocol, reason }),
-      bytes: (direction, count) => this.relayBytes.inc({ direction }, count),
-      activeConnections: (delta) => this.relayActive.inc(delta),
-    };
+  /** Read per-service traffic from a mode that relays it (ProxyMode.trafficStats) at every scrape. */
+  useTrafficStats(source: () => Promise<Readonly<Record<string, ServiceTraffic>>>): void {
+    this.trafficSource = source;
+  }
+
+  private trafficRead: Promise<void> | undefined;
+
+  private refreshTraffic(): Promise<void> {
+    this.trafficRead ??= this.readTraffic().finally(() => { this.trafficRead = undefined; });
+    return this.trafficRead;
+  }
+
+  private async readTraffic(): Promise<void> {
+    if (!this.trafficSource) return;
+    const stats = await this.trafficSource().catch(() => undefined);
+    if (!stats) return;
+    // The mode's counters are cumulative: mirror them (a service that is gone drops out).
+    this.relayConnections.reset();
+    this.relayBytes.reset();
+    this.relayActive.reset();
+    for (const [service, s] of Object.entries(stats)) {
+      this.relayActive.set({ service }, s.active);
+      this.relayConnections.inc({ service, result: 'relayed' }, s.relayed);
+      this.relayConnections.inc({ service, result: 'refused' }, s.refused);
+      this.relayConnections.inc({ service, result: 'failed' }, s.failed);
+      this.relayBytes.inc({ service, direction: 'in' }, s.bytesIn);
+      this.relayBytes.inc({ service, direction: 'out' }, s.bytesOut);
+    }
   }
 }

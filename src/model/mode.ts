@@ -22,6 +22,20 @@ export interface SyncReport {
   readonly stats?: Readonly<Record<string, number>>;
 }
 
+/** Per-service traffic a mode that carries traffic itself (the userspace relay) has counted since it started. */
+export interface ServiceTraffic {
+  /** Connections being relayed plus open UDP flows. */
+  readonly active: number;
+  /** Connections / UDP flows that reached an endpoint. */
+  readonly relayed: number;
+  /** Refused at once: no endpoints, source not allowed, connection limit. */
+  readonly refused: number;
+  /** Every endpoint tried failed. */
+  readonly failed: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
 /** A running proxy mode: the only place that touches the kernel or sockets. */
 export interface ProxyMode {
   readonly name: ProxyModeName;
@@ -29,6 +43,8 @@ export interface ProxyMode {
   sync(state: DesiredState, request: SyncRequest): Promise<SyncReport>;
   /** Stop background work; leave programmed state in place (a restart must not interrupt traffic). */
   stop(): Promise<void>;
+  /** Traffic counters by service port key, for modes that relay traffic themselves (metrics read them). */
+  trafficStats?(): Promise<Readonly<Record<string, ServiceTraffic>>>;
 }
 
 export interface ModeOptions {

@@ -47,6 +47,14 @@ test('npm run demo: balanced, sticky, follows manifest edits, stops cleanly', as
     const spread = [];
     for (let i = 0; i < 9; i++) spread.push(await get('127.0.10.1'));
     assert.deepEqual(countBy(spread), { 'hello-1': 3, 'hello-2': 3, 'hello-3': 3 }, output);
+    // The agent's health and metrics contract, as a person would check it next to the demo.
+    const health = await fetch('http://127.0.0.1:10256/healthz');
+    assert.equal(health.status, 200);
+    assert.equal(((await health.json()) as { nodeEligible?: boolean }).nodeEligible, true);
+    const metrics = await (await fetch('http://127.0.0.1:10249/metrics')).text();
+    const relayed = /kproxy_userspace_relay_connections_total\{service="demo\/hello:http",result="relayed"\} (\d+)/.exec(metrics);
+    assert.ok(relayed && Number(relayed[1]) >= 9, metrics.slice(0, 2000));
+    assert.equal(await (await fetch('http://127.0.0.1:10249/proxyMode')).text(), 'userspace');
     const sticky = [];
     for (let i = 0; i < 6; i++) sticky.push(await get('127.0.10.2'));
     assert.equal(new Set(sticky).size, 1);
