@@ -9,12 +9,18 @@
 // run without `ip netns exec`; the raw restores are run from here through `ip netns exec` (a few ms each).
 // iptables-nft is measured at 1k only: its restores take minutes at 10k (see shared/recipes/netns-cluster).
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
+/**
+ * V8 flags of the agent process. Node 24's young generation grows to 128 MiB committed under the allocation
+ * bursts of a 10k-service ingest and keeps it (RSS ≈ 300 MiB before the mode even runs); the agent is meant to
+ * run with a small semi-space (see docs/benchmarks.md). KPROXY_BENCH_NODE_FLAGS='' measures V8's defaults.
+ */
+const AGENT_NODE_FLAGS = (process.env.KPROXY_BENCH_NODE_FLAGS ?? '--max-semi-space-size=8').split(' ').filter(Boolean);
 const ENDPOINTS = 10;
 /** Rounds of (add one endpoint, remove one endpoint); fewer at 20k, where every legacy restore takes long. */
 const partialRounds = (services: number): number => (services > 10000 ? 1 : 3);
@@ -55,12 +61,30 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   writeFileSync(restoreFile, '');
   let toolsMs = 0;
   const verbose = process.env.KPROXY_BENCH_VERBOSE === '1';
+  // A streamed input is copied to the file piece by piece as the tool pulls it (never held whole).
+  const recorded = (input: string | Iterable<string>): string | Iterable<string> => {
+    const fd = openSync(restoreFile, 'a');
+    if (typeof input === 'string') {
+      writeSync(fd, input);
+      closeSync(fd);
+      return input;
+    }
+    return (function* () {
+      try {
+        for (const piece of input) {
+          writeSync(fd, piece);
+          yield piece;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    })();
+  };
   const run: typeof runCommand = async (cmd, args, input) => {
     const started = performance.now();
-    const result = await runCommand(cmd, args, input);
+    const result = await runCommand(cmd, args, cmd.includes('restore') && input !== undefined ? recorded(input) : input);
     toolsMs += performance.now() - started;
     if (verbose) console.error(`${cmd} ${args.join(' ')}: ${(performance.now() - started).toFixed(0)} ms, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
-    if (cmd.includes('restore') && input !== undefined) appendFileSync(restoreFile, input);
     return result;
   };
 
@@ -142,7 +166,7 @@ async function outer(quick: boolean): Promise<void> {
       await addNamespace(agentNs);
       await addNamespace(rawNs);
       try {
-        const child = sh('ip', ['netns', 'exec', agentNs, process.execPath, '--expose-gc', SELF, '--inner', String(services), variant, outDir]);
+        const child = sh('ip', ['netns', 'exec', agentNs, process.execPath, '--expose-gc', ...AGENT_NODE_FLAGS, SELF, '--inner', String(services), variant, outDir]);
         if (child.status !== 0) throw new Error(`agent run failed (${services}, ${variant}): ${child.stderr.trim().split('\n').slice(-5).join(' | ')}`);
         const result = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as InnerResult;
         const rawFullMs = rawRestore(rawNs, variant, result.fullFile);

@@ -1,14 +1,15 @@
 // The iptables mode's apply layer: the only code of this mode with side effects. It pipes rendered text into
 // iptables-restore --noflush (never a flush of anything but kproxy's own chains, so neither start nor stop
-// interrupts traffic), keeps the last applied ruleset per family to write only differences, and deletes stale
+// interrupts traffic), keeps the last applied ruleset per family (as plans, not rules) to write only differences,
+// streams full restores as they are rendered, and deletes stale
 // UDP conntrack entries afterwards.
 import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
-import { compile } from './compile.ts';
+import { compileSource } from './compile.ts';
 import { conntrackDeleteArgs, deletionsWithEntries, isNothingToDelete, parseConntrackList, staleUdpDeletions } from './conntrack.ts';
-import { firstLine, runCommand, type CommandResult, type CommandRunner } from './exec.ts';
-import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, staleChains } from './render.ts';
-import type { Ruleset } from './ruleset.ts';
+import { firstLine, runCommand, type CommandInput, type CommandResult, type CommandRunner } from './exec.ts';
+import { missingHooks, parseSave, renderCleanup, renderDiff, renderFullStream } from './render.ts';
+import type { RulesetSource } from './ruleset.ts';
 import { detectVariant, toolsFor, variantSetting, VARIANTS, type IptablesTools, type IptablesVariant } from './variant.ts';
 
 const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
@@ -18,8 +19,11 @@ const LOCK_WAIT = '5';
 /** Per-family memory of what the kernel holds. */
 interface FamilyState {
   readonly tools: IptablesTools;
-  /** The ruleset last applied; undefined until the first full sync and after any failure (forces a full sync). */
-  applied: Ruleset | undefined;
+  /**
+   * The ruleset last applied, as a source (plans, not rules: see RulesetSource); undefined until the first full
+   * sync and after any failure (forces a full sync).
+   */
+  applied: RulesetSource | undefined;
   /** Known to hold nothing of kproxy while the family has no services (IPv6 on a single-stack node). */
   idle: boolean;
 }
@@ -35,17 +39,37 @@ function lineCount(text: string): number {
   return count;
 }
 
+/** Restore input: text, or a function that renders it piece by piece (called again to report a failed line). */
+type RestoreInput = string | (() => Iterable<string>);
+
 /** "line 7 failed" → the text of line 7, so the log shows which rule the kernel refused. */
-function failedLine(result: CommandResult, input: string): string | undefined {
+function failedLine(result: CommandResult, input: RestoreInput): string | undefined {
   const match = /line (\d+) failed/.exec(result.stderr);
   if (!match) return undefined;
-  return input.split('\n')[Number(match[1]) - 1];
+  let skip = Number(match[1]) - 1;
+  for (const piece of typeof input === 'string' ? [input] : input()) {
+    const lines = piece.split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    if (skip < lines.length) return lines[skip];
+    skip -= lines.length;
+  }
+  return undefined;
 }
 
-async function restore(run: CommandRunner, log: Logger, tools: IptablesTools, text: string): Promise<void> {
-  const result = await run(tools.restore, ['--noflush', '-w', LOCK_WAIT], text);
-  if (result.code === 0) return;
-  const line = failedLine(result, text);
+/** Pipes the input into the restore tool; returns the number of lines written. */
+async function restore(run: CommandRunner, log: Logger, tools: IptablesTools, input: RestoreInput): Promise<number> {
+  let lines = 0;
+  const counted = (pieces: Iterable<string>): Iterable<string> => (function* () {
+    for (const piece of pieces) {
+      lines += lineCount(piece);
+      yield piece;
+    }
+  })();
+  const stdin: CommandInput = typeof input === 'string' ? input : counted(input());
+  if (typeof input === 'string') lines = lineCount(input);
+  const result = await run(tools.restore, ['--noflush', '-w', LOCK_WAIT], stdin);
+  if (result.code === 0) return lines;
+  const line = failedLine(result, input);
   log.error({ tool: tools.restore, stderr: result.stderr.trim(), line }, 'restore failed');
   throw new Error(`${tools.restore} failed: ${firstLine(result)}${line ? ` (${line.slice(0, 200)})` : ''}`);
 }
@@ -104,8 +128,11 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
   }
   let lastState: DesiredState | undefined;
 
-  /** Full sync of one family: every kproxy chain rewritten, stale ones deleted, missing hooks inserted. */
-  const syncFull = async (family: IPFamily, state: DesiredState, fs: FamilyState, ruleset: Ruleset): Promise<number> => {
+  /**
+   * Full sync of one family: every kproxy chain rewritten, stale ones deleted (hook rules jumping to them first),
+   * missing hooks inserted. The restore input is rendered while iptables-restore reads it.
+   */
+  const syncFull = async (family: IPFamily, state: DesiredState, fs: FamilyState, source: RulesetSource): Promise<number> => {
     const saved = parseSave(await save(run, fs.tools));
     const nothingInstalled = saved.chains.nat.length + saved.chains.filter.length + saved.hooks.length === 0;
     // A family with no services and no kproxy state: nothing to do, and no hooks to add to the node.
@@ -113,16 +140,17 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
       fs.idle = true;
       return 0;
     }
-    const text = renderFull(ruleset, { staleChains: staleChains(ruleset, saved), insertHooks: missingHooks(ruleset, saved) });
-    await restore(run, log, fs.tools, text);
-    fs.applied = ruleset;
-    return lineCount(text);
+    const options = { onNode: saved, insertHooks: missingHooks(source.base, saved) };
+    const lines = await restore(run, log, fs.tools, () => renderFullStream(source, options));
+    fs.applied = source;
+    return lines;
   };
 
-  const syncPartial = async (fs: FamilyState, prev: Ruleset, ruleset: Ruleset): Promise<number> => {
-    const diff = renderDiff(prev, ruleset);
+  /** Only the services whose plan object changed (see renderDiff). */
+  const syncPartial = async (fs: FamilyState, prev: RulesetSource, source: RulesetSource): Promise<number> => {
+    const diff = renderDiff(prev, source);
     if (diff.text !== '') await restore(run, log, fs.tools, diff.text);
-    fs.applied = ruleset;
+    fs.applied = source;
     return diff.lines;
   };
 
@@ -137,15 +165,16 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
         for (const [family, fs] of families) {
           if (fs.idle && state.families[family].services.length === 0) continue;
           fs.idle = false;
-          const ruleset = compile(state, family);
+          const source = compileSource(state, family);
           const prev = fs.applied;
-          if (request.full || prev === undefined) {
+          // A new family-wide context (mark, cluster CIDRs, node IPs) changes every service: a full sync streams it.
+          if (request.full || prev === undefined || prev.contextKey !== source.contextKey) {
             full = true;
-            const lines = await syncFull(family, state, fs, ruleset);
-            if (fs.applied === ruleset) familiesSynced++;
+            const lines = await syncFull(family, state, fs, source);
+            if (fs.applied === source) familiesSynced++;
             linesWritten += lines;
           } else {
-            linesWritten += await syncPartial(fs, prev, ruleset);
+            linesWritten += await syncPartial(fs, prev, source);
             familiesSynced++;
           }
         }

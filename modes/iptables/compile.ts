@@ -22,14 +22,16 @@
 // We chose this over a two-level hashed dispatch because it keeps upstream's one-lookup-per-packet shape
 // and the same rule set after a full or a partial sync (only the order inside dispatch chains may differ).
 //
-// Speed: the rules of one service port are memoised on its ServicePortPlan object (the store keeps unchanged
-// plans identical between snapshots), so a compile after a small change reuses every other service's rule and
-// chain objects, and renderDiff skips them by identity.
+// Memory and speed: nothing here is memoised. A sync keeps a RulesetSource (the plans, not the rules) and compiles a
+// service's rules only while streaming them into iptables-restore, or only for the plans that changed (diffed by
+// object identity: the store keeps unchanged plans identical between snapshots). `compile` materialises the whole
+// ruleset for `kproxy plan`, the tracer and tests.
 import type { DesiredState, Endpoint, FamilyPlan, Frontend, IPFamily, Protocol, ServicePortPlan } from '../../src/model/types.ts';
 import { isIPv4, isIPv6 } from 'node:net';
 import { cidrContains, parseCidr } from '../../src/util/ip.ts';
 import { endpointChainName, serviceChainNames, TOP_CHAINS } from './names.ts';
-import type { Chain, HookRule, Match, Rule, Ruleset, Target } from './ruleset.ts';
+import type { Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, Target } from './ruleset.ts';
+import { DISPATCH_SLOTS } from './ruleset.ts';
 
 const NEW_CONN: Match = { kind: 'conntrack', states: ['NEW'] };
 const jump = (chain: string): Target => ({ kind: 'jump', chain });
@@ -60,32 +62,63 @@ interface FamilyContext {
 }
 
 /** Rules of a service (or of every service), gathered by the chain they go to. */
-interface Collector {
-  readonly natServices: Rule[];
-  readonly natNodePorts: Rule[];
-  readonly filterServices: Rule[];
-  readonly filterExternal: Rule[];
-  readonly filterFirewall: Rule[];
-  readonly filterNodePorts: Rule[];
-  readonly serviceChains: Chain[];
-}
+type Collector = { -readonly [K in keyof ServiceRules]: Rule[] } & { readonly chains: Chain[] };
 
-export function compile(state: DesiredState, family: IPFamily): Ruleset {
+function familyContext(state: DesiredState, family: IPFamily): FamilyContext {
   const plan = state.families[family];
   const masqMark = (1 << state.settings.masqueradeBit) >>> 0;
   const clusterCidrs = localCidrs(plan, family);
-  const ctx: FamilyContext = {
+  return {
     family, masqMark, masqueradeAll: state.settings.masqueradeAll, clusterCidrs, nodeIPs: plan.nodeIPs,
     key: [family, masqMark, state.settings.masqueradeAll, clusterCidrs.join(','), plan.nodeIPs.join(',')].join('|'),
   };
-  const out = emptyCollector();
-  for (const service of plan.services) {
-    if (service.family === family) appendCollector(out, compiledService(service, ctx));
+}
+
+/** The family's ruleset with its service rules left to compile on demand (see RulesetSource). */
+export function compileSource(state: DesiredState, family: IPFamily): RulesetSource {
+  const ctx = familyContext(state, family);
+  const plan = state.families[family];
+  const services = plan.services.filter((service) => service.family === family);
+  return {
+    family, contextKey: ctx.key, base: baseRuleset(ctx, plan), services,
+    compileService: (service) => {
+      const out = emptyCollector();
+      compileService(service, ctx, out);
+      return out;
+    },
+  };
+}
+
+/** The whole ruleset of one family, every rule materialised (for `kproxy plan`, the tracer and tests). */
+export function compile(state: DesiredState, family: IPFamily): Ruleset {
+  return materialize(compileSource(state, family));
+}
+
+export function materialize(source: RulesetSource): Ruleset {
+  const all = emptyCollector();
+  for (const service of source.services) {
+    const rules = source.compileService(service);
+    for (const { slot } of DISPATCH_SLOTS) for (const rule of rules[slot]) all[slot].push(rule); // loops: no spread of 100k+ items
+    for (const chain of rules.chains) all.chains.push(chain);
   }
+  const filled = (table: Table): Table => {
+    const chains: Chain[] = table.chains.map((chain) => {
+      const slot = DISPATCH_SLOTS.find((d) => d.table === table.name && d.chain === chain.name)?.slot;
+      return chain.kind === 'dispatch' && slot ? { ...chain, rules: all[slot] } : chain;
+    });
+    if (table.name === 'nat') for (const chain of all.chains) chains.push(chain);
+    return { ...table, chains };
+  };
+  const { base } = source;
+  return { family: base.family, nat: filled(base.nat), filter: filled(base.filter) };
+}
+
+/** Every chain that is not per-service, with empty dispatch chains (but their tails), and the hooks. */
+function baseRuleset(ctx: FamilyContext, plan: FamilyPlan): Ruleset {
   const markRule: Rule = { matches: [{ kind: 'mark', value: ctx.masqMark, mask: ctx.masqMark }], target: { kind: 'ACCEPT' } };
   const natChains: Chain[] = [
-    { kind: 'dispatch', name: TOP_CHAINS.services, rules: out.natServices, tail: nodePortJumps(plan, family) },
-    { kind: 'dispatch', name: TOP_CHAINS.nodePorts, rules: out.natNodePorts, tail: [] },
+    { kind: 'dispatch', name: TOP_CHAINS.services, rules: [], tail: nodePortJumps(plan, ctx.family) },
+    { kind: 'dispatch', name: TOP_CHAINS.nodePorts, rules: [], tail: [] },
     { kind: 'plain', name: TOP_CHAINS.markMasq, rules: [{ matches: [], target: { kind: 'MARK', op: 'or', value: ctx.masqMark } }] },
     {
       kind: 'plain', name: TOP_CHAINS.postrouting, rules: [
@@ -100,16 +133,15 @@ export function compile(state: DesiredState, family: IPFamily): Ruleset {
     natChains.push({
       kind: 'plain', name: TOP_CHAINS.markOffCluster, rules: [
         ...ctx.clusterCidrs.map((cidr): Rule => ({ matches: [{ kind: 'src', cidr }], target: { kind: 'RETURN' } })),
-        { matches: [], target: jump(TOP_CHAINS.markMasq) },
+        { matches: [], target: JUMP_MARK_MASQ },
       ],
     });
   }
-  for (const c of out.serviceChains) natChains.push(c); // no spread: 100k+ chains would overflow the stack
   const filterChains: Chain[] = [
-    { kind: 'dispatch', name: TOP_CHAINS.services, rules: out.filterServices, tail: [] },
-    { kind: 'dispatch', name: TOP_CHAINS.externalServices, rules: out.filterExternal, tail: [] },
-    { kind: 'dispatch', name: TOP_CHAINS.firewall, rules: out.filterFirewall, tail: [] },
-    { kind: 'dispatch', name: TOP_CHAINS.nodePorts, rules: out.filterNodePorts, tail: [] },
+    { kind: 'dispatch', name: TOP_CHAINS.services, rules: [], tail: [] },
+    { kind: 'dispatch', name: TOP_CHAINS.externalServices, rules: [], tail: [] },
+    { kind: 'dispatch', name: TOP_CHAINS.firewall, rules: [], tail: [] },
+    { kind: 'dispatch', name: TOP_CHAINS.nodePorts, rules: [], tail: [] },
     {
       kind: 'plain', name: TOP_CHAINS.forward, rules: [
         { ...markRule, comment: 'kproxy forwarding rules' },
@@ -121,7 +153,7 @@ export function compile(state: DesiredState, family: IPFamily): Ruleset {
     },
   ];
   return {
-    family,
+    family: ctx.family,
     nat: { name: 'nat', chains: natChains, hooks: natHooks() },
     filter: { name: 'filter', chains: filterChains, hooks: filterHooks() },
   };
@@ -130,26 +162,8 @@ export function compile(state: DesiredState, family: IPFamily): Ruleset {
 function emptyCollector(): Collector {
   return {
     natServices: [], natNodePorts: [], filterServices: [], filterExternal: [], filterFirewall: [], filterNodePorts: [],
-    serviceChains: [],
+    chains: [],
   };
-}
-
-/** Loops, not spreads: the totals reach hundreds of thousands of items. */
-function appendCollector(into: Collector, from: Collector): void {
-  const keys = ['natServices', 'natNodePorts', 'filterServices', 'filterExternal', 'filterFirewall', 'filterNodePorts'] as const;
-  for (const key of keys) for (const rule of from[key]) into[key].push(rule);
-  for (const chain of from.serviceChains) into.serviceChains.push(chain);
-}
-
-const serviceCache = new WeakMap<ServicePortPlan, { readonly contextKey: string; readonly output: Collector }>();
-
-function compiledService(service: ServicePortPlan, ctx: FamilyContext): Collector {
-  const cached = serviceCache.get(service);
-  if (cached && cached.contextKey === ctx.key) return cached.output;
-  const output = emptyCollector();
-  compileService(service, ctx, output);
-  serviceCache.set(service, { contextKey: ctx.key, output });
-  return output;
 }
 
 function natHooks(): HookRule[] {
@@ -282,18 +296,18 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
         masq.push({ matches: clusterIPMatches, target: jump(TOP_CHAINS.markOffCluster), comment });
       }
     }
-    out.serviceChains.push({ kind: 'plain', name: names.svc, rules: [...masq, ...balance(service, service.clusterEndpoints, ctx)] });
+    out.chains.push({ kind: 'plain', name: names.svc, rules: [...masq, ...balance(service, service.clusterEndpoints, ctx)] });
     addEndpointChains(service.clusterEndpoints);
   }
   if (usesExt && externalCluster && hasExternalCluster && !service.externalPolicyLocal) {
-    out.serviceChains.push({ kind: 'plain', name: names.svx, rules: balance(service, externalCluster, ctx) });
+    out.chains.push({ kind: 'plain', name: names.svx, rules: balance(service, externalCluster, ctx) });
     addEndpointChains(externalCluster);
   }
   if (usesSvl) {
-    out.serviceChains.push({ kind: 'plain', name: names.svl, rules: balance(service, service.localEndpoints, ctx) });
+    out.chains.push({ kind: 'plain', name: names.svl, rules: balance(service, service.localEndpoints, ctx) });
     addEndpointChains(service.localEndpoints);
   }
-  if (usesExt) out.serviceChains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, ctx, hasCluster, usesSvl) });
+  if (usesExt) out.chains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, ctx, hasCluster, usesSvl) });
   if (usesFw) {
     const rules: Rule[] = sourceRanges.map((cidr) => ({ matches: [{ kind: 'src', cidr }], target: jump(names.ext), comment: `${key} loadbalancer IP` }));
     // The node reaching its own LB IP arrives with the LB IP as source; let it through when ranges cover the node.
@@ -304,9 +318,9 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
         if (cidr) rules.push({ matches: [{ kind: 'src', cidr }], target: jump(names.ext), comment: `${key} loadbalancer IP` });
       }
     }
-    out.serviceChains.push({ kind: 'plain', name: names.fw, rules });
+    out.chains.push({ kind: 'plain', name: names.fw, rules });
   }
-  for (const c of endpointChains.values()) out.serviceChains.push(c);
+  for (const c of endpointChains.values()) out.chains.push(c);
   sepNames.delete(service);
 }
 

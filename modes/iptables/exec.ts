@@ -1,6 +1,5 @@
 // Running the iptables/conntrack tools: the only place this mode starts processes.
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 
 export interface CommandResult {
@@ -9,8 +8,14 @@ export interface CommandResult {
   readonly stderr: string;
 }
 
+/**
+ * A tool's stdin: a string, or pieces produced on demand (a full restore is tens of MB: it is rendered while the
+ * tool reads it, never held whole).
+ */
+export type CommandInput = string | Iterable<string>;
+
 /** Runs a tool with optional stdin. Never rejects: a missing binary is code 127 with the reason in stderr. */
-export type CommandRunner = (cmd: string, args: readonly string[], input?: string) => Promise<CommandResult>;
+export type CommandRunner = (cmd: string, args: readonly string[], input?: CommandInput) => Promise<CommandResult>;
 
 export const runCommand: CommandRunner = (cmd, args, input) =>
   new Promise((resolve) => {
@@ -22,19 +27,62 @@ export const runCommand: CommandRunner = (cmd, args, input) =>
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.stdin.on('error', () => { /* the tool exited before reading everything; its exit code tells why */ });
     child.on('error', (error) => { failed = error; });
+    let inputFailed: Error | undefined;
     child.on('close', (code) => {
       if (failed) resolve({ code: 127, stdout: '', stderr: `${cmd}: ${failed.message}` });
+      // Producing the input failed: the tool was killed before it could commit anything.
+      else if (inputFailed) resolve({ code: code ?? 1, stdout: '', stderr: `${cmd}: input failed: ${inputFailed.message}` });
       else resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
-    void feed(child.stdin, input ?? '');
+    feed(child.stdin, input ?? '').catch((error: unknown) => {
+      inputFailed = error instanceof Error ? error : new Error(String(error));
+      child.kill('SIGKILL');
+    });
   });
 
-const CHUNK = 1 << 20;
+/** Resolves when the pipe can take more, or will never (the tool closed it). */
+function drained(stdin: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stdin.off('drain', done);
+      stdin.off('close', done);
+      stdin.off('error', done);
+      resolve();
+    };
+    stdin.on('drain', done);
+    stdin.on('close', done);
+    stdin.on('error', done);
+  });
+}
 
-/** Write big inputs (a full restore is tens of MB) in slices, so no second full-size copy is ever made. */
-async function feed(stdin: Writable, input: string): Promise<void> {
-  for (let offset = 0; offset < input.length && !stdin.destroyed; offset += CHUNK) {
-    if (!stdin.write(input.slice(offset, offset + CHUNK))) await once(stdin, 'drain').catch(() => undefined);
+/** Bytes handed to the pipe at once: big enough to keep write calls few, small enough to keep memory flat. */
+const CHUNK = 1 << 16;
+
+/**
+ * Feed stdin in slices of about CHUNK characters, waiting for 'drain' whenever the pipe is full, so at most a
+ * slice or two is buffered (backpressure) and an iterable input is pulled only as fast as the tool reads it.
+ */
+async function feed(stdin: Writable, input: CommandInput): Promise<void> {
+  const write = async (slice: string): Promise<void> => {
+    if (!stdin.write(slice)) await drained(stdin);
+  };
+  if (typeof input === 'string') {
+    for (let offset = 0; offset < input.length && !stdin.destroyed; offset += CHUNK) await write(input.slice(offset, offset + CHUNK));
+  } else {
+    let pending: string[] = [];
+    let size = 0;
+    for (const piece of input) {
+      if (stdin.destroyed) break; // the tool exited early; its exit code tells why
+      pending.push(piece);
+      size += piece.length;
+      if (size >= CHUNK) {
+        const slice = pending.join('');
+        pending = [];
+        size = 0;
+        await write(slice);
+      }
+    }
+    if (size > 0 && !stdin.destroyed) await write(pending.join(''));
   }
   stdin.end();
 }

@@ -2,8 +2,8 @@
 // Output is `iptables-restore --noflush -w` / `ip6tables-restore --noflush -w` input (legacy and nft variants).
 import type { IPFamily } from '../../src/model/types.ts';
 import { isKproxyChain } from './names.ts';
-import { chainRules, TABLE_NAMES } from './ruleset.ts';
-import type { BuiltinChain, Chain, HookRule, Match, Rule, Ruleset, Table, TableName, Target } from './ruleset.ts';
+import { chainRules, DISPATCH_SLOTS, TABLE_NAMES } from './ruleset.ts';
+import type { BuiltinChain, Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, TableName, Target } from './ruleset.ts';
 
 const MAX_COMMENT = 255;
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
@@ -82,6 +82,11 @@ export interface RenderFullOptions {
   readonly insertHooks?: readonly HookRule[];
   /** kproxy chains present on the node that this ruleset no longer has: flushed and deleted. */
   readonly staleChains?: Readonly<Partial<Record<TableName, readonly string[]>>>;
+  /**
+   * Rules of the node's built-in (or foreign) chains that jump to one of `staleChains` (e.g. a hook an older
+   * kproxy installed): deleted before the chains, or the deletion would fail ("chain in use").
+   */
+  readonly staleHooks?: readonly SavedHook[];
 }
 
 /** The whole ruleset: every kproxy chain declared (hence flushed) and refilled, in one transaction per table. */
@@ -89,7 +94,8 @@ export function renderFull(ruleset: Ruleset, options: RenderFullOptions = {}): s
   const out: string[] = [];
   for (const tableName of TABLE_NAMES) {
     const table = ruleset[tableName];
-    const stale = (options.staleChains?.[tableName] ?? []).filter((name) => !table.chains.some((c) => c.name === name));
+    const ours = new Set(table.chains.map((c) => c.name));
+    const stale = (options.staleChains?.[tableName] ?? []).filter((name) => !ours.has(name));
     out.push(`*${tableName}`);
     for (const chain of table.chains) out.push(declare(chain.name));
     for (const name of stale) out.push(declare(name));
@@ -98,10 +104,84 @@ export function renderFull(ruleset: Ruleset, options: RenderFullOptions = {}): s
       for (const rule of chainRules(chain)) out.push(prefix + ruleText(rule, ruleset.family));
     }
     out.push(...hookInsertLines(table, options.insertHooks ?? [], ruleset.family));
-    for (const name of stale) out.push(`-X ${name}`);
+    for (const line of staleRemovalLines(tableName, stale, options.staleHooks ?? [])) out.push(line);
     out.push('COMMIT');
   }
   return out.join('\n') + '\n';
+}
+
+/** Hook deletions for the stale chains, then the chains themselves (already declared, hence flushed). */
+function staleRemovalLines(table: TableName, stale: readonly string[], hooks: readonly SavedHook[]): string[] {
+  if (stale.length === 0) return [];
+  const names = new Set(stale);
+  const out = hooks.filter((h) => h.table === table && names.has(h.target)).map((h) => `-D ${h.spec}`);
+  for (const name of stale) out.push(`-X ${name}`);
+  return out;
+}
+
+export interface RenderStreamOptions {
+  /** As in RenderFullOptions. */
+  readonly insertHooks?: readonly HookRule[];
+  /** What the node holds (iptables-save): its kproxy chains that the ruleset lacks are deleted, with their hooks. */
+  readonly onNode?: SavedState;
+}
+
+/**
+ * renderFull for the apply layer: the same rules and the same resulting kernel state, produced piece by piece
+ * (about one service per piece) and compiled on the fly, so neither the ruleset nor its text (60 MB at 10k
+ * services) is ever whole in memory. To make that possible each service's chains are declared just before its
+ * rules (a jump needs its target declared), dispatch tails come after every service's rules, and stale chains are
+ * known only at the end (node chains never declared by the stream).
+ */
+export function* renderFullStream(source: RulesetSource, options: RenderStreamOptions = {}): Generator<string> {
+  const { family, base } = source;
+  const onNode = options.onNode;
+  const leftover: Record<TableName, Set<string>> = {
+    nat: new Set(onNode?.chains.nat ?? []), filter: new Set(onNode?.chains.filter ?? []),
+  };
+  const filterLines: string[] = []; // filter dispatch rules: few (services without usable endpoints, firewalls)
+  const head = (table: Table): string[] => {
+    const lines = [`*${table.name}`];
+    for (const chain of table.chains) {
+      lines.push(declare(chain.name));
+      leftover[table.name].delete(chain.name);
+    }
+    return lines;
+  };
+  const tail = (table: Table): string => {
+    const lines: string[] = [];
+    for (const chain of table.chains) {
+      const prefix = `-A ${chain.name} `;
+      for (const rule of chainRules(chain)) lines.push(prefix + ruleText(rule, family)); // base chains: dispatch ones hold only their tails
+    }
+    lines.push(...hookInsertLines(table, options.insertHooks ?? [], family));
+    const stale = [...leftover[table.name]];
+    for (const name of stale) lines.push(declare(name));
+    lines.push(...staleRemovalLines(table.name, stale, onNode?.hooks ?? []), 'COMMIT');
+    return lines.join('\n') + '\n';
+  };
+
+  yield head(base.nat).join('\n') + '\n';
+  for (const plan of source.services) {
+    const rules = source.compileService(plan);
+    const lines: string[] = [];
+    for (const chain of rules.chains) {
+      lines.push(declare(chain.name));
+      leftover.nat.delete(chain.name);
+    }
+    for (const chain of rules.chains) {
+      const prefix = `-A ${chain.name} `;
+      for (const rule of chain.rules) lines.push(prefix + ruleText(rule, family));
+    }
+    for (const { slot, table, chain } of DISPATCH_SLOTS) {
+      for (const rule of rules[slot]) (table === 'nat' ? lines : filterLines).push(`-A ${chain} ${ruleText(rule, family)}`);
+    }
+    if (lines.length > 0) yield lines.join('\n') + '\n';
+  }
+  yield tail(base.nat);
+  yield head(base.filter).join('\n') + '\n';
+  if (filterLines.length > 0) yield filterLines.join('\n') + '\n';
+  yield tail(base.filter);
 }
 
 /** `-I BUILTIN 1 …` lines; inserted last-first so the hooks end up in the ruleset's order. */
@@ -126,55 +206,105 @@ export interface RenderedDiff {
 }
 
 /**
- * Only what changed from `prev` (what the kernel holds) to `next`: new or changed plain chains are declared and
- * refilled, dispatch chains get -D/-I of single rules, vanished chains are flushed and deleted.
+ * Only what changed from `prev` (what the kernel holds) to `next`: new or changed chains are declared and
+ * refilled, dispatch chains get -D/-I of single rules (and -D/-A of their tail when it changed), vanished chains
+ * are flushed and deleted. Services are compared by plan identity, so the work is proportional to the change:
+ * only plans that are not shared by both sides are compiled (all of them if the family-wide context changed).
  */
-export function renderDiff(prev: Ruleset, next: Ruleset): RenderedDiff {
+export function renderDiff(prev: RulesetSource, next: RulesetSource): RenderedDiff {
   if (prev.family !== next.family) throw new Error(`renderDiff: ${prev.family} ruleset diffed against ${next.family}`);
+  const family = next.family;
+  const sameContext = prev.contextKey === next.contextKey;
+  const kept = new Set<object>();
+  if (sameContext) {
+    const before = new Set<object>(prev.services);
+    for (const plan of next.services) if (before.has(plan)) kept.add(plan);
+  }
+  const removed = prev.services.filter((plan) => !kept.has(plan)).map((plan) => prev.compileService(plan));
+  const added = next.services.filter((plan) => !kept.has(plan)).map((plan) => next.compileService(plan));
+
   const out: string[] = [];
   for (const tableName of TABLE_NAMES) {
-    for (const line of diffTable(prev[tableName], next[tableName], next.family)) out.push(line);
+    const body = diffTable({
+      family, prev: prev.base[tableName], next: next.base[tableName],
+      removed: tableName === 'nat' ? removed.flatMap((r) => r.chains) : [],
+      added: tableName === 'nat' ? added.flatMap((r) => r.chains) : [],
+      dispatch: DISPATCH_SLOTS.filter((d) => d.table === tableName).map(({ slot, chain }) => ({ chain, before: rulesOf(removed, slot), after: rulesOf(added, slot) })),
+    });
+    if (body.length > 0) out.push(`*${tableName}`, ...body, 'COMMIT');
   }
   return { text: out.length === 0 ? '' : out.join('\n') + '\n', lines: out.length };
 }
 
-// Unchanged services keep their Chain and Rule objects from one compile to the next (compile memoises them),
-// so identity settles most comparisons and only what changed is rendered.
-function diffTable(prev: Table, next: Table, family: IPFamily): string[] {
-  const prevChains = new Map(prev.chains.map((c) => [c.name, c]));
-  const nextNames = new Set(next.chains.map((c) => c.name));
+const rulesOf = (groups: readonly ServiceRules[], slot: (typeof DISPATCH_SLOTS)[number]['slot']): Rule[] => groups.flatMap((g) => g[slot]);
+
+interface TableChanges {
+  readonly family: IPFamily;
+  readonly prev: Table;
+  readonly next: Table;
+  /** Chains of the services that only `prev` has (or whose plan changed), and of those only `next` has. */
+  readonly removed: readonly Chain[];
+  readonly added: readonly Chain[];
+  /** Per dispatch chain, the rules of those same services. */
+  readonly dispatch: ReadonlyArray<{ readonly chain: string; readonly before: readonly Rule[]; readonly after: readonly Rule[] }>;
+}
+
+function diffTable(changes: TableChanges): string[] {
+  const { family } = changes;
   const declarations: string[] = [];
   const deletes: string[] = [];
   const appends: string[] = [];
   const removals: string[] = [];
-  for (const chain of next.chains) {
-    const old = prevChains.get(chain.name);
+  const rewrite = (chain: Chain): void => {
+    declarations.push(declare(chain.name));
+    for (const rule of chainRules(chain)) appends.push(`-A ${chain.name} ${ruleText(rule, family)}`);
+  };
+  // Base chains: plain ones rewritten when their text changed; dispatch ones keep their rules, only a changed tail is
+  // replaced (-D every old tail rule, -A the new ones: the tail stays last since dispatch rules go in with -I … 1).
+  const prevBase = new Map(changes.prev.chains.map((c) => [c.name, c]));
+  const nextBase = new Set(changes.next.chains.map((c) => c.name));
+  for (const chain of changes.next.chains) {
+    const old = prevBase.get(chain.name);
     if (old === chain) continue;
-    if (old && old.kind === 'dispatch' && chain.kind === 'dispatch' && sameRules(old.tail, chain.tail, family)) {
-      const { removed, added } = dispatchChanges(old.rules, chain.rules, family);
-      for (const text of removed) deletes.push(`-D ${chain.name} ${text}`);
-      for (const text of added) appends.push(`-I ${chain.name} 1 ${text}`);
+    if (old && old.kind === 'dispatch' && chain.kind === 'dispatch') {
+      if (sameRules(old.tail, chain.tail, family)) continue;
+      for (const rule of old.tail) deletes.push(`-D ${chain.name} ${ruleText(rule, family)}`);
+      for (const rule of chain.tail) appends.push(`-A ${chain.name} ${ruleText(rule, family)}`);
       continue;
     }
     if (old && old.kind === chain.kind && sameRules(chainRules(old), chainRules(chain), family)) continue;
-    declarations.push(declare(chain.name));
-    for (const rule of chainRules(chain)) appends.push(`-A ${chain.name} ${ruleText(rule, family)}`);
+    rewrite(chain);
   }
-  for (const chain of prev.chains) {
-    if (nextNames.has(chain.name)) continue;
+  for (const chain of changes.prev.chains) {
+    if (nextBase.has(chain.name)) continue;
     declarations.push(declare(chain.name));
     removals.push(`-X ${chain.name}`);
   }
-  const body = declarations.concat(deletes, appends, removals);
-  return body.length === 0 ? [] : [`*${next.name}`].concat(body, ['COMMIT']);
+  // Service chains of the changed services only.
+  const before = new Map(changes.removed.map((c) => [c.name, c]));
+  const after = new Set(changes.added.map((c) => c.name));
+  for (const chain of changes.added) {
+    const old = before.get(chain.name);
+    if (old && sameRules(chainRules(old), chainRules(chain), family)) continue;
+    rewrite(chain);
+  }
+  for (const chain of changes.removed) {
+    if (after.has(chain.name)) continue;
+    declarations.push(declare(chain.name));
+    removals.push(`-X ${chain.name}`);
+  }
+  for (const { chain, before: old, after: now } of changes.dispatch) {
+    const { removed, added } = dispatchChanges(old, now, family);
+    for (const text of removed) deletes.push(`-D ${chain} ${text}`);
+    for (const text of added) appends.push(`-I ${chain} 1 ${text}`);
+  }
+  return declarations.concat(deletes, appends, removals);
 }
 
 /** Texts of the rules only one side has (a rule rebuilt with the same text counts as unchanged). */
 function dispatchChanges(before: readonly Rule[], after: readonly Rule[], family: IPFamily): { removed: string[]; added: string[] } {
-  const beforeSet = new Set(before);
-  const afterSet = new Set(after);
-  const removedTexts = textsOf(before.filter((rule) => !afterSet.has(rule)), family);
-  const addedTexts = textsOf(after.filter((rule) => !beforeSet.has(rule)), family);
+  const removedTexts = textsOf(before, family);
+  const addedTexts = textsOf(after, family);
   const removedSet = new Set(removedTexts);
   const addedSet = new Set(addedTexts);
   return {
@@ -195,11 +325,20 @@ export function chainNames(ruleset: Ruleset): Record<TableName, string[]> {
   return { nat: ruleset.nat.chains.map((c) => c.name), filter: ruleset.filter.chains.map((c) => c.name) };
 }
 
+/** A rule of a built-in (or foreign) chain that jumps to a kproxy chain, as iptables-save lists it. */
+export interface SavedHook {
+  readonly table: TableName;
+  readonly builtin: string;
+  /** The rule after `-A ` (so `-D ${spec}` deletes it). */
+  readonly spec: string;
+  readonly target: string;
+}
+
 /** What an `iptables-save` listing (nat and filter tables) shows of kproxy. */
 export interface SavedState {
   readonly chains: Record<TableName, string[]>;
   /** Rules in built-in chains that jump to a kproxy chain, as listed (after `-A `). */
-  readonly hooks: ReadonlyArray<{ readonly table: TableName; readonly builtin: string; readonly spec: string; readonly target: string }>;
+  readonly hooks: readonly SavedHook[];
 }
 
 /** Read kproxy's chains and hook rules from `iptables-save` output; other tables and chains are ignored. */
@@ -228,9 +367,11 @@ export function parseSave(saveText: string): SavedState {
 /** Chains the node holds that `ruleset` does not (pass as RenderFullOptions.staleChains). */
 export function staleChains(ruleset: Ruleset, saved: SavedState): Record<TableName, string[]> {
   const wanted = chainNames(ruleset);
+  const nat = new Set(wanted.nat);
+  const filter = new Set(wanted.filter);
   return {
-    nat: saved.chains.nat.filter((name) => !wanted.nat.includes(name)),
-    filter: saved.chains.filter.filter((name) => !wanted.filter.includes(name)),
+    nat: saved.chains.nat.filter((name) => !nat.has(name)),
+    filter: saved.chains.filter.filter((name) => !filter.has(name)),
   };
 }
 

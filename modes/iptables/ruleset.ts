@@ -1,6 +1,7 @@
 // The iptables ruleset as data: tables → chains → rules, one ruleset per IP family.
 // compile.ts builds it, render.ts turns it into iptables-restore text, trace.ts interprets it.
-import type { IPFamily, Protocol } from '../../src/model/types.ts';
+import type { IPFamily, Protocol, ServicePortPlan } from '../../src/model/types.ts';
+import { TOP_CHAINS } from './names.ts';
 
 export type TableName = 'nat' | 'filter';
 export type BuiltinChain = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
@@ -48,7 +49,7 @@ export interface Rule {
  * - 'plain': the rules run in order; a partial sync rewrites the whole chain when anything in it changed.
  * - 'dispatch': `rules` are mutually exclusive (one service frontend each), so their order is irrelevant and a
  *   partial sync adds/removes them one by one (-I/-D) without flushing; `tail` holds rules that must stay last
- *   (e.g. the jump to the NodePorts chain) — a change of the tail rewrites the whole chain.
+ *   (e.g. the jump to the NodePorts chain) — a changed tail is replaced rule by rule (-D old, -A new).
  */
 export type Chain =
   | { readonly kind: 'plain'; readonly name: string; readonly rules: readonly Rule[] }
@@ -73,6 +74,41 @@ export interface Ruleset {
   readonly family: IPFamily;
   readonly nat: Table;
   readonly filter: Table;
+}
+
+/** The dispatch chains a service adds rules to, and where each lives. */
+export const DISPATCH_SLOTS = [
+  { slot: 'natServices', table: 'nat', chain: TOP_CHAINS.services },
+  { slot: 'natNodePorts', table: 'nat', chain: TOP_CHAINS.nodePorts },
+  { slot: 'filterServices', table: 'filter', chain: TOP_CHAINS.services },
+  { slot: 'filterExternal', table: 'filter', chain: TOP_CHAINS.externalServices },
+  { slot: 'filterFirewall', table: 'filter', chain: TOP_CHAINS.firewall },
+  { slot: 'filterNodePorts', table: 'filter', chain: TOP_CHAINS.nodePorts },
+] as const;
+export type DispatchSlot = (typeof DISPATCH_SLOTS)[number]['slot'];
+
+/** Everything one service port contributes: its rules in the dispatch chains and its own (nat) chains. */
+export type ServiceRules = { readonly [slot in DispatchSlot]: readonly Rule[] } & {
+  /** SVC/SVX/SVL/EXT/FW and SEP chains, all in the nat table. */
+  readonly chains: readonly Chain[];
+};
+
+/**
+ * A family's ruleset before its service rules are compiled: cheap to keep between syncs (it holds the plans, not
+ * the rules), and enough to stream a full restore or to diff two snapshots by plan identity. The store keeps an
+ * unchanged ServicePortPlan the same object between snapshots, so compiling only the plans that are not shared
+ * covers every change.
+ */
+export interface RulesetSource {
+  readonly family: IPFamily;
+  /** The family-wide inputs of service compilation (mark, cluster CIDRs, node IPs…) as one string. */
+  readonly contextKey: string;
+  /** Every chain that is not per-service (dispatch chains hold only their tails) and the hook rules. */
+  readonly base: Ruleset;
+  /** This family's service ports, in order. */
+  readonly services: readonly ServicePortPlan[];
+  /** Compiles one of `services` (pure: the same plan object always gives the same rules). */
+  readonly compileService: (plan: ServicePortPlan) => ServiceRules;
 }
 
 export const TABLE_NAMES: readonly TableName[] = ['nat', 'filter'];

@@ -1,10 +1,11 @@
 // The rendered text against the real tools (legacy and nft variants, IPv4 and IPv6), inside throwaway network
-// namespaces only: full load, partial sync, hook idempotence, stale-chain removal and --cleanup.
+// namespaces only: full load (string and streamed), partial sync, hook idempotence, stale-chain and stale-hook
+// removal, and --cleanup.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { compile } from '../../modes/iptables/compile.ts';
-import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, staleChains } from '../../modes/iptables/render.ts';
+import { compileSource, materialize } from '../../modes/iptables/compile.ts';
+import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, renderFullStream, staleChains } from '../../modes/iptables/render.ts';
 import type { Ruleset } from '../../modes/iptables/ruleset.ts';
 import type { DesiredState, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
@@ -88,34 +89,43 @@ for (const variant of ['legacy', 'nft'] as const) {
 
     for (const family of ['IPv4', 'IPv6'] as const) {
       test(`${family}: full load, partial sync, hooks once, stale chains, cleanup`, () => {
-        const prev = compile(first, family);
-        const next = compile(second, family);
+        const prevSource = compileSource(first, family);
+        const nextSource = compileSource(second, family);
+        const prev = materialize(prevSource);
+        const next = materialize(nextSource);
+        const streamed = (source: typeof prevSource, ns: string): string => {
+          const onNode = parseSave(save(ns, variant, family));
+          return [...renderFullStream(source, { onNode, insertHooks: missingHooks(source.base, onNode) })].join('');
+        };
         // Something that is not ours, which must survive everything below.
         for (const ns of [nsA, nsB]) restore(ns, variant, family, '*filter\n:OTHER - [0:0]\n-A INPUT -j OTHER\n-A OTHER -j ACCEPT\nCOMMIT\n');
 
-        restore(nsA, variant, family, renderFull(prev, { insertHooks: missingHooks(prev, parseSave(save(nsA, variant, family))) }));
+        restore(nsA, variant, family, streamed(prevSource, nsA));
         const loaded = parseSave(save(nsA, variant, family));
         assert.deepEqual(missingHooks(prev, loaded), []);
         assert.deepEqual(staleChains(prev, loaded), { nat: [], filter: [] });
 
         // A resync finds every hook in place: no duplicate.
-        restore(nsA, variant, family, renderFull(prev, { insertHooks: missingHooks(prev, loaded) }));
+        restore(nsA, variant, family, streamed(prevSource, nsA));
         assert.equal(parseSave(save(nsA, variant, family)).hooks.length, prev.nat.hooks.length + prev.filter.hooks.length);
 
-        // Partial sync ≡ a fresh full load of the next ruleset.
-        const diff = renderDiff(prev, next);
+        // Partial sync ≡ a fresh full load of the next ruleset (the string render).
+        const diff = renderDiff(prevSource, nextSource);
         assert.ok(diff.lines > 0);
         restore(nsA, variant, family, diff.text);
         restore(nsB, variant, family, renderFull(next, { insertHooks: [...next.nat.hooks, ...next.filter.hooks] }));
         assert.equal(normalized(save(nsA, variant, family), next), normalized(save(nsB, variant, family), next));
 
-        // Back to the first ruleset with a full sync: chains only `next` had are deleted.
-        const stale = staleChains(prev, parseSave(save(nsB, variant, family)));
-        if (family === 'IPv4') assert.ok(stale.nat.length > 0, 'the services added in `second` leave chains behind');
-        restore(nsB, variant, family, renderFull(prev, { staleChains: stale }));
-        const fresh = compile(first, family);
-        restore(nsA, variant, family, renderDiff(next, fresh).text);
+        // Back to the first ruleset with a full sync: chains only `next` had are deleted, even one a built-in chain
+        // still jumps to (as after an upgrade from a layout with other hooks).
+        const leaving = next.nat.chains.find((c) => c.name.startsWith('KPROXY-SVC-') && !prev.nat.chains.some((p) => p.name === c.name));
+        assert.ok(leaving || family === 'IPv6', 'the services added in `second` leave chains behind');
+        if (leaving) restore(nsB, variant, family, `*nat\n-A PREROUTING -j ${leaving.name}\nCOMMIT\n`);
+        restore(nsB, variant, family, streamed(prevSource, nsB));
+        const fresh = compileSource(first, family);
+        restore(nsA, variant, family, renderDiff(nextSource, fresh).text);
         assert.equal(normalized(save(nsB, variant, family), prev), normalized(save(nsA, variant, family), prev));
+        assert.deepEqual(staleChains(prev, parseSave(save(nsB, variant, family))), { nat: [], filter: [] });
 
         // --cleanup: nothing of kproxy left, the foreign chain untouched.
         for (const ns of [nsA, nsB]) {

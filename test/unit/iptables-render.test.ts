@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compile } from '../../modes/iptables/compile.ts';
+import { compile, compileSource, materialize } from '../../modes/iptables/compile.ts';
 import { serviceChainNames } from '../../modes/iptables/names.ts';
-import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, ruleText, staleChains } from '../../modes/iptables/render.ts';
+import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../modes/iptables/render.ts';
 import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
 
@@ -41,6 +41,44 @@ describe('renderFull', () => {
     assert.equal(nat.at(-2), '-X KPROXY-SVC-OLD');
   });
 
+  test('a hook that jumps to a stale chain is deleted before the chain (upgrade from an older layout)', () => {
+    const saved = parseSave('*nat\n:PREROUTING ACCEPT [0:0]\n:KPROXY-OLD - [0:0]\n-A PREROUTING -j KPROXY-OLD\n-A PREROUTING -j KPROXY-SERVICES\nCOMMIT\n');
+    const text = renderFull(ruleset, { staleChains: staleChains(ruleset, saved), staleHooks: saved.hooks });
+    const nat = lines(text.slice(0, text.indexOf('*filter')));
+    assert.deepEqual(nat.slice(-3), ['-D PREROUTING -j KPROXY-OLD', '-X KPROXY-OLD', 'COMMIT']);
+    assert.ok(!nat.includes('-D PREROUTING -j KPROXY-SERVICES'), 'hooks to chains we keep stay');
+  });
+
+  test('the streamed render writes the same lines, each chain declared before any rule in it or jumping to it', () => {
+    const state = flowClusterState();
+    for (const family of ['IPv4', 'IPv6'] as const) {
+      const source = compileSource(state, family);
+      const whole = materialize(source);
+      const saved = parseSave('*nat\n:PREROUTING ACCEPT [0:0]\n:KPROXY-OLD - [0:0]\n-A PREROUTING -j KPROXY-OLD\nCOMMIT\n');
+      const hooks = [...whole.nat.hooks, ...whole.filter.hooks];
+      const pieces = [...renderFullStream(source, { insertHooks: hooks, onNode: saved })];
+      assert.ok(pieces.length > source.services.length / 2, 'produced piece by piece');
+      const streamed = pieces.join('');
+      const text = renderFull(whole, { insertHooks: hooks, staleChains: staleChains(whole, saved), staleHooks: saved.hooks });
+      const perTable = (t: string): string[][] => t.split('COMMIT\n').filter(Boolean).map((section) => lines(section).sort());
+      assert.deepEqual(perTable(streamed), perTable(text));
+      for (const section of streamed.split('COMMIT\n').filter(Boolean)) {
+        const declared = new Set<string>();
+        for (const line of lines(section)) {
+          if (line.startsWith(':')) declared.add(line.slice(1).split(' ')[0] ?? '');
+          const chain = /^-[AI] (\S+)/.exec(line)?.[1];
+          const target = / -j (KPROXY-\S+)/.exec(line)?.[1];
+          for (const name of [chain, target]) {
+            if (name?.startsWith('KPROXY-')) assert.ok(declared.has(name), `${name} declared before: ${line}`);
+          }
+        }
+      }
+      const lastDispatch = (t: string): string | undefined => lines(t.slice(0, t.indexOf('*filter'))).filter((l) => l.startsWith('-A KPROXY-SERVICES ')).at(-1);
+      assert.match(lastDispatch(streamed) ?? '', /-j KPROXY-NODEPORTS$/, 'the NodePorts jump stays last');
+      assert.equal(lastDispatch(streamed), lastDispatch(text));
+    }
+  });
+
   test('comments are quoted and stripped of quotes', () => {
     const text = ruleText({ matches: [], target: { kind: 'ACCEPT' }, comment: 'a "quoted" name\\' }, 'IPv4');
     assert.equal(text, '-m comment --comment "a quoted name" -j ACCEPT');
@@ -55,7 +93,7 @@ describe('renderDiff', () => {
   test('one endpoint fewer: the service chain is rewritten, the endpoint chain removed, nothing else', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http'
       ? { ...s, clusterEndpoints: s.clusterEndpoints.slice(0, 2) } : s)));
-    const diff = renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4'));
+    const diff = renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
     const written = lines(diff.text);
     assert.equal(written[0], '*nat');
     assert.ok(written.includes(`:${echo.svc} - [0:0]`));
@@ -67,7 +105,7 @@ describe('renderDiff', () => {
 
   test('a service removed: its dispatch rule is deleted and its chains flushed and deleted', () => {
     const after = withServices(before, (services) => services.filter((s) => s.key !== 'default/mixed:http'));
-    const written = lines(renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4')).text);
+    const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
     assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith(`-j ${mixed.svc}`)));
     assert.ok(written.includes(`-X ${mixed.svc}`));
     assert.ok(written.indexOf(`:${mixed.svc} - [0:0]`) < written.findIndex((l) => l.startsWith('-D ')));
@@ -78,24 +116,44 @@ describe('renderDiff', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/empty:http'
       ? { ...s, clusterEndpoints: [{ ip: '10.244.1.2', port: 8080, local: true, ready: true, serving: true, terminating: false }], hasEndpoints: true }
       : s)));
-    const written = lines(renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4')).text);
+    const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
     assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith('-j REJECT')));
     assert.ok(written.some((l) => l.startsWith('-I KPROXY-SERVICES 1 ') && l.includes('-d 10.96.0.18/32')));
     assert.ok(written.some((l) => l.startsWith('-I KPROXY-NODEPORTS 1 ') && l.includes('--dport 30088')));
   });
 
-  test('a change of the NodePorts tail rewrites the services dispatch chain', () => {
+  test('a change of the NodePorts tail replaces only the tail, keeping it last', () => {
     const after: DesiredState = { ...before, families: { ...before.families, IPv4: { ...before.families.IPv4, nodePortAddresses: ['192.168.100.2'] } } };
-    const written = lines(renderDiff(compile(before, 'IPv4'), compile(after, 'IPv4')).text);
-    assert.ok(written.includes(':KPROXY-SERVICES - [0:0]'));
-    const services = compile(after, 'IPv4').nat.chains.find((c) => c.name === 'KPROXY-SERVICES');
-    assert.ok(services?.kind === 'dispatch');
-    assert.equal(written.filter((l) => l.startsWith('-A KPROXY-SERVICES ')).length, services.rules.length + services.tail.length);
-    assert.ok(written.at(-2)?.startsWith('-A KPROXY-SERVICES ') || written.some((l) => l.includes('-d 192.168.100.2/32 -m addrtype')));
+    const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
+    assert.ok(!written.includes(':KPROXY-SERVICES - [0:0]'), 'the dispatch chain is not flushed');
+    assert.deepEqual(written.filter((l) => l.includes('KPROXY-SERVICES ')), [
+      '-D KPROXY-SERVICES -m comment --comment "kproxy service nodeports; NOTE: this must be the last rule in this chain" ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j KPROXY-NODEPORTS',
+      '-A KPROXY-SERVICES -m comment --comment "kproxy service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.100.2/32 -m addrtype --dst-type LOCAL -j KPROXY-NODEPORTS',
+    ]);
+    assert.equal(written.length, 4, '*nat, -D, -A, COMMIT');
+  });
+
+  test('a new family-wide context (masquerade bit) rewrites the chains whose text changed', () => {
+    const after: DesiredState = { ...before, settings: { ...before.settings, masqueradeBit: 5 } };
+    const diff = renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
+    const written = lines(diff.text);
+    assert.ok(written.includes(':KPROXY-MARK-MASQ - [0:0]'));
+    assert.ok(written.includes('-A KPROXY-MARK-MASQ -j MARK --or-mark 0x20'));
+    assert.ok(written.includes(':KPROXY-FORWARD - [0:0]'));
+    assert.ok(!written.some((l) => l.startsWith(`:${echo.svc} `)), 'service chains with the same text are left alone');
+  });
+
+  test('only the plans that are not shared are compiled', () => {
+    const source = compileSource(before, 'IPv4');
+    const compiled: string[] = [];
+    const counting = (s: typeof source): typeof source => ({ ...s, compileService: (plan) => { compiled.push(plan.key); return s.compileService(plan); } });
+    const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http' ? { ...s, clusterEndpoints: s.clusterEndpoints.slice(0, 1) } : s)));
+    renderDiff(counting(source), counting(compileSource(after, 'IPv4')));
+    assert.deepEqual(compiled, ['default/echo:http', 'default/echo:http']);
   });
 
   test('refuses to diff two families', () => {
-    assert.throws(() => renderDiff(compile(before, 'IPv4'), compile(before, 'IPv6')), /IPv4 ruleset diffed against IPv6/);
+    assert.throws(() => renderDiff(compileSource(before, 'IPv4'), compileSource(before, 'IPv6')), /IPv4 ruleset diffed against IPv6/);
   });
 });
 
