@@ -79,7 +79,7 @@ function inProcessDriver(options: DriverOptions): ProxyDriver {
 /**
  * In-process until the agent serves /healthz (src/main.ts attachServers); then switch this default to 'process'.
  */
-const DEFAULT_DRIVER: 'process' | 'inproc' = 'inproc';
+const DEFAULT_DRIVER: 'process' | 'inproc' = 'process';
 
 export function createDriver(options: DriverOptions): ProxyDriver {
   const kind = process.env.KPROXY_KERNEL_DRIVER ?? DEFAULT_DRIVER;

@@ -72,7 +72,11 @@ for (const variant of VARIANTS) {
       writeManifests(manifests, [...services.values()], [{ name: 'node1', ip: NODE_IP }]);
       const started = Date.now();
       await driver.start();
-      assert.ok(Date.now() - started < 5000, 'first sync within 5 s');
+      // The agent process starts, programs the rules and answers /healthz 200 (measured ≈ 0.5–0.8 s here); the
+      // bound leaves room for a loaded CI machine.
+      const startupMs = Date.now() - started;
+      process.stderr.write(`# ${variant}: agent healthy ${startupMs} ms after start\n`);
+      assert.ok(startupMs < 2500, `first sync and /healthz 200 within 2.5 s (took ${startupMs} ms)`);
     });
 
     after(async () => {
