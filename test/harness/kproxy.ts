@@ -1,10 +1,17 @@
 // Running the real kproxy agent (bin/kproxy.js) inside a cluster's node namespace.
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { CLUSTER_CIDR, CLUSTER_CIDR6, NODE_IP, type Cluster } from './cluster.ts';
 import { run } from './run.ts';
 
 export const KPROXY_BIN = fileURLToPath(new URL('../../bin/kproxy.js', import.meta.url));
+
+/** The V8 flags bin/kproxy.js's shebang gives Node (`#!/usr/bin/env -S node FLAGS`), so tests run the agent as deployed. */
+export const KPROXY_NODE_FLAGS: readonly string[] = (() => {
+  const shebang = readFileSync(KPROXY_BIN, 'utf8').split('\n', 1)[0] ?? '';
+  return shebang.split(/\s+/).filter((word) => word.startsWith('--'));
+})();
 export const HEALTHZ_PORT = 10256;
 
 export interface KproxyOptions {
@@ -36,7 +43,7 @@ export function healthzUrl(): string {
 
 export function kproxyArgs(options: KproxyOptions): string[] {
   return [
-    KPROXY_BIN,
+    ...KPROXY_NODE_FLAGS, KPROXY_BIN,
     '--proxy-mode', options.mode,
     '--manifests', options.manifests,
     '--hostname-override', options.hostname ?? 'node1',
@@ -84,7 +91,7 @@ export function startKproxy(cluster: Cluster, options: KproxyOptions): KproxyPro
 
 /** `kproxy --cleanup` (one-shot) inside the node namespace. */
 export async function runKproxyCleanup(cluster: Cluster, mode: string, extraArgs: readonly string[] = []): Promise<{ code: number; output: string }> {
-  const result = await run('ip', ['netns', 'exec', cluster.nodeNs, process.execPath, KPROXY_BIN, '--cleanup', '--proxy-mode', mode,
+  const result = await run('ip', ['netns', 'exec', cluster.nodeNs, process.execPath, ...KPROXY_NODE_FLAGS, KPROXY_BIN, '--cleanup', '--proxy-mode', mode,
     '--hostname-override', 'node1', ...extraArgs], { allowFailure: true, timeoutMs: 30_000 });
   return { code: result.code, output: result.stdout + result.stderr };
 }
