@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -15,6 +15,12 @@ const VIP = '127.0.30.1';
 const SINK_PORT = 39001;
 const ECHO_PORT = 39002;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+/** Alternated direct/relayed throughput rounds per stream count; the medians are reported. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Relay placements to measure: 0 = the control thread, N = N relay processes. */
+const WORKERS = (process.env.BENCH_WORKERS ?? '0,2').split(',').map(Number);
+/** BENCH_ONLY=throughput skips the idle-connection, latency and stall parts. */
+const ONLY = process.env.BENCH_ONLY;
 
 
 // ---- roles ----
@@ -35,8 +41,8 @@ async function backends(): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
 }
 
-/** STREAMS connections write 256 KiB chunks for SECONDS; prints the bytes the kernel accepted. */
-async function send(host: string, port: number, streams: number): Promise<void> {
+/** STREAMS connections write 256 KiB chunks for SECONDS; prints the bytes the kernel accepted and its own CPU. */
+async function send(host: string, port: number, streams: number, seconds: number): Promise<void> {
   const chunk = Buffer.alloc(256 * 1024, 7);
   let bytes = 0;
   let stop = false;
@@ -53,11 +59,13 @@ async function send(host: string, port: number, streams: number): Promise<void> 
     s.on('connect', pump);
     s.on('error', () => resolve());
   });
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
-  setTimeout(() => (stop = true), SECONDS * 1000);
+  setTimeout(() => (stop = true), seconds * 1000);
   await Promise.all(Array.from({ length: streams }, one));
-  const seconds = (performance.now() - started) / 1000;
-  console.log(JSON.stringify({ gbits: (bytes * 8) / seconds / 1e9 }));
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  console.log(JSON.stringify({ gbits: (bytes * 8) / elapsed / 1e9, bytes, cpu: (cpu.user + cpu.system) / 1e6 }));
 }
 
 /** The relay in its own process; commands on stdin: "rss", "busy MS" (block the control thread). */
@@ -135,9 +143,70 @@ function child(args: readonly string[]): Child {
   };
 }
 
-async function throughput(host: string, streams: number): Promise<number> {
-  const sender = child(['send', host, String(SINK_PORT), String(streams)]);
-  return (JSON.parse(await sender.line()) as { gbits: number }).gbits;
+/** CPU seconds (user + system) a process and its descendants used so far. */
+function treeCpuSeconds(root: number): number {
+  const tick = 100; // USER_HZ
+  const children = new Map<number, number[]>();
+  const own = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      children.set(Number(f[1]), [...(children.get(Number(f[1])) ?? []), Number(entry)]);
+      own.set(Number(entry), (Number(f[11]) + Number(f[12])) / tick);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const walk = (pid: number): number => (own.get(pid) ?? 0) + (children.get(pid) ?? []).reduce((n, c) => n + walk(c), 0);
+  return walk(root);
+}
+
+interface Run { gbits: number; bytes: number; cpu: { sender: number; receiver: number; relay: number; idle: number } }
+
+/** One sender run; CPU seconds of sender, receiver (the sink backend) and relay (all its processes) during it. */
+async function throughput(host: string, streams: number, pids: { backends: number; relay: number }, seconds = SECONDS): Promise<Run> {
+  const idle0 = idleSeconds();
+  const recv0 = treeCpuSeconds(pids.backends);
+  const relay0 = treeCpuSeconds(pids.relay);
+  const sender = child(['send', host, String(SINK_PORT), String(streams), String(seconds)]);
+  const r = JSON.parse(await sender.line()) as { gbits: number; bytes: number; cpu: number };
+  return { gbits: r.gbits, bytes: r.bytes, cpu: { sender: r.cpu, receiver: treeCpuSeconds(pids.backends) - recv0,
+    relay: treeCpuSeconds(pids.relay) - relay0, idle: idleSeconds() - idle0 } };
+}
+
+/** Idle CPU seconds of the whole machine (both cores) so far: what the other tenants left us. */
+function idleSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/) ?? [];
+  return Number(f[4] ?? 0) / 100;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+
+/** Direct and relayed runs back to back, alternated (which goes first alternates too), after a warm-up of each. */
+async function compareThroughput(streams: number, pids: { backends: number; relay: number }, note: (l: string) => void): Promise<void> {
+  await throughput(BACKEND_IP, streams, pids, 1);
+  await throughput(VIP, streams, pids, 1);
+  const direct: Run[] = [];
+  const relayed: Run[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? [BACKEND_IP, VIP] : [VIP, BACKEND_IP];
+    for (const host of order) (host === VIP ? relayed : direct).push(await throughput(host, streams, pids));
+    ratios.push((relayed.at(-1)?.gbits ?? 0) / (direct.at(-1)?.gbits ?? 1));
+  }
+  const perGB = (runs: readonly Run[], k: keyof Run['cpu']): string => median(runs.map((r) => r.cpu[k] / (r.bytes / 1e9))).toFixed(2);
+  const dg = median(direct.map((r) => r.gbits));
+  const rg = median(relayed.map((r) => r.gbits));
+  note(`throughput ${streams} stream(s), median of ${ROUNDS}: direct ${dg.toFixed(2)} Gbit/s, relayed ${rg.toFixed(2)} Gbit/s; ` +
+    `ratio per round ${ratios.map((r) => r.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`);
+  note(`  CPU s/GB direct: sender ${perGB(direct, 'sender')} receiver ${perGB(direct, 'receiver')} idle ${perGB(direct, 'idle')}; ` +
+    `relayed: sender ${perGB(relayed, 'sender')} receiver ${perGB(relayed, 'receiver')} relay ${perGB(relayed, 'relay')} idle ${perGB(relayed, 'idle')}`);
 }
 
 /** Round trips of 64 bytes on one connection; returns microseconds per round trip, sorted. */
@@ -168,6 +237,21 @@ async function roundTrips(host: string, count: number): Promise<number[]> {
 
 const pct = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
+/** On a fresh relay: RSS with 10k idle relayed connections. In one process the descriptor limit caps it (two each). */
+async function idleConnections(workers: number, pid: number, note: (l: string) => void): Promise<void> {
+  const limit = Number(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))?.split(/\s+/)[3] ?? 1024);
+  const count = workers > 0 ? 10_000 : Math.min(10_000, Math.floor((limit - 1000) / 2));
+  const baseline = await relayRssMiB(pid);
+  const holders = [0, 1].map(() => child(['hold', VIP, String(ECHO_PORT), String(count / 2)]));
+  let held = 0;
+  for (const h of holders) held += (JSON.parse(await h.line()) as { held: number }).held;
+  await new Promise((r) => setTimeout(r, 500));
+  const rss = await relayRssMiB(pid);
+  const each = rss.each.map((m) => m.toFixed(0)).join(' + ');
+  note(`RSS: ${baseline.total.toFixed(0)} MiB idle, ${rss.total.toFixed(0)} MiB (${each}) with ${held} idle relayed connections (${(((rss.total - baseline.total) * 1024) / held).toFixed(1)} KiB each)`);
+  for (const h of holders) h.proc.stdin!.end();
+}
+
 async function main(): Promise<void> {
   const results: string[] = [];
   const note = (line: string): void => {
@@ -177,28 +261,19 @@ async function main(): Promise<void> {
   const back = child(['backends']);
   await back.line();
   try {
-    for (const workers of [0, 2]) {
+    for (const workers of WORKERS) {
       const relayProc = child(['relay', String(workers)]);
       await relayProc.line();
       const label = workers === 0 ? 'relay in the control thread' : `relay in ${workers} relay processes (SO_REUSEPORT)`;
       note(`### ${label}`);
-      // First, on a fresh relay: 10k idle connections. In one process the descriptor limit caps it (two each).
-      const limit = Number(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))?.split(/\s+/)[3] ?? 1024);
-      const count = workers > 0 ? 10_000 : Math.min(10_000, Math.floor((limit - 1000) / 2));
       const pid = relayProc.proc.pid ?? 0;
-      const baseline = await relayRssMiB(pid);
-      const holders = [0, 1].map(() => child(['hold', VIP, String(ECHO_PORT), String(count / 2)]));
-      let held = 0;
-      for (const h of holders) held += (JSON.parse(await h.line()) as { held: number }).held;
-      await new Promise((r) => setTimeout(r, 500));
-      const rss = await relayRssMiB(pid);
-      const each = rss.each.map((m) => m.toFixed(0)).join(' + ');
-      note(`RSS: ${baseline.total.toFixed(0)} MiB idle, ${rss.total.toFixed(0)} MiB (${each}) with ${held} idle relayed connections (${(((rss.total - baseline.total) * 1024) / held).toFixed(1)} KiB each)`);
-      for (const h of holders) h.proc.stdin!.end();
-      for (const streams of [1, 8]) {
-        const direct = await throughput(BACKEND_IP, streams);
-        const relayed = await throughput(VIP, streams);
-        note(`throughput ${streams} stream(s): direct ${direct.toFixed(2)} Gbit/s, relayed ${relayed.toFixed(2)} Gbit/s, ratio ${(relayed / direct).toFixed(2)}`);
+      if (ONLY !== 'throughput') await idleConnections(workers, pid, note);
+      const pids = { backends: back.proc.pid ?? 0, relay: pid };
+      for (const streams of [1, 8]) await compareThroughput(streams, pids, note);
+      if (ONLY === 'throughput') {
+        relayProc.proc.stdin!.end();
+        await new Promise((r) => relayProc.proc.once('exit', r));
+        continue;
       }
       await roundTrips(BACKEND_IP, 500);
       await roundTrips(VIP, 500);
@@ -222,7 +297,7 @@ async function main(): Promise<void> {
 
 const role = process.argv[2];
 if (role === 'backends') await backends();
-else if (role === 'send') await send(process.argv[3] ?? '', Number(process.argv[4]), Number(process.argv[5]));
+else if (role === 'send') await send(process.argv[3] ?? '', Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6] ?? SECONDS));
 else if (role === 'relay') await relay(Number(process.argv[3] ?? 2));
 else if (role === 'hold') await hold(process.argv[3] ?? '', Number(process.argv[4]), Number(process.argv[5]));
 else await main();

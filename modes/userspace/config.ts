@@ -16,6 +16,8 @@ export interface UserspaceConfig {
   readonly udpIdleTimeoutMs: number;
   /** Relay processes (SO_REUSEPORT, host.ts); 0 relays in the control thread itself. */
   readonly workers: number;
+  /** How often the node's addresses are compared with the last sync's (NodePorts follow them); 0 = never. */
+  readonly addressPollMs: number;
   /** At most this many log lines per reason and service in `logWindowMs`. */
   readonly logBurst: number;
   readonly logWindowMs: number;
@@ -29,6 +31,7 @@ export const defaultConfig: UserspaceConfig = {
   maxConnections: 100_000,
   udpIdleTimeoutMs: 30_000,
   workers: 2,
+  addressPollMs: 2000,
   logBurst: 5,
   logWindowMs: 10_000,
 };
@@ -74,6 +77,7 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>): ParsedConfi
       maxConnections: int('maxConnections', 1),
       udpIdleTimeoutMs: int('udpIdleTimeoutMs', 1),
       workers: int('workers', 0),
+      addressPollMs: int('addressPollMs', 0),
       logBurst: int('logBurst', 1),
       logWindowMs: int('logWindowMs', 1),
     },

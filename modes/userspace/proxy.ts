@@ -30,7 +30,12 @@ export interface UserspaceProxyOptions {
   readonly log: Logger;
   /** Replaces `ip` (tests); the interface is touched only when some address needs it. */
   readonly runIp?: IpRunner;
+  /** The node's addresses apart from those on interface `except` (tests replace it). */
+  readonly readAddresses?: (except: string) => string[];
 }
+
+/** A set of addresses as one comparable string. */
+const addressSetKey = (addresses: readonly string[]): string => [...new Set(addresses)].sort().join(',');
 
 export class UserspaceProxy implements ProxyMode {
   readonly name = 'userspace' as const;
@@ -39,7 +44,16 @@ export class UserspaceProxy implements ProxyMode {
   readonly #run: IpRunner;
   readonly #host: RelayHost;
   readonly #processes: ProcessHost | undefined;
+  readonly #readAddresses: (except: string) => string[];
   #lastAddresses: string | undefined;
+  /** The last desired state and the node addresses it was applied with: a change of address re-applies it. */
+  #lastState: DesiredState | undefined;
+  #lastLocal = '';
+  #addressPoll: NodeJS.Timeout | undefined;
+  #resyncQueued = false;
+  #stopped = false;
+  /** Syncs (the agent's and those after an address change) run one after another. */
+  #queue: Promise<unknown> = Promise.resolve();
   /** Whether this process ever needed the interface: until then it is left alone (the demo never needs it). */
   #ownsAddresses = false;
 
@@ -47,15 +61,51 @@ export class UserspaceProxy implements ProxyMode {
     this.#config = options.config;
     this.#log = options.log;
     this.#run = options.runIp ?? runIp;
+    this.#readAddresses = options.readAddresses ?? hostAddresses;
     const log = options.log;
     const sink: LogSink = (level, obj, msg) => log[level](obj, msg);
     if (options.config.workers > 0) this.#host = this.#processes = processHost(options.config, sink);
     else this.#host = inProcessHost(options.config, sink);
   }
 
-  async sync(state: DesiredState, request: SyncRequest): Promise<SyncReport> {
+  sync(state: DesiredState, request: SyncRequest): Promise<SyncReport> {
+    const run = this.#queue.then(() => this.#sync(state, request));
+    this.#queue = run.catch(() => undefined);
+    this.#watchAddresses();
+    return run;
+  }
+
+  /**
+   * NodePorts listen on the node's addresses as they were at the last sync. An address that comes later (a link
+   * that comes up after the agent) would wait for the next full resync: a cheap poll notices it sooner.
+   */
+  #watchAddresses(): void {
+    if (this.#addressPoll || this.#config.addressPollMs <= 0 || this.#stopped) return;
+    this.#addressPoll = setInterval(() => this.#checkAddresses(), this.#config.addressPollMs);
+    this.#addressPoll.unref();
+  }
+
+  #checkAddresses(): void {
+    const state = this.#lastState;
+    if (!state || this.#resyncQueued || this.#stopped) return;
+    const now = addressSetKey(this.#readAddresses(this.#config.interfaceName));
+    if (now === this.#lastLocal) return;
+    this.#log.info({ before: this.#lastLocal, now }, 'node addresses changed; re-applying the listeners');
+    this.#resyncQueued = true;
+    const run = this.#queue.then(() => {
+      this.#resyncQueued = false;
+      // A newer state from the agent may have been applied meanwhile: re-apply the latest.
+      return this.#stopped || !this.#lastState ? undefined : this.#sync(this.#lastState, { full: false });
+    });
+    this.#queue = run.catch((err: unknown) =>
+      this.#log.warn({ err: err instanceof Error ? err.message : String(err) }, 'listeners after an address change failed'));
+  }
+
+  async #sync(state: DesiredState, request: SyncRequest): Promise<SyncReport> {
     const name = this.#config.interfaceName;
-    const local = hostAddresses(name);
+    const local = this.#readAddresses(name);
+    this.#lastState = state;
+    this.#lastLocal = addressSetKey(local);
     const table = compile(state, { localAddresses: local });
     const addresses = interfaceAddresses(table, new Set(local));
     const addressKey = addresses.join(',');
@@ -110,6 +160,9 @@ export class UserspaceProxy implements ProxyMode {
 
   /** Closes every listener and relayed connection; the interface and its addresses stay for the next start. */
   async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#addressPoll);
+    await this.#queue;
     await this.#host.close();
   }
 }

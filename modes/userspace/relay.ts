@@ -67,6 +67,20 @@ const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1
 const errorText = (err: unknown): string =>
   err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
 
+/**
+ * Bytes from one socket to the other with backpressure, and the end of the stream after them (half-close).
+ * What pipe() does, with less work per chunk: no per-chunk events beyond 'data', no pipe bookkeeping.
+ */
+function forward(from: net.Socket, to: net.Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.once('end', () => to.end());
+  // An accepted client is paused (pauseOnConnect) until its upstream connects.
+  from.resume();
+}
+
 export class Relay {
   readonly #config: UserspaceConfig;
   readonly #reusePort: boolean;
@@ -314,8 +328,8 @@ export class Relay {
       upstream.once('close', (hadError) => {
         if (hadError && !conn.client.destroyed) conn.client.resetAndDestroy();
       });
-      conn.client.pipe(upstream);
-      upstream.pipe(conn.client);
+      forward(conn.client, upstream);
+      forward(upstream, conn.client);
     });
   }
 

@@ -30,7 +30,7 @@ export const KUBE_PROXY_CONFIGURATION_FIELDS: FieldSpec = {
   // kproxy's own: settings of the userspace relay (modes/userspace/config.ts reads them).
   userspace: {
     interfaceName: true, workers: true, connectTimeoutMs: true, maxConnectAttempts: true, drainGraceMs: true,
-    maxConnections: true, udpIdleTimeoutMs: true, logBurst: true, logWindowMs: true,
+    maxConnections: true, udpIdleTimeoutMs: true, addressPollMs: true, logBurst: true, logWindowMs: true,
   },
   ipvs: {
     syncPeriod: durationLeaf, minSyncPeriod: durationLeaf, scheduler: true, excludeCIDRs: true, strictARP: true,

@@ -105,6 +105,27 @@ describe('userspace mode in network namespaces', kernelSuite, () => {
     for (const ip of ['10.96.0.10', '10.96.0.11', '10.96.0.18']) assert.match(addrs, new RegExp(`${ip.replaceAll('.', '\\.')}/32`));
   });
 
+  test('a node address added after start: the NodePort answers there within seconds, without a resync', async () => {
+    // kproxy's periodic resync is 30 s away; only the address watch (addressPollMs, 2 s) can open this in time.
+    const LATE_IP = '192.168.100.3';
+    const before = await cluster.tcp(cluster.extNs, LATE_IP, 30080, { count: 1, timeoutMs: 300 });
+    assert.equal(Object.keys(before.answers).length, 0);
+    await cluster.exec(cluster.nodeNs, 'ip', ['addr', 'add', `${LATE_IP}/24`, 'dev', 'eth0']);
+    try {
+      const added = Date.now();
+      await eventually(async () => {
+        const r = await cluster.tcp(cluster.extNs, LATE_IP, 30080, { count: 1, timeoutMs: 300 });
+        return Object.keys(r.answers).length === 1;
+      }, `NodePort on ${LATE_IP}:\n${kproxy.output()}`, 6000, 100);
+      process.stdout.write(`# NodePort answered on the new address ${Date.now() - added} ms after it was added\n`);
+      const r = await cluster.tcp(cluster.extNs, LATE_IP, 30080, { count: 9, concurrency: 3 });
+      assert.deepEqual(r.errors, {});
+      assert.deepEqual(names(r.answers), ['pod1', 'pod2', 'pod3']);
+    } finally {
+      await cluster.exec(cluster.nodeNs, 'ip', ['addr', 'del', `${LATE_IP}/24`, 'dev', 'eth0'], { allowFailure: true });
+    }
+  });
+
   test('10k concurrent connections held through the relay; kproxy (all its processes) stays under 300 MiB', async () => {
     // Each relay process holds its share (two descriptors per connection), so no process nears its limit.
     const holders = Array.from({ length: HOLDERS }, () =>
