@@ -2,7 +2,7 @@
 // authentication and TLS through @kubernetes/client-node's KubeConfig, and the three calls the proxy makes
 // (paged list, watch, create). Lists are parsed as plain JSON (no per-field model classes) to stay fast at 10k objects.
 import { existsSync } from 'node:fs';
-import { HttpMethod, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
+import { HttpMethod, KubeConfig, RequestContext, Watch } from './client-lib.ts';
 import { fetch } from 'undici';
 import type { Clock } from '../../src/sync/clock.ts';
 import { TokenBucket } from './rate-limit.ts';
