@@ -13,6 +13,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 /**
@@ -20,7 +21,7 @@ const SELF = fileURLToPath(import.meta.url);
  * bursts of a 10k-service ingest and keeps it (RSS ≈ 300 MiB before the mode even runs); the agent is meant to
  * run with a small semi-space (see docs/benchmarks.md). KPROXY_BENCH_NODE_FLAGS='' measures V8's defaults.
  */
-const AGENT_NODE_FLAGS = (process.env.KPROXY_BENCH_NODE_FLAGS ?? '--max-semi-space-size=8').split(' ').filter(Boolean);
+const AGENT_NODE_FLAGS = (process.env.KPROXY_BENCH_NODE_FLAGS ?? KPROXY_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
 const ENDPOINTS = 10;
 /** Rounds of (add one endpoint, remove one endpoint); fewer at 20k, where every legacy restore takes long. */
 const partialRounds = (services: number): number => (services > 10000 ? 1 : 3);

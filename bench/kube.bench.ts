@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, fetch } from 'undici';
 import { syntheticCluster, type RawObject } from '../test/fixtures/synthetic.ts';
 import { ControlPlane, kubeTestsDisabled } from '../test/kube/apiserver.ts';
+import { KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
 
 const SERVICES = Number(process.env.BENCH_KUBE_SERVICES ?? 10_000);
 const ENDPOINTS_PER_SERVICE = 10;
@@ -162,9 +163,9 @@ async function main(): Promise<void> {
   const plane = await ControlPlane.start({ maxRequestsInflight: 3000, apiserverArgs: ['--enable-priority-and-fairness=false'] });
   try {
     await populate(plane);
-    // V8 flags of the measuring process: none by default (the agent runs without any). BENCH_KUBE_NODE_FLAGS
+    // V8 flags of the measuring process: by default the agent's own (bin/kproxy.js's shebang). BENCH_KUBE_NODE_FLAGS
     // compares variants on the same populated apiserver, separated by ';', e.g. ';--max-semi-space-size=2'.
-    const variants = (process.env.BENCH_KUBE_NODE_FLAGS ?? '').split(';').map((v) => v.split(' ').filter((f) => f !== ''));
+    const variants = (process.env.BENCH_KUBE_NODE_FLAGS ?? KPROXY_NODE_FLAGS.join(' ')).split(';').map((v) => v.split(' ').filter((f) => f !== ''));
     for (const nodeFlags of variants) await measureOnce(plane, nodeFlags);
     if (process.env.BENCH_KUBE_HOLD === '1') {
       // Keep the populated apiserver for more measurements by hand; SIGUSR2 stops it cleanly.
