@@ -245,7 +245,7 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
   const externalFrontends = service.frontends.filter((f) => f.kind !== 'ClusterIP');
   const hasCluster = service.clusterEndpoints.length > 0;
   const hasLocal = service.localEndpoints.length > 0;
-  // ITP Local with ETP Cluster: external traffic keeps the cluster-wide set (SVX), in-cluster traffic gets SVC.
+  // ITP Local with external frontends: those keep the cluster-wide set (SVX), in-cluster ClusterIP traffic gets SVC.
   const externalCluster = service.externalClusterEndpoints;
   const hasExternalCluster = externalCluster ? externalCluster.length > 0 : hasCluster;
   const hasExternal = service.externalPolicyLocal ? hasLocal : hasExternalCluster;
@@ -257,7 +257,11 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
     const cidr = parseCidr(r);
     return cidr && cidr.family === ctx.family ? [cidr.text] : [];
   });
-  const usesFw = usesExt && hasExternal && sourceRanges.length > 0 && lbIPs.length > 0;
+  // As upstream: the FW chain exists whenever the service has endpoints, even when policy leaves none for outside
+  // traffic (allowed pod/node sources are still short-circuited by EXT).
+  const usesFw = usesExt && sourceRanges.length > 0 && lbIPs.length > 0;
+  // Pod/node traffic to an external frontend under ETP Local goes to the cluster-wide set (SVX under ITP Local).
+  const shortCircuit = externalCluster ? (hasExternalCluster ? names.svx : undefined) : (hasCluster ? names.svc : undefined);
   // When no endpoint may take the traffic: refuse at once if the service has none, drop if policy forbids.
   const unusable = (local: boolean): { target: Target; comment: string } => hasAny
     ? { target: { kind: 'DROP' }, comment: `${key} has no ${local ? 'local ' : ''}endpoints` }
@@ -299,7 +303,7 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
     out.chains.push({ kind: 'plain', name: names.svc, rules: [...masq, ...balance(service, service.clusterEndpoints, ctx)] });
     addEndpointChains(service.clusterEndpoints);
   }
-  if (usesExt && externalCluster && hasExternalCluster && !service.externalPolicyLocal) {
+  if (usesExt && externalCluster && hasExternalCluster) {
     out.chains.push({ kind: 'plain', name: names.svx, rules: balance(service, externalCluster, ctx) });
     addEndpointChains(externalCluster);
   }
@@ -307,7 +311,7 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
     out.chains.push({ kind: 'plain', name: names.svl, rules: balance(service, service.localEndpoints, ctx) });
     addEndpointChains(service.localEndpoints);
   }
-  if (usesExt) out.chains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, ctx, hasCluster, usesSvl) });
+  if (usesExt) out.chains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, ctx, shortCircuit, usesSvl) });
   if (usesFw) {
     const rules: Rule[] = sourceRanges.map((cidr) => ({ matches: [{ kind: 'src', cidr }], target: jump(names.ext), comment: `${key} loadbalancer IP` }));
     // The node reaching its own LB IP arrives with the LB IP as source; let it through when ranges cover the node.
@@ -368,40 +372,40 @@ function compileFrontend(frontend: Frontend, input: FrontendInput): void {
   }
   const label = frontend.kind === 'ExternalIP' ? 'external IP' : 'loadbalancer IP';
   const sourceRestricted = frontend.kind === 'LoadBalancer' && input.usesFw;
-  if (input.hasExternal) {
+  // EXT is entered whenever the service has endpoints: even with none for outside traffic (ETP Local, none here),
+  // it short-circuits pod and node traffic to the cluster-wide set; the filter rule below drops the rest.
+  if (input.usesExt) {
     out.natServices.push({ matches, target: jump(sourceRestricted ? names.fw : names.ext), comment: `${key} ${label}` });
-  } else {
+  }
+  if (!input.hasExternal) {
     const { target, comment } = input.unusable(service.externalPolicyLocal);
     out.filterExternal.push({ matches, target, comment });
   }
-  if (frontend.kind === 'LoadBalancer' && service.sourceRanges.length > 0) {
+  if (sourceRestricted) {
     // What FW-<hash> did not accept was not DNATed and still has the LB IP as destination.
     out.filterFirewall.push({ matches, target: { kind: 'DROP' }, comment: `${key} traffic not accepted by ${names.fw}` });
   }
 }
 
-function externalChainRules(service: ServicePortPlan, ctx: FamilyContext, hasCluster: boolean, usesSvl: boolean): Rule[] {
+function externalChainRules(service: ServicePortPlan, ctx: FamilyContext, shortCircuit: string | undefined, usesSvl: boolean): Rule[] {
   const key = service.key;
   const names = serviceChainNames(key, service.protocol);
   const rules: Rule[] = [];
   if (!service.externalPolicyLocal) {
     rules.push({ matches: [], target: jump(TOP_CHAINS.markMasq), comment: `masquerade traffic for ${key} external destinations` });
-    const externalCluster = service.externalClusterEndpoints;
-    if (externalCluster) {
-      if (externalCluster.length > 0) rules.push({ matches: [], target: jump(names.svx) });
-    } else if (hasCluster) rules.push({ matches: [], target: jump(names.svc) });
+    if (shortCircuit !== undefined) rules.push({ matches: [], target: jump(shortCircuit) });
     return rules;
   }
-  if (hasCluster) {
+  if (shortCircuit !== undefined) {
     // Pods reaching an external destination behave as if they went out to a load balancer and came back:
     // no traffic policy applies to them.
     for (const cidr of ctx.clusterCidrs) {
-      rules.push({ matches: [{ kind: 'src', cidr }], target: jump(names.svc), comment: `pod traffic for ${key} external destinations` });
+      rules.push({ matches: [{ kind: 'src', cidr }], target: jump(shortCircuit), comment: `pod traffic for ${key} external destinations` });
     }
     // The node itself talks from an address the endpoints may not route back to: masquerade it.
     const fromNode: Match = { kind: 'addrtype', direction: 'src', type: 'LOCAL' };
     rules.push({ matches: [fromNode], target: jump(TOP_CHAINS.markMasq), comment: `masquerade LOCAL traffic for ${key} external destinations` });
-    rules.push({ matches: [fromNode], target: jump(names.svc), comment: `route LOCAL traffic for ${key} external destinations` });
+    rules.push({ matches: [fromNode], target: jump(shortCircuit), comment: `route LOCAL traffic for ${key} external destinations` });
   }
   if (usesSvl) rules.push({ matches: [], target: jump(names.svl) });
   return rules;

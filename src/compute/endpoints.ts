@@ -35,9 +35,15 @@ function toCandidate(record: EndpointRecord, port: number, nodeName: string): Ca
 
 const endpointKey = (ip: string, port: number): string => `${ip}:${port}`;
 
+/** Between two copies of one endpoint: the local copy wins (as upstream), then the ready one. */
+function prefer(candidate: Candidate, existing: Candidate): boolean {
+  if (candidate.endpoint.local !== existing.endpoint.local) return candidate.endpoint.local;
+  return candidate.ready && !existing.ready;
+}
+
 /**
  * Every endpoint for the port, deduplicated by ip:port across slices (an endpoint moving between slices shows
- * up twice for a while: the ready copy wins, then the first in slice-name order), sorted by "ip:port".
+ * up twice for a while: the local copy wins, then the ready one, then the first in slice-name order), sorted by "ip:port".
  */
 export function collectEndpoints(slices: Iterable<SliceRecord>, selector: PortSelector): Candidate[] {
   const byKey = new Map<string, Candidate>();
@@ -48,7 +54,9 @@ export function collectEndpoints(slices: Iterable<SliceRecord>, selector: PortSe
       for (const record of slice.endpoints) {
         const key = endpointKey(record.ip, port.port);
         const existing = byKey.get(key);
-        if (existing === undefined || (!existing.ready && record.ready)) byKey.set(key, toCandidate(record, port.port, selector.nodeName));
+        if (existing === undefined || prefer(toCandidate(record, port.port, selector.nodeName), existing)) {
+          byKey.set(key, toCandidate(record, port.port, selector.nodeName));
+        }
       }
     }
   }

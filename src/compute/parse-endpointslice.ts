@@ -48,9 +48,10 @@ function readEndpoint(item: unknown, path: string, family: IPFamily): EndpointRe
   const address = readIP(addresses[0], `${path}.addresses[0]`);
   if (address.family !== family) throw new FieldError(`${path}.addresses[0]: ${show(addresses[0])} is not an ${family} address`);
   const conditions = optionalRecord(endpoint, 'conditions', `${path}.conditions`) ?? {};
-  // Unset conditions: ready means ready, serving follows ready, terminating means not terminating.
+  // Unset conditions read as upstream kube-proxy reads them (endpointslicecache): ready and serving mean true,
+  // terminating means false. (So a not-ready endpoint marked terminating with no serving condition is a fallback.)
   const ready = optionalBoolean(conditions, 'ready', `${path}.conditions.ready`) ?? true;
-  const serving = optionalBoolean(conditions, 'serving', `${path}.conditions.serving`) ?? ready;
+  const serving = optionalBoolean(conditions, 'serving', `${path}.conditions.serving`) ?? true;
   const terminating = optionalBoolean(conditions, 'terminating', `${path}.conditions.terminating`) ?? false;
   const nodeName = optionalString(endpoint, 'nodeName', `${path}.nodeName`);
   const zone = optionalString(endpoint, 'zone', `${path}.zone`);

@@ -5,14 +5,10 @@ import {
   optionalString, readCidr, readIP, readList, readProtocol, requireRecord, show, type RawRecord,
 } from './fields.ts';
 import { readMeta, readTag, refOf, type Parsed } from './parse-meta.ts';
-import type { ServicePortRecord, ServiceRecord, ServiceType, TopologyPreference } from './records.ts';
+import type { ServicePortRecord, ServiceRecord, ServiceType } from './records.ts';
 
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
 export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
-export const ANNOTATION_TOPOLOGY_MODE = 'service.kubernetes.io/topology-mode';
-/** The pre-1.27 spelling of the topology-mode annotation, still honoured. */
-export const ANNOTATION_TOPOLOGY_AWARE_HINTS = 'service.kubernetes.io/topology-aware-hints';
-export const ANNOTATION_SOURCE_RANGES = 'service.beta.kubernetes.io/load-balancer-source-ranges';
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
 const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
 
@@ -104,26 +100,12 @@ function readLoadBalancerIPs(raw: RawRecord): string[] {
   return ips;
 }
 
-function readSourceRanges(spec: RawRecord, annotations: RawRecord): string[] {
-  let ranges = readList(spec, 'loadBalancerSourceRanges', 'spec.loadBalancerSourceRanges', readCidr);
-  if (ranges.length === 0) {
-    // The older annotation form applies only when the field is empty, as upstream does.
-    const annotation = readTag(annotations, ANNOTATION_SOURCE_RANGES, 'annotations');
-    if (annotation !== undefined && annotation.trim() !== '') {
-      ranges = annotation.split(',').map((part, index) => readCidr(part.trim(), `metadata.annotations[${ANNOTATION_SOURCE_RANGES}][${index}]`));
-    }
-  }
+function readSourceRanges(spec: RawRecord): string[] {
+  // Only the field counts: kube-proxy ignores the older load-balancer-source-ranges annotation (cloud providers read
+  // it). API validation lets whitespace padding through, and upstream trims it, so a padded range is not an error.
+  const ranges = readList(spec, 'loadBalancerSourceRanges', 'spec.loadBalancerSourceRanges',
+    (item, path) => readCidr(typeof item === 'string' ? item.trim() : item, path));
   return [...new Set(ranges.map((range) => range.text))];
-}
-
-function readTopology(spec: RawRecord, annotations: RawRecord): TopologyPreference | undefined {
-  const distribution = optionalString(spec, 'trafficDistribution', 'spec.trafficDistribution');
-  if (distribution === 'PreferClose' || distribution === 'PreferSameZone') return 'PreferSameZone';
-  if (distribution === 'PreferSameNode') return 'PreferSameNode';
-  // Unknown future values are ignored (no topology), as an older kube-proxy would.
-  const mode = readTag(annotations, ANNOTATION_TOPOLOGY_MODE, 'annotations')
-    ?? readTag(annotations, ANNOTATION_TOPOLOGY_AWARE_HINTS, 'annotations');
-  return mode === 'Auto' || mode === 'auto' ? 'PreferSameZone' : undefined;
 }
 
 function readAffinityTimeout(spec: RawRecord): number | undefined {
@@ -154,18 +136,16 @@ export function parseService(raw: unknown, options: ParseServiceOptions = {}): P
     const ports = readPorts(spec, type);
     const externalIPs = [...new Set(readList(spec, 'externalIPs', 'spec.externalIPs', readIP).map((entry) => entry.ip))];
     const loadBalancerIPs = type === 'LoadBalancer' ? readLoadBalancerIPs(object) : [];
-    const sourceRanges = readSourceRanges(spec, meta.annotations);
+    const sourceRanges = readSourceRanges(spec);
     const affinityTimeoutSeconds = readAffinityTimeout(spec);
     const etp = optionalEnum(spec, 'externalTrafficPolicy', 'spec.externalTrafficPolicy', POLICIES, 'Cluster or Local');
     const itp = optionalEnum(spec, 'internalTrafficPolicy', 'spec.internalTrafficPolicy', POLICIES, 'Cluster or Local');
     const healthCheckNodePort = optionalPort(spec, 'healthCheckNodePort', 'spec.healthCheckNodePort');
-    const topology = readTopology(spec, meta.annotations);
     const record: ServiceRecord = {
       namespace: meta.namespace, name: meta.name, type, clusterIPs, ports, externalIPs, loadBalancerIPs, sourceRanges,
       externalTrafficPolicyLocal: etp === 'Local', internalTrafficPolicyLocal: itp === 'Local',
       ...(affinityTimeoutSeconds !== undefined ? { affinityTimeoutSeconds } : {}),
       ...(healthCheckNodePort !== undefined ? { healthCheckNodePort } : {}),
-      ...(topology !== undefined ? { topology } : {}),
     };
     return { kind: 'ok', value: record };
   });

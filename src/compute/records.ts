@@ -3,7 +3,6 @@
 import type { IPFamily, Protocol } from '../model/types.ts';
 
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
-export type TopologyPreference = 'PreferSameZone' | 'PreferSameNode';
 
 export interface ServicePortRecord {
   /** "" for the unnamed single port. */
@@ -32,8 +31,6 @@ export interface ServiceRecord {
   readonly externalTrafficPolicyLocal: boolean;
   readonly internalTrafficPolicyLocal: boolean;
   readonly healthCheckNodePort?: number;
-  /** From spec.trafficDistribution or the topology-mode annotation; undefined: hints are ignored. */
-  readonly topology?: TopologyPreference;
 }
 
 export interface EndpointRecord {

@@ -37,7 +37,9 @@ function frontendsFor(service: ServiceRecord, port: ServicePortRecord, family: I
 function sourceRangesFor(service: ServiceRecord, family: IPFamily): string[] {
   // Source ranges restrict load-balancer traffic only; other types ignore the field, as upstream does.
   if (service.type !== 'LoadBalancer') return [];
-  return service.sourceRanges.filter((text) => parseCidr(text)?.family === family);
+  const ranges = service.sourceRanges.filter((text) => parseCidr(text)?.family === family);
+  // A /0 of the family allows everyone: the same as no restriction (upstream drops the family's ranges).
+  return ranges.some((text) => parseCidr(text)?.prefix === 0) ? [] : ranges;
 }
 
 /**
@@ -48,8 +50,9 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
   const external = externallyAccessible(service);
   const externalPolicyLocal = service.externalTrafficPolicyLocal && external;
   const internalPolicyLocal = service.internalTrafficPolicyLocal;
-  // Cluster-wide endpoints serve internal traffic unless ITP is Local, and external traffic unless ETP is Local.
-  const usesCluster = !internalPolicyLocal || (external && !externalPolicyLocal);
+  // Cluster-wide endpoints serve internal traffic unless ITP is Local, and every external frontend: outside traffic
+  // under ETP Cluster, pod/node traffic short-circuited under ETP Local (upstream UsesClusterEndpoints).
+  const usesCluster = !internalPolicyLocal || external;
   const usesLocal = internalPolicyLocal || externalPolicyLocal;
   const healthCheckNodePort = service.type === 'LoadBalancer' && externalPolicyLocal ? service.healthCheckNodePort : undefined;
   const ports = [...service.ports].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -60,7 +63,7 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
       const candidates = collectEndpoints(slices, { family, portName: port.name, protocol: port.protocol, nodeName: context.nodeName });
       const categorized = categorizeEndpoints({
         candidates, usesCluster, usesLocal,
-        topology: { preference: service.topology, nodeName: context.nodeName, zone: context.zone },
+        topology: { nodeName: context.nodeName, zone: context.zone },
       });
       result[family].push({
         key: planKey(service.namespace, service.name, port.name),
@@ -74,7 +77,9 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
         sourceRanges,
         // The model's clusterEndpoints is what in-cluster traffic reaches, so ITP Local narrows it to this node.
         clusterEndpoints: internalPolicyLocal ? categorized.local : categorized.cluster,
-        ...(internalPolicyLocal && external && !externalPolicyLocal ? { externalClusterEndpoints: categorized.cluster } : {}),
+        // ITP Local narrows clusterEndpoints; external frontends still need the cluster-wide set: for outside traffic
+        // under ETP Cluster, and for pod/node traffic that ETP Local short-circuits (upstream's KUBE-SVC chain).
+        ...(internalPolicyLocal && external ? { externalClusterEndpoints: categorized.cluster } : {}),
         localEndpoints: categorized.local,
         allEndpoints: candidates.map((c) => c.endpoint),
         hasEndpoints: categorized.hasAny,

@@ -1,10 +1,10 @@
 // Topology-aware routing (kube-proxy's hints logic): which endpoints cluster-wide traffic may use on this node.
 //
-// Hints are honoured only when the Service asks for them (spec.trafficDistribution or the topology-mode
-// annotation), only if EVERY ready endpoint carries the needed hint, and only if at least one endpoint is
-// hinted for this node (or its zone); otherwise every endpoint is used. PreferSameNode uses node hints when
-// they qualify and falls back to zone hints.
-import type { TopologyPreference } from './records.ts';
+// As upstream (pkg/proxy/topology.go), the decision rests on the EndpointSlice hints alone, not on the Service's
+// trafficDistribution or topology-mode annotation: the EndpointSlice controller writes hints only when the Service
+// asks for them, and kube-proxy honours whatever hints are there. Node hints are used when EVERY ready endpoint
+// carries one and at least one names this node; otherwise zone hints, under the same all-or-nothing rule for this
+// node's zone; otherwise every endpoint is used.
 
 export interface HintedEndpoint {
   readonly ready: boolean;
@@ -16,7 +16,6 @@ export interface HintedEndpoint {
 export type TopologyFilter = 'node' | 'zone' | undefined;
 
 export interface TopologyInput {
-  readonly preference: TopologyPreference | undefined;
   readonly nodeName: string;
   readonly zone: string | undefined;
 }
@@ -34,9 +33,8 @@ function hintsQualify(endpoints: readonly HintedEndpoint[], pick: (e: HintedEndp
 
 /** Decide the topology filter for one service port's endpoints. */
 export function topologyFilter(endpoints: readonly HintedEndpoint[], input: TopologyInput): TopologyFilter {
-  if (input.preference === undefined) return undefined;
   if (!endpoints.some((e) => e.ready)) return undefined;
-  if (input.preference === 'PreferSameNode' && hintsQualify(endpoints, (e) => e.nodeHints, input.nodeName)) return 'node';
+  if (hintsQualify(endpoints, (e) => e.nodeHints, input.nodeName)) return 'node';
   if (input.zone !== undefined && input.zone !== '' && hintsQualify(endpoints, (e) => e.zoneHints, input.zone)) return 'zone';
   return undefined;
 }

@@ -60,8 +60,9 @@ export interface ServicePortPlan {
    */
   readonly clusterEndpoints: readonly Endpoint[];
   /**
-   * Set only when internalTrafficPolicy is Local but externalTrafficPolicy is Cluster: traffic arriving from
-   * outside through an external frontend may still reach every cluster-wide endpoint, unlike in-cluster traffic.
+   * Set only when internalTrafficPolicy is Local and the service has external frontends: the cluster-wide set,
+   * which external frontends still use although in-cluster ClusterIP traffic may not — traffic from outside
+   * under externalTrafficPolicy Cluster, and pod/node traffic that externalTrafficPolicy Local short-circuits.
    */
   readonly externalClusterEndpoints?: readonly Endpoint[];
   /** Endpoints that external traffic may reach when externalPolicyLocal (local ones only). */

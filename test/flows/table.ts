@@ -19,6 +19,10 @@ export interface FlowCase {
 }
 
 const ON_NODE2 = 'reaches an endpoint on node2, which the harness does not build';
+// The harness node's default route points back at the outside client, so an outside packet to a VIP that is not
+// DNATed is routed out the interface it came in on: the kernel sends an ICMP redirect before FORWARD filtering,
+// which also spends the client's ICMP rate-limit budget and turns the next cases' REJECTs into silence.
+const VIP_BOUNCES = 'an undelivered outside->VIP packet makes the harness node send ICMP redirects (a harness artefact)';
 
 /** "ip:port" → masquerade. */
 function reach(endpoints: Readonly<Record<string, boolean>>): Verdict {
@@ -99,6 +103,20 @@ export const FLOW_CASES: readonly FlowCase[] = [
     name: 'ETP Local NodePort without a local endpoint still serves pods',
     packet: fromPod(T.nodeIP, 30085), expect: reach({ '10.244.2.3:8080': false }), tracerOnly: ON_NODE2,
   },
+  // ETP Local without a local endpoint, through an externalIP: EXT still short-circuits pods and the node to the
+  // cluster-wide endpoints (upstream enters KUBE-EXT whenever the service has endpoints); outside traffic is dropped.
+  {
+    name: 'ETP Local externalIP without a local endpoint drops outside traffic',
+    packet: fromOutside('192.168.200.15', 80), expect: DROP, tracerOnly: VIP_BOUNCES,
+  },
+  {
+    name: 'ETP Local externalIP without a local endpoint still serves pods, source kept',
+    packet: fromPod('192.168.200.15', 80), expect: reach({ '10.244.2.3:8080': false }), tracerOnly: ON_NODE2,
+  },
+  {
+    name: 'ETP Local externalIP without a local endpoint still serves the node, masqueraded',
+    packet: fromNode('192.168.200.15', 80), expect: reach({ '10.244.2.3:8080': true }), tracerOnly: ON_NODE2,
+  },
   // internalTrafficPolicy Local
   { name: 'ITP Local ClusterIP reaches local endpoints only', packet: fromPod('10.96.0.16', 80), expect: reach({ '10.244.1.3:8080': false }) },
   {
@@ -110,6 +128,19 @@ export const FLOW_CASES: readonly FlowCase[] = [
   { name: 'ClusterIP without endpoints rejects pods at once', packet: fromPod('10.96.0.18', 80), expect: REJECT },
   { name: 'ClusterIP without endpoints rejects the node at once', packet: fromNode('10.96.0.18', 80), expect: REJECT },
   { name: 'NodePort without endpoints rejects outside clients at once', packet: fromOutside(T.nodeIP, 30088), expect: REJECT },
+  {
+    name: 'LoadBalancer IP with source ranges but no endpoints rejects an allowed client at once',
+    packet: fromOutside('192.168.200.23', 80), expect: REJECT, tracerOnly: VIP_BOUNCES,
+  },
+  {
+    name: 'LoadBalancer IP with source ranges but no endpoints rejects an allowed pod at once',
+    packet: fromPod('192.168.200.23', 80), expect: REJECT,
+  },
+  {
+    name: 'LoadBalancer IP with source ranges but no endpoints rejects a pod outside the ranges at once',
+    packet: tcp('pod', '10.244.1.2', '192.168.200.23', 80), expect: REJECT,
+  },
+  { name: 'NodePort of a LoadBalancer without endpoints rejects at once', packet: fromOutside(T.nodeIP, 30093), expect: REJECT },
   // Session affinity, terminating endpoints
   { name: 'an affinity service can reach every endpoint', packet: fromPod('10.96.0.19', 80), expect: pods(false) },
   {

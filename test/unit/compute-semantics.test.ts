@@ -176,6 +176,32 @@ describe('endpoint conditions and the serving-terminating fallback', () => {
     });
   }
 
+  test('serving unset reads as true (upstream): a terminating, not-ready endpoint is a fallback', () => {
+    const G = endpoint({ ip: '10.244.0.7', node: 'node-b', ready: false, terminating: true });
+    const plan = onlyPlan({ services: [service()], slices: [slice({ endpoints: [G, F] })], node: thisNode });
+    assert.deepEqual(plan.clusterEndpoints.map((e) => e.ip), ['10.244.0.7']);
+    assert.equal(plan.hasEndpoints, true);
+  });
+
+  test('ITP Local with ETP Local: the short-circuit for pods and the node keeps the cluster-wide set', () => {
+    const spec = { ...etpLocal, internalTrafficPolicy: 'Local' };
+    const plan = onlyPlan({ services: [service({ spec })], slices: [slice({ endpoints: [A, B] })], node: thisNode });
+    assert.deepEqual(plan.clusterEndpoints.map((e) => e.ip), ['10.244.0.1']);
+    assert.deepEqual(plan.localEndpoints.map((e) => e.ip), ['10.244.0.1']);
+    assert.deepEqual(plan.externalClusterEndpoints?.map((e) => e.ip), ['10.244.0.1', '10.244.0.2']);
+  });
+
+  test('an endpoint listed in two slices: the local copy wins, as upstream', () => {
+    const remoteCopy = endpoint({ ip: '10.244.0.9', node: 'node-b' });
+    const localCopy = endpoint({ ip: '10.244.0.9', node: 'node-a', ready: false, serving: true, terminating: true });
+    const plan = onlyPlan({
+      services: [service({ spec: etpLocal })],
+      slices: [slice({ name: 'web-1', endpoints: [remoteCopy] }), slice({ name: 'web-2', endpoints: [localCopy] })], node: thisNode,
+    });
+    assert.deepEqual(plan.allEndpoints.map((e) => [e.ip, e.local]), [['10.244.0.9', true]]);
+    assert.deepEqual(plan.localEndpoints.map((e) => e.ip), ['10.244.0.9']);
+  });
+
   test('ITP Local with ETP Cluster: external traffic keeps the cluster-wide set', () => {
     const spec = { type: 'NodePort', ports: [{ port: 80, nodePort: 30080 }], internalTrafficPolicy: 'Local' };
     const plan = onlyPlan({ services: [service({ spec })], slices: [slice({ endpoints: [A, B] })], node: thisNode });
@@ -191,7 +217,7 @@ describe('endpoint conditions and the serving-terminating fallback', () => {
   });
 });
 
-describe('topology (trafficDistribution, topology-mode annotation, hints)', () => {
+describe('topology: EndpointSlice hints decide, as upstream topologyModeFromHints', () => {
   const ep = (ip: string, zones?: string[], nodes?: string[], ready = true, nodeName = 'node-x'): unknown =>
     endpoint({ ip, node: nodeName, ready, ...(zones ? { forZones: zones } : {}), ...(nodes ? { forNodes: nodes } : {}) });
   const zone = { trafficDistribution: 'PreferClose' };
@@ -201,15 +227,16 @@ describe('topology (trafficDistribution, topology-mode annotation, hints)', () =
     ['a ready endpoint without a hint disables hints', zone, undefined, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2')], ['10.0.0.1', '10.0.0.2']],
     ['an unhinted NOT ready endpoint does not matter', zone, undefined, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2', ['zone-b']), ep('10.0.0.3', undefined, undefined, false)], ['10.0.0.1']],
     ['no endpoint hinted for our zone: all', zone, undefined, [ep('10.0.0.1', ['zone-b']), ep('10.0.0.2', ['zone-c'])], ['10.0.0.1', '10.0.0.2']],
-    ['hints without trafficDistribution are ignored', {}, undefined, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2', ['zone-b'])], ['10.0.0.1', '10.0.0.2']],
-    ['topology-mode: Auto enables hints', {}, { 'service.kubernetes.io/topology-mode': 'Auto' }, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2', ['zone-b'])], ['10.0.0.1']],
+    // kube-proxy does not look at the Service's trafficDistribution or annotations: hints present are hints used.
+    ['hints without trafficDistribution are used', {}, undefined, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2', ['zone-b'])], ['10.0.0.1']],
+    ['topology-mode: Disabled does not turn hints off', {}, { 'service.kubernetes.io/topology-mode': 'Disabled' }, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2', ['zone-b'])], ['10.0.0.1']],
     ['PreferSameNode uses node hints', { trafficDistribution: 'PreferSameNode' }, undefined,
       [ep('10.0.0.1', ['zone-a'], ['node-a']), ep('10.0.0.2', ['zone-a'], ['node-b']), ep('10.0.0.3', ['zone-b'], ['node-c'])], ['10.0.0.1']],
     ['PreferSameNode falls back to zone hints when a node hint is missing', { trafficDistribution: 'PreferSameNode' }, undefined,
       [ep('10.0.0.1', ['zone-a'], ['node-a']), ep('10.0.0.2', ['zone-a']), ep('10.0.0.3', ['zone-b'], ['node-c'])], ['10.0.0.1', '10.0.0.2']],
     ['PreferSameNode falls back to zone hints when none is for this node', { trafficDistribution: 'PreferSameNode' }, undefined,
       [ep('10.0.0.1', ['zone-a'], ['node-b']), ep('10.0.0.3', ['zone-b'], ['node-c'])], ['10.0.0.1']],
-    ['PreferSameZone ignores node hints', zone, undefined, [ep('10.0.0.1', ['zone-a'], ['node-b']), ep('10.0.0.2', ['zone-a'], ['node-a']), ep('10.0.0.3', ['zone-b'], ['node-c'])], ['10.0.0.1', '10.0.0.2']],
+    ['node hints win whatever the Service says', zone, undefined, [ep('10.0.0.1', ['zone-a'], ['node-b']), ep('10.0.0.2', ['zone-a'], ['node-a']), ep('10.0.0.3', ['zone-b'], ['node-c'])], ['10.0.0.2']],
     ['unzoned node: zone hints unusable', zone, undefined, [ep('10.0.0.1', ['zone-a']), ep('10.0.0.2', ['zone-b'])], ['10.0.0.1', '10.0.0.2'], node({ name: 'node-a' })],
     ['no ready endpoint: terminating fallback ignores topology', zone, undefined,
       [endpoint({ ip: '10.0.0.1', ready: false, serving: true, terminating: true, forZones: ['zone-b'] })], ['10.0.0.1']],
@@ -237,8 +264,13 @@ describe('source ranges, NodePort addresses, local-traffic detector', () => {
     const state = stateOf({ services: [service({ spec })] });
     assert.deepEqual(state.families.IPv4.services[0]?.sourceRanges, ['10.1.0.0/16', '192.168.0.0/24']);
     assert.deepEqual(state.families.IPv6.services[0]?.sourceRanges, ['2001:db8::/32']);
+    // kube-proxy reads the field only; the annotation is for cloud load balancers.
     const fromAnnotation = onlyPlan({ services: [service({ spec: { type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }] }, annotations: { 'service.beta.kubernetes.io/load-balancer-source-ranges': '10.0.0.0/8,172.16.0.0/12' } })] });
-    assert.deepEqual(fromAnnotation.sourceRanges, ['10.0.0.0/8', '172.16.0.0/12']);
+    assert.deepEqual(fromAnnotation.sourceRanges, []);
+    // A /0 of a family means everyone: no restriction in that family (upstream), the other family keeps its ranges.
+    const open = stateOf({ services: [service({ spec: { ...spec, loadBalancerSourceRanges: ['10.0.0.0/8', '0.0.0.0/0', '2001:db8::/32'] } })] });
+    assert.deepEqual(open.families.IPv4.services[0]?.sourceRanges, []);
+    assert.deepEqual(open.families.IPv6.services[0]?.sourceRanges, ['2001:db8::/32']);
     assert.deepEqual(onlyPlan({ services: [service({ spec: { loadBalancerSourceRanges: ['10.0.0.0/8'] } })] }).sourceRanges, []);
   });
 

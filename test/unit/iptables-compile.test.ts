@@ -9,6 +9,10 @@ import type { DesiredState, FamilyPlan } from '../../src/model/types.ts';
 import { ClusterStore } from '../../src/store/cluster-store.ts';
 import { mutateOneEndpoint, syntheticCluster } from '../fixtures/synthetic.ts';
 import { flowClusterState } from '../flows/cluster.ts';
+import { traceRuleset } from '../../modes/iptables/trace.ts';
+import type { Packet, Verdict } from '../../src/model/trace.ts';
+import { stateOf, testOptions } from '../fixtures/compute-helpers.ts';
+import { endpoint, node, service, slice } from '../fixtures/objects.ts';
 
 const chain = (ruleset: Ruleset, table: 'nat' | 'filter', name: string): Chain => {
   const found = ruleset[table].chains.find((c) => c.name === name);
@@ -164,5 +168,54 @@ describe('partial sync', () => {
     // Rebuilt plans with the same content (e.g. after a resync of the source) write nothing either.
     const copies: DesiredState = { ...state, families: { ...state.families, IPv4: { ...state.families.IPv4, services: state.families.IPv4.services.map((s) => ({ ...s })) } } };
     assert.deepEqual(renderDiff(compileSource(state, 'IPv4'), compileSource(copies, 'IPv4')), { text: '', lines: 0 });
+  });
+});
+
+describe('traffic policies against upstream kube-proxy', () => {
+  const options = testOptions({ clusterCIDRs: ['10.244.0.0/16'] });
+  const nodeA = node({ name: 'node-a', addresses: [['InternalIP', '192.168.0.10']] });
+  const trace = (state: DesiredState, packet: Packet): Verdict =>
+    traceRuleset(compile(state, 'IPv4'), packet, { nodeIPs: state.families.IPv4.nodeIPs });
+  const endpoints = [endpoint({ ip: '10.244.1.5', node: 'node-a' }), endpoint({ ip: '10.244.2.5', node: 'node-b' })];
+
+  test('ITP Local + ETP Local: pods and the node reach every endpoint through an external IP; ClusterIP stays local', () => {
+    const spec = {
+      type: 'NodePort', ports: [{ port: 80, nodePort: 30080 }], externalIPs: ['198.51.100.1'],
+      internalTrafficPolicy: 'Local', externalTrafficPolicy: 'Local',
+    };
+    const state = stateOf({ services: [service({ spec })], slices: [slice({ endpoints })], node: nodeA }, options);
+    const both = (masquerade: boolean): Verdict => ({
+      kind: 'forward', reaches: [{ endpoint: '10.244.1.5:8080', masquerade }, { endpoint: '10.244.2.5:8080', masquerade }],
+    });
+    const local: Verdict = { kind: 'forward', reaches: [{ endpoint: '10.244.1.5:8080', masquerade: false }] };
+    assert.deepEqual(trace(state, { from: 'pod', src: '10.244.1.9', dst: '198.51.100.1', port: 80, protocol: 'TCP' }), both(false));
+    assert.deepEqual(trace(state, { from: 'node', src: '192.168.0.10', dst: '198.51.100.1', port: 80, protocol: 'TCP' }), both(true));
+    assert.deepEqual(trace(state, { from: 'external', src: '203.0.113.7', dst: '198.51.100.1', port: 80, protocol: 'TCP' }), local);
+    assert.deepEqual(trace(state, { from: 'pod', src: '10.244.1.9', dst: '10.96.0.10', port: 80, protocol: 'TCP' }), local);
+  });
+
+  test('ETP Local, no local endpoint, source ranges: FW still short-circuits allowed pods; others are dropped', () => {
+    const spec = {
+      type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }], externalTrafficPolicy: 'Local', healthCheckNodePort: 32000,
+      loadBalancerSourceRanges: ['10.244.1.0/24', '203.0.113.0/24'],
+    };
+    const status = { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } };
+    const remote = [endpoint({ ip: '10.244.2.5', node: 'node-b' })];
+    const state = stateOf({ services: [service({ spec, status })], slices: [slice({ endpoints: remote })], node: nodeA }, options);
+    const toLB = (from: Packet['from'], src: string): Packet => ({ from, src, dst: '192.0.2.1', port: 80, protocol: 'TCP' });
+    assert.deepEqual(trace(state, toLB('pod', '10.244.1.9')), { kind: 'forward', reaches: [{ endpoint: '10.244.2.5:8080', masquerade: false }] });
+    assert.deepEqual(trace(state, toLB('pod', '10.244.3.9')), { kind: 'drop' }, 'pod outside the ranges');
+    assert.deepEqual(trace(state, toLB('external', '203.0.113.7')), { kind: 'drop' }, 'allowed, but no local endpoint');
+    assert.deepEqual(trace(state, toLB('external', '198.51.100.7')), { kind: 'drop' }, 'outside the ranges');
+  });
+
+  test('source ranges on a LoadBalancer without endpoints: no firewall drop, REJECT like every frontend', () => {
+    const spec = { type: 'LoadBalancer', ports: [{ port: 80, nodePort: 30080 }], loadBalancerSourceRanges: ['203.0.113.0/24'] };
+    const status = { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } };
+    const state = stateOf({ services: [service({ spec, status })], slices: [slice({ endpoints: [] })], node: nodeA }, options);
+    assert.deepEqual(chain(compile(state, 'IPv4'), 'filter', 'KPROXY-FIREWALL').rules, []);
+    for (const src of ['203.0.113.7', '198.51.100.7']) {
+      assert.deepEqual(trace(state, { from: 'external', src, dst: '192.0.2.1', port: 80, protocol: 'TCP' }), { kind: 'reject' }, src);
+    }
   });
 });
