@@ -55,7 +55,11 @@ export class Balancer implements Chooser {
     }
     const counter = this.#counters.get(route.serviceKey) ?? 0;
     this.#counters.set(route.serviceKey, (counter + 1) % 0x40000000);
-    return endpoints.length === 0 ? 0 : counter % endpoints.length;
+    const at = endpoints.length === 0 ? 0 : counter % endpoints.length;
+    // Pin the client now, not after its connect succeeded: its other connections opened meanwhile must follow.
+    const first = endpoints[at];
+    if (first) this.chosen(route, clientIp, first);
+    return at;
   }
 
   order<T extends Identified>(route: BalanceKey, endpoints: readonly T[], clientIp: string): T[] {

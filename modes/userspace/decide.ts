@@ -34,11 +34,12 @@ export function classifyClient(clientIp: string, options: ClassifyOptions): Clie
 }
 
 export function decide(route: ListenerRoute, clientIp: string, scope: ClientScope): Decision {
+  const endpoints = scope === 'internal' ? route.internal : route.external;
+  const whenEmpty = scope === 'internal' ? route.internalEmpty : route.externalEmpty;
+  // A service without any endpoint refuses everyone at once, whatever its source ranges (the kernel modes REJECT).
+  if (endpoints.length === 0 && whenEmpty === 'reject') return { kind: 'reject' };
   if (route.sourceRanges.length > 0 && !cidrsOf(route.sourceRanges).some((c) => cidrContains(c, clientIp))) {
     return { kind: 'drop' };
   }
-  if (scope === 'internal') {
-    return route.internal.length > 0 ? { kind: 'forward', endpoints: route.internal } : { kind: route.internalEmpty };
-  }
-  return route.external.length > 0 ? { kind: 'forward', endpoints: route.external } : { kind: route.externalEmpty };
+  return endpoints.length > 0 ? { kind: 'forward', endpoints } : { kind: whenEmpty };
 }

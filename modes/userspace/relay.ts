@@ -278,7 +278,9 @@ export class Relay {
     if (decision.kind !== 'forward') {
       this.#refuse(listener, clientIp, decision.kind === 'reject' ? 'no endpoints' : 'not allowed for this client');
       if (decision.kind === 'reject') client.resetAndDestroy();
-      else client.destroy();
+      // A drop closes without a reset: read what the client sent first (close() with unread bytes sends a reset),
+      // and give up on a client that never closes its side.
+      else client.setTimeout(this.#config.connectTimeoutMs, () => client.destroy()).resume().end();
       return;
     }
     const conn: TcpConnection = { client, listener: state };

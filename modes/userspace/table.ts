@@ -96,21 +96,22 @@ const toRelay = (endpoints: readonly Endpoint[]): RelayEndpoint[] =>
 
 function routesOf(service: ServicePortPlan): { internalRoute: ListenerRoute; externalRoute: ListenerRoute } {
   const internal = toRelay(service.clusterEndpoints);
+  // In-cluster clients of an external frontend are served as if they came back from a load balancer: by every
+  // cluster-wide endpoint, even when ITP Local narrows what they reach through the ClusterIP (compute hands the
+  // wider set over as externalClusterEndpoints).
+  const clusterWide = service.externalClusterEndpoints ? toRelay(service.externalClusterEndpoints) : internal;
   const base = {
     serviceKey: service.key,
     internal,
     internalEmpty: service.hasEndpoints ? ('drop' as const) : ('reject' as const),
     ...(service.affinity ? { affinityTimeoutMs: service.affinity.timeoutSeconds * 1000 } : {}),
   };
-  // From outside: local endpoints under ETP Local; else every cluster-wide endpoint (ITP Local narrows only
-  // in-cluster traffic, so compute hands the wider set over separately).
-  const external = service.externalPolicyLocal
-    ? toRelay(service.localEndpoints)
-    : service.externalClusterEndpoints ? toRelay(service.externalClusterEndpoints) : internal;
+  // From outside: local endpoints under ETP Local; else every cluster-wide endpoint.
+  const external = service.externalPolicyLocal ? toRelay(service.localEndpoints) : clusterWide;
   const externalEmpty = service.hasEndpoints ? 'drop' : 'reject';
   return {
     internalRoute: { ...base, frontend: 'ClusterIP', external: internal, externalEmpty: base.internalEmpty, sourceRanges: [] },
-    externalRoute: { ...base, frontend: 'NodePort', external, externalEmpty, sourceRanges: [] },
+    externalRoute: { ...base, internal: clusterWide, frontend: 'NodePort', external, externalEmpty, sourceRanges: [] },
   };
 }
 

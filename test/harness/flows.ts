@@ -1,6 +1,7 @@
 // Running packet-flow cases (test/flows/table.ts) through real sockets in a namespace cluster: send the packet's
 // connection from the namespace that owns its source address, and read the verdict off what came back.
 import type { Packet, Reach, Verdict } from '../../src/model/trace.ts';
+import type { DesiredState } from '../../src/model/types.ts';
 import { ipFamily, joinHostPort } from '../../src/util/ip.ts';
 import { EXT_IP, EXT_IP6, NODE_IP, NODE_IP6, type Cluster, type ProbeSummary } from './cluster.ts';
 
@@ -12,6 +13,37 @@ export function sourceNamespace(cluster: Cluster, packet: Packet): string | unde
   return pod?.ns;
 }
 
+/**
+ * How the proxy under test shows a client that it refuses a connection, which decides how errors read as verdicts.
+ * - 'kernel' (default): the proxy acts on the SYN. Reject = refused at once (ECONNREFUSED); drop = anything else
+ *   (normally silence: TIMEOUT).
+ * - 'relay': a userspace relay must complete the handshake before it can look at the client, so it cannot refuse
+ *   the SYN. Its reject is a reset right after the accept (ECONNRESET); its drop is a close without reset, which
+ *   the client reads as end-of-stream without an answer (the probe's CLOSED). A port nothing listens on is still
+ *   refused by the kernel (ECONNREFUSED, a reject), and silence (TIMEOUT) is still a drop. Nothing else counts:
+ *   a case whose errors mix a reset with a quiet close or a timeout reads as neither (so it fails either way).
+ * UDP reads the same either way: no handshake, and a refused datagram gets no answer (TIMEOUT, a drop).
+ */
+export type RefusalStyle = 'kernel' | 'relay';
+
+export interface ObserveOptions {
+  readonly refusals?: RefusalStyle;
+}
+
+const RELAY_REJECT = new Set(['ECONNRESET', 'ECONNREFUSED']);
+const RELAY_DROP = new Set(['CLOSED', 'TIMEOUT']);
+
+/** The verdict of a flow that reached no backend, from the probe's error codes. */
+function refusalVerdict(errors: readonly string[], style: RefusalStyle): Verdict {
+  if (style === 'kernel') {
+    return errors.length > 0 && errors.every((e) => e === 'ECONNREFUSED') ? { kind: 'reject' } : { kind: 'drop' };
+  }
+  if (errors.length > 0 && errors.every((e) => RELAY_REJECT.has(e))) return { kind: 'reject' };
+  if (errors.every((e) => RELAY_DROP.has(e))) return { kind: 'drop' };
+  // neither a clean refusal nor a clean drop: 'untouched' never matches what a reaching-nothing case may show
+  return { kind: 'untouched' };
+}
+
 export interface Observation {
   readonly verdict: Verdict;
   readonly summary: ProbeSummary;
@@ -20,9 +52,12 @@ export interface Observation {
 /**
  * Send enough connections to see every backend (`expected` sizes the sample: 8 per expected endpoint), then
  * turn the answers into a Verdict: backends with the address each saw (masquerade = not the packet's source),
- * or reject (refused at once), or drop (nothing came back). `endpointPort` is the port the pod servers use.
+ * or reject (refused at once), or drop (nothing came back); `options.refusals` says how the proxy refuses.
+ * `endpointPort` is the port the pod servers use.
  */
-export async function observeFlow(cluster: Cluster, packet: Packet, expected: Verdict, endpointPort: number): Promise<Observation> {
+export async function observeFlow(
+  cluster: Cluster, packet: Packet, expected: Verdict, endpointPort: number, options: ObserveOptions = {},
+): Promise<Observation> {
   const ns = sourceNamespace(cluster, packet);
   if (!ns) throw new Error(`no namespace has source address ${packet.src} (${packet.from})`);
   if (packet.protocol === 'SCTP') throw new Error('the pod servers speak TCP and UDP only');
@@ -44,10 +79,9 @@ export async function observeFlow(cluster: Cluster, packet: Packet, expected: Ve
     reaches.set(endpoint, { endpoint, masquerade: seen ? seen.masquerade || masquerade : masquerade });
   }
   const errors = Object.keys(summary.errors);
-  let verdict: Verdict;
-  if (reaches.size > 0) verdict = { kind: 'forward', reaches: [...reaches.values()].sort((a, b) => a.endpoint.localeCompare(b.endpoint)) };
-  else if (errors.length > 0 && errors.every((e) => e === 'ECONNREFUSED')) verdict = { kind: 'reject' };
-  else verdict = { kind: 'drop' };
+  const verdict: Verdict = reaches.size > 0
+    ? { kind: 'forward', reaches: [...reaches.values()].sort((a, b) => a.endpoint.localeCompare(b.endpoint)) }
+    : refusalVerdict(errors, options.refusals ?? 'kernel');
   return { verdict, summary };
 }
 
@@ -62,4 +96,17 @@ export function observable(expected: Verdict, packet: Packet, cluster: Cluster, 
     return [{ kind: 'forward', reaches: [{ endpoint: joinHostPort(packet.dst, endpointPort), masquerade: false }] }];
   }
   return [{ kind: 'drop' }, { kind: 'reject' }];
+}
+
+/** Whether the packet addresses a service port with ClientIP affinity (one client then sticks to one endpoint). */
+export function addressesStickyService(state: DesiredState, packet: Packet): boolean {
+  const family = ipFamily(packet.dst);
+  if (!family) return false;
+  return state.families[family].services.some((s) => s.affinity !== undefined && s.protocol === packet.protocol
+    && s.frontends.some((f) => f.kind !== 'NodePort' && f.ip === packet.dst && f.port === packet.port));
+}
+
+/** A sticky service seen from one client: exactly one of the expected reaches. */
+export function stickyVariants(expected: Verdict): Verdict[] {
+  return expected.kind === 'forward' ? expected.reaches.map((reach) => ({ kind: 'forward', reaches: [reach] })) : [expected];
 }

@@ -39,10 +39,16 @@ describe('userspace balancer', () => {
       assert.equal(pick('1.1.1.1'), a);
     }
     assert.notEqual(pick('2.2.2.2'), a, 'another client goes round robin');
+    assert.equal(pick('3.3.3.3'), a, 'round robin wraps (two endpoints)');
     now += 10_001;
-    const after = b.order(sticky, sticky.internal, '1.1.1.1')[0]?.ip;
-    const again = b.order(sticky, sticky.internal, '1.1.1.1')[0]?.ip;
-    assert.notEqual(after, again, 'expired: back to round robin');
+    assert.notEqual(b.order(sticky, sticky.internal, '1.1.1.1')[0]?.ip, a, 'expired: back to round robin');
+  });
+
+  test('ClientIP affinity pins a client at its first pick, before any connect succeeded', () => {
+    assert.ok(sticky);
+    const b = new Balancer({ now: () => 0 });
+    const picks = Array.from({ length: 4 }, () => b.order(sticky, sticky.internal, '4.4.4.4')[0]?.ip);
+    assert.equal(new Set(picks).size, 1, `simultaneous first connections of one client: ${picks.join(', ')}`);
   });
 
   test('an endpoint that left is not kept by affinity', () => {

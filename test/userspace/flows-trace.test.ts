@@ -3,15 +3,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mode } from '../../modes/userspace/index.ts';
-import type { Verdict } from '../../src/model/trace.ts';
 import { FLOW_CASES, flowClusterState } from '../flows/table.ts';
-import type { FlowCase } from '../flows/table.ts';
-
-export function relayExpectation(flow: FlowCase): Verdict {
-  if (flow.packet.protocol === 'SCTP') return { kind: 'untouched' };
-  if (flow.expect.kind !== 'forward') return flow.expect;
-  return { kind: 'forward', reaches: flow.expect.reaches.map((r) => ({ endpoint: r.endpoint, masquerade: true })) };
-}
+import { relayExpectation } from './relay-expectation.ts';
 
 describe('packet-flow table: userspace tracer', () => {
   const state = flowClusterState();
