@@ -19,8 +19,7 @@ export interface Attachment {
   readonly name: string;
   readonly observer?: SyncObserver;
   readonly onInvalid?: (invalid: InvalidObject) => void;
-  readonly onStale?: (isStale: boolean, reason?: string) => void;
-  /** Sees what the source tells the store (Node eligibility, change counting). */
+  /** Sees what the source tells the store (Node eligibility, change counting, a stale view). */
   readonly tap?: Partial<ClusterEvents>;
   stop(): Promise<void>;
 }
@@ -43,7 +42,6 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
       });
       attachments.push({
         name: 'health', observer: health, tap: nodeEligibilityTap(health),
-        onStale: (isStale, reason) => health.setSourceStale(isStale, reason),
         stop: () => server.close(),
       });
       const serviceHealth = new ServiceHealthServer({ log: log.child({ component: 'service-health' }), proxyHealthy: () => health.isHealthy() });
@@ -54,7 +52,6 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
       attachments.push({
         name: 'metrics', observer: metrics, tap: metrics.changeTap(),
         onInvalid: (invalid) => metrics.invalidObject(invalid),
-        onStale: (isStale) => metrics.sourceStale.set(isStale ? 1 : 0),
         stop: () => server.close(),
       });
     }
@@ -67,6 +64,10 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
 
 /** Node events (Starting, persistent sync failure) for sources that can post them (the Kubernetes API). */
 export function nodeEventsFor(source: ClusterSource, nodeName: string, log: AppLogger): NodeEvents | undefined {
-  const sink = (source as Partial<{ eventSink(): EventSink }>).eventSink?.();
-  return sink ? new NodeEvents({ sink, nodeName, log: log.child({ component: 'events' }) }) : undefined;
+  if (!canPostEvents(source)) return undefined;
+  return new NodeEvents({ sink: source.eventSink(), nodeName, log: log.child({ component: 'events' }) });
+}
+
+function canPostEvents(source: ClusterSource): source is ClusterSource & { eventSink(): EventSink } {
+  return 'eventSink' in source && typeof source.eventSink === 'function';
 }

@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'KP_ERR_SOURCE_UNAVAILABLE'
   | 'KP_ERR_MANIFEST_UNREADABLE'
   | 'KP_ERR_MANIFEST_INVALID'
-  | 'KP_ERR_APPLY_FAILED';
+  | 'KP_ERR_APPLY_FAILED'
+  | 'KP_ERR_LISTEN_FAILED';
 
 export interface ErrorCodeInfo {
   readonly code: ErrorCode;
@@ -30,6 +31,7 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
   { code: 'KP_ERR_MANIFEST_UNREADABLE', exitCode: 2, summary: 'The --manifests path does not exist or cannot be read.' },
   { code: 'KP_ERR_MANIFEST_INVALID', exitCode: 2, summary: 'A manifest file is not valid YAML/JSON (the last good content stays in effect).' },
   { code: 'KP_ERR_APPLY_FAILED', exitCode: 1, summary: 'A proxy mode failed to program the node (the sync loop retries with backoff).' },
+  { code: 'KP_ERR_LISTEN_FAILED', exitCode: 1, summary: 'The health or metrics server cannot listen on its bind address (e.g. the port is in use).' },
 ];
 
 export function exitCodeOf(code: ErrorCode): number {
@@ -116,6 +118,12 @@ export class ManifestError extends KproxyError {
 export class ApplyError extends KproxyError {
   constructor(message: string, options: KproxyErrorOptions = {}) {
     super('KP_ERR_APPLY_FAILED', message, options);
+  }
+}
+
+export class ListenError extends KproxyError {
+  constructor(message: string, options: KproxyErrorOptions = {}) {
+    super('KP_ERR_LISTEN_FAILED', message, options);
   }
 }
 

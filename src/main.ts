@@ -89,7 +89,6 @@ export async function runProxy(options: RunOptions): Promise<number> {
   const { attachments, metrics } = await startServers(config, log);
   const store = createStore(computeOptionsOf(config, nodeName), log, {
     onInvalid: (invalid) => attachments.forEach((a) => a.onInvalid?.(invalid)),
-    onStale: (isStale, reason) => attachments.forEach((a) => a.onStale?.(isStale, reason)),
   });
   let proxier: ProxyMode | undefined;
   let loop: SyncLoop | undefined;

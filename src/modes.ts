@@ -7,8 +7,6 @@ import { ModeInvalidError, ModeUnavailableError } from './errors.ts';
 import type { ModeModule } from './model/mode.ts';
 import type { ProxyModeName } from './model/types.ts';
 
-export const MODE_NAMES: readonly ProxyModeName[] = ['iptables', 'nftables', 'ipvs', 'userspace'];
-
 const BUILT_IN_MODES_DIR = fileURLToPath(new URL('../modes/', import.meta.url));
 
 export interface LoadModeOptions {

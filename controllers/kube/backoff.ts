@@ -37,11 +37,6 @@ export class Backoff {
     return Math.round(Math.min(this.maxMs, base * (1 + this.jitter * this.random())));
   }
 
-  /** Consecutive failures since the last reset. */
-  get attempts(): number {
-    return this.failures;
-  }
-
   reset(): void {
     this.failures = 0;
   }

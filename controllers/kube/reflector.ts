@@ -106,7 +106,7 @@ export class Reflector {
           this.restarted('gone', 'resource version too old (410 Gone), relisting');
           continue;
         }
-        const detail = (error as Error).message;
+        const detail = error instanceof Error ? error.message : String(error);
         this.setStale(true, detail);
         this.restarted('error', detail);
         await this.sleep(this.backoff.next());
@@ -190,7 +190,7 @@ export class Reflector {
         if (type !== 'BOOKMARK' || events > 1) this.backoff.reset();
       } catch (error) {
         // A handler bug must not stop the watch; the next relist repairs the view.
-        this.options.hooks?.restarted?.('error', `event handler failed: ${(error as Error).message}`);
+        this.options.hooks?.restarted?.('error', `event handler failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     });
     this.current = handle;

@@ -58,9 +58,9 @@ function globalOptions(parser: Argv): Argv {
       'cleanup', 'v'], KUBE_PROXY_GROUP)
     .option('manifests', { type: 'string', description: 'A YAML/JSON file or folder of Services, EndpointSlices and one Node to use instead of the API server (watched for changes)' })
     .option('log-format', { type: 'string', description: 'Log format: json (default) or text' })
-    .option('iptables-variant', { type: 'string', description: 'kproxy: which iptables backend to program: legacy, nft or auto (default: the one that already holds rules, as iptables-wrapper does)' })
+    .option('iptables-variant', { type: 'string', description: 'Which iptables backend to program: legacy, nft or auto (default: the one that already holds rules, as iptables-wrapper does)' })
     .option('service-proxy-name', { type: 'string', description: 'Serve the Services labelled service.kubernetes.io/service-proxy-name=<this value> (by default such Services are left to their own proxy)' })
-    .group(['manifests', 'log-format', 'service-proxy-name'], KPROXY_GROUP);
+    .group(['manifests', 'log-format', 'service-proxy-name', 'iptables-variant'], KPROXY_GROUP);
 }
 
 function buildParser(): Argv {

@@ -5,7 +5,7 @@ import type { Logger } from '../model/mode.ts';
 import type { Packet } from '../model/trace.ts';
 import type { Protocol } from '../model/types.ts';
 import { loadMode, type LoadModeOptions } from '../modes.ts';
-import { normalizeIP } from '../util/ip.ts';
+import { joinHostPort, normalizeIP } from '../util/ip.ts';
 import { formatVerdict } from './format-state.ts';
 import type { OutputFormat, TraceRequest } from './parse.ts';
 import { desiredStateFromManifests } from './wiring.ts';
@@ -46,6 +46,6 @@ export async function trace(options: TraceOptions): Promise<string> {
   const { state } = await desiredStateFromManifests(options.config, options.log);
   const verdict = mode.trace(state, packet);
   if (options.format === 'json') return `${JSON.stringify({ mode: mode.name, packet, verdict }, null, 2)}\n`;
-  const dst = packet.dst.includes(':') ? `[${packet.dst}]:${packet.port}` : `${packet.dst}:${packet.port}`;
+  const dst = joinHostPort(packet.dst, packet.port);
   return formatVerdict({ mode: mode.name, protocol: packet.protocol, src: packet.src, dst, from: packet.from, verdict });
 }

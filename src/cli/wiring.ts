@@ -47,7 +47,6 @@ export function computeOptionsOf(config: ProxyConfig, nodeName: string): Compute
 
 export interface StoreHooks {
   readonly onInvalid?: (invalid: InvalidObject) => void;
-  readonly onStale?: (isStale: boolean, reason?: string) => void;
 }
 
 /** The store, reporting each skipped object in one warning line (namespace/name and why). */
@@ -57,10 +56,6 @@ export function createStore(compute: ComputeOptions, log: Logger, hooks: StoreHo
     onInvalid: (invalid) => {
       log.warn({ kind: invalid.kind, object: invalid.ref, reason: invalid.reason }, `Skipping invalid ${invalid.kind} ${invalid.ref}: ${invalid.reason}`);
       hooks.onInvalid?.(invalid);
-    },
-    onStale: (isStale, reason) => {
-      log.warn({ stale: isStale, ...(reason !== undefined && { reason }) }, isStale ? 'Cluster view is stale' : 'Cluster view is fresh again');
-      hooks.onStale?.(isStale, reason);
     },
   });
 }
@@ -98,15 +93,15 @@ interface KubeSourceModule {
   }): ClusterSource;
 }
 
-/**
- * --manifests wins; otherwise the Kubernetes API (--kubeconfig, --master or the in-cluster service account).
- * Not finding connection settings is a one-line SourceUnavailableError, not a stack trace.
- */
 export interface SourceHooks {
   /** Told about every informer restart of the Kubernetes source (metrics). */
   readonly onRestart?: (kind: ObjectKind) => void;
 }
 
+/**
+ * --manifests wins; otherwise the Kubernetes API (--kubeconfig, --master or the in-cluster service account).
+ * Not finding connection settings is a one-line SourceUnavailableError, not a stack trace.
+ */
 export async function createSource(config: ProxyConfig, nodeName: string, log: Logger, hooks: SourceHooks = {}): Promise<ClusterSource> {
   if (config.manifests !== undefined) return new ManifestSource({ path: config.manifests, log, nodeName });
   if (!existsSync(KUBE_SOURCE_PATH)) {

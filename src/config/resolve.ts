@@ -148,7 +148,6 @@ function resolveMode(flag: string | undefined, fromFile: unknown): ProxyModeName
   throw new ConfigError({ field, value, reason: `${hint}must be one of ${PROXY_MODES.join(', ')}` });
 }
 
-/** The config block a mode reads its sync periods from (userspace, like upstream's old one, uses iptables'). */
 function resolveIptablesVariant(flag: string | undefined, fromFile: unknown): 'legacy' | 'nft' | undefined {
   const field = flag !== undefined ? '--iptables-variant' : 'iptables.variant';
   const value = flag ?? fromFile ?? 'auto';
@@ -157,6 +156,7 @@ function resolveIptablesVariant(flag: string | undefined, fromFile: unknown): 'l
   throw new ConfigError({ field, value, reason: 'must be legacy, nft or auto' });
 }
 
+/** The config block a mode reads its sync periods from (userspace, like upstream's old one, uses iptables'). */
 function modeBlockName(mode: ProxyModeName): 'iptables' | 'ipvs' | 'nftables' {
   if (mode === 'ipvs' || mode === 'nftables') return mode;
   return 'iptables';

@@ -1,9 +1,10 @@
 // The fields of KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) that kube-proxy knows, so that
-// anything else can be reported in one warning. `true` marks a leaf; 'map' a free-form map (featureGates).
+// anything else can be reported in one warning. `true` marks a leaf; 'duration' a leaf holding a Go duration;
+// 'map' a free-form map (featureGates).
 
-export type FieldSpec = true | 'map' | { readonly [field: string]: FieldSpec };
+export type FieldSpec = true | 'duration' | 'map' | { readonly [field: string]: FieldSpec };
 
-const durationLeaf = true;
+const durationLeaf = 'duration';
 
 export const KUBE_PROXY_CONFIGURATION_FIELDS: FieldSpec = {
   apiVersion: true,
@@ -52,18 +53,18 @@ export const KUBE_PROXY_CONFIGURATION_FIELDS: FieldSpec = {
   windowsRunAsService: true,
 };
 
+/** Dotted paths of the leaves of `spec` marked 'duration'. */
+function durationPaths(spec: FieldSpec, prefix = ''): string[] {
+  if (typeof spec !== 'object') return spec === 'duration' ? [prefix] : [];
+  return Object.entries(spec).flatMap(([key, child]) => durationPaths(child, prefix === '' ? key : `${prefix}.${key}`));
+}
+
 /** Every duration-valued field, dotted. `null` is accepted for these (kubeadm writes it for unset pointers). */
-export const DURATION_FIELDS: readonly string[] = [
-  'iptables.syncPeriod', 'iptables.minSyncPeriod',
-  'ipvs.syncPeriod', 'ipvs.minSyncPeriod', 'ipvs.tcpTimeout', 'ipvs.tcpFinTimeout', 'ipvs.udpTimeout',
-  'nftables.syncPeriod', 'nftables.minSyncPeriod',
-  'conntrack.tcpEstablishedTimeout', 'conntrack.tcpCloseWaitTimeout', 'conntrack.udpTimeout', 'conntrack.udpStreamTimeout',
-  'configSyncPeriod',
-];
+export const DURATION_FIELDS: readonly string[] = durationPaths(KUBE_PROXY_CONFIGURATION_FIELDS);
 
 /** Dotted paths of fields in `value` that `spec` does not know. */
 export function unknownFields(value: unknown, spec: FieldSpec, prefix = ''): string[] {
-  if (spec === true || spec === 'map') return [];
+  if (typeof spec !== 'object') return [];
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
   const found: string[] = [];
   for (const [key, child] of Object.entries(value)) {

@@ -1,6 +1,8 @@
 // Small HTTP server helpers shared by the health, health-check node port and metrics servers.
+import type { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ListenError } from '../errors.ts';
 
 export interface ListenAddress {
   readonly host: string;
@@ -30,13 +32,22 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Listen on `address` with `handler`; rejects with a one-line error when the port cannot be bound. */
+/**
+ * Errors a listening server emits later (EMFILE when accepting a connection, …) are transient: the server keeps
+ * listening. Without a listener, Node would turn such an 'error' event into an exception that ends the agent.
+ */
+export function ignoreLaterErrors(server: EventEmitter): void {
+  server.removeAllListeners('error');
+  server.on('error', () => undefined);
+}
+
+/** Listen on `address` with `handler`; rejects with a one-line ListenError when the port cannot be bound. */
 export async function listen(address: ListenAddress, handler: Handler, what: string): Promise<RunningServer> {
   const server: Server = createServer(handler);
   // Health checkers open many short connections; don't let idle ones pile up.
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(`${what}: cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`)));
+    server.once('error', (error: NodeJS.ErrnoException) => reject(new ListenError(`${what}: cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`, { cause: error })));
     // '::' also accepts IPv4 when the host has IPv6; fall back to 0.0.0.0 when it has not.
     server.listen({ host: address.host, port: address.port, ipv6Only: false }, () => resolve());
   }).catch(async (error: Error) => {
@@ -47,6 +58,7 @@ export async function listen(address: ListenAddress, handler: Handler, what: str
       server.listen({ host: '0.0.0.0', port: address.port }, () => resolve());
     });
   });
+  ignoreLaterErrors(server);
   server.unref();
   const bound = server.address() as AddressInfo;
   return {

@@ -1,5 +1,6 @@
 // Feeds the Node's eligibility to the health check straight from the source's events, so /healthz flips as
-// soon as the Node is marked for deletion or removed, not only after the next sync.
+// soon as the Node is marked for deletion or removed, not only after the next sync; and whether the source's
+// view is stale (reported in the health JSON).
 import { parseNode } from '../compute/parse-node.ts';
 import type { ClusterEvents } from '../model/source.ts';
 import type { ProxyHealth } from './proxy-health.ts';

@@ -45,8 +45,8 @@ export class ProxyHealth implements SyncObserver {
 
   syncSucceeded(event: SyncSucceeded): void {
     this.lastUpdated = event.finishedAt;
-    // Changes queued while this sync ran are still pending; the loop queues them again.
-    this.oldestPending = undefined;
+    // A change that arrived while this sync ran is not applied by it: it stays pending from when it was queued.
+    this.oldestPending = event.pendingSince;
   }
 
   /** Node eligibility: false while the Node is being deleted/drained by the autoscaler or is gone. */

@@ -2,8 +2,6 @@
 import type { ProxyHealth } from './proxy-health.ts';
 import { listen, parseBindAddress, pathOf, send, type RunningServer } from './http.ts';
 
-export const DEFAULT_HEALTHZ_BIND_ADDRESS = '0.0.0.0:10256';
-
 export interface HealthServerOptions {
   /** HOST:PORT as the flag takes it; port 0 picks a free port (tests). */
   readonly bindAddress: string;

@@ -145,13 +145,12 @@ export class ProxyMetrics implements SyncObserver {
     this.countNoLocalEndpoints(event.state);
   }
 
-  syncFailed(event: SyncFailed): void {
+  syncFailed(_failed: SyncFailed): void {
     this.syncFailures.inc({ mode: this.mode });
     for (const family of this.families) {
       this.restoreFailures?.inc({ ip_family: family });
       this.nftablesSyncFailures?.inc({ ip_family: family });
     }
-    void event;
   }
 
   private countNoLocalEndpoints(state: DesiredState): void {

@@ -3,8 +3,6 @@
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import { listen, parseBindAddress, pathOf, send, type RunningServer } from '../health/http.ts';
 
-export const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:10249';
-
 export interface MetricsServerOptions {
   /** HOST:PORT as the flag takes it; port 0 picks a free port (tests). */
   readonly bindAddress: string;

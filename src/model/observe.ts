@@ -10,6 +10,8 @@ export interface SyncSucceeded {
   readonly finishedAt: number;
   /** When the oldest change applied by this sync was queued; undefined for a periodic resync with no change. */
   readonly queuedAt?: number;
+  /** When the oldest change that arrived while this sync ran (so is not applied by it) was queued. */
+  readonly pendingSince?: number;
   readonly state: DesiredState;
   readonly report: SyncReport;
 }

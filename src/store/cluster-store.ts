@@ -21,8 +21,6 @@ export interface ClusterStoreOptions {
   readonly compute: ComputeOptions;
   /** Called once per bad version of an object (also for slices/nodes of which only parts were dropped). */
   readonly onInvalid?: (invalid: InvalidObject) => void;
-  /** The source's view went stale (watch broken) or fresh again. */
-  readonly onStale?: (isStale: boolean, reason?: string) => void;
 }
 
 export interface StoreCounts {
@@ -144,7 +142,6 @@ export class ClusterStore implements ClusterEvents {
 
   stale(isStale: boolean, reason?: string): void {
     this.#stale = reason === undefined ? { isStale } : { isStale, reason };
-    this.#options.onStale?.(isStale, reason);
   }
 
   /** Apply several events and notify listeners once at the end (e.g. a manifest reload). */

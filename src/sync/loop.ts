@@ -145,7 +145,8 @@ export class SyncLoop {
       this.lastSucceededAt = finishedAt;
       log.debug({ full, durationMs: finishedAt - startedAt, ...report.stats }, 'Sync done');
       this.notify((o) => o.syncSucceeded?.({
-        full, startedAt, finishedAt, ...(queuedAt !== undefined && { queuedAt }), state, report,
+        full, startedAt, finishedAt, ...(queuedAt !== undefined && { queuedAt }),
+        ...(this.pendingSince !== undefined && { pendingSince: this.pendingSince }), state, report,
       }));
     } catch (thrown) {
       const error = thrown instanceof Error ? thrown : new Error(String(thrown));

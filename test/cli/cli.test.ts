@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { kproxy, startKproxy, fakeModesDir, waitFor, ROOT, FIXTURES, EXAMPLE } from './helpers.ts';
 
@@ -129,6 +130,25 @@ describe('kproxy command line', () => {
       assert.match(last, /^kproxy: .*(--manifests|in a cluster).* \(KP_ERR_SOURCE_UNAVAILABLE\)$/);
       assert.doesNotMatch(result.stderr, /\n\s+at /);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a health port already in use: one line with its code, exit 1, no stack trace', async () => {
+    const { dir } = fakeModesDir();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = taken.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    try {
+      const result = kproxy(['--manifests', EXAMPLE, '--healthz-bind-address', `127.0.0.1:${port}`, '--metrics-bind-address=',
+        '--log-format', 'text'], { KPROXY_MODES_DIR: dir });
+      assert.equal(result.status, 1, result.stderr);
+      const last = result.stderr.trim().split('\n').at(-1) ?? '';
+      assert.equal(last, `kproxy: health server: cannot listen on 127.0.0.1:${port}: EADDRINUSE (KP_ERR_LISTEN_FAILED)`);
+      assert.doesNotMatch(result.stderr, /Unexpected error|\n\s+at /);
+    } finally {
+      taken.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -41,7 +41,12 @@ describe('parseCommandLine', () => {
   test('--help and --version are printed, not run', async () => {
     const help = await parseCommandLine(['--help']);
     assert.equal(help.kind, 'print');
-    assert.match(help.kind === 'print' ? help.output : '', /--proxy-mode/);
+    const helpText = help.kind === 'print' ? help.output : '';
+    assert.match(helpText, /--proxy-mode/);
+    // Every flag sits under "kube-proxy flags:" or "kproxy flags:"; only yargs' own land under "Options:".
+    const ungrouped = [...(helpText.split('\nOptions:\n')[1] ?? '').matchAll(/--[a-z-]+/g)].map((m) => m[0]);
+    assert.deepEqual(ungrouped.sort(), ['--help', '--version']);
+    assert.match(helpText.split('kproxy flags:')[1] ?? '', /--iptables-variant/);
     const version = await parseCommandLine(['--version']);
     assert.match(version.kind === 'print' ? version.output : '', /^\d+\.\d+\.\d+/);
   });
@@ -93,6 +98,8 @@ describe('node name', () => {
     [{ systemHostname: 'host', env: { NODE_NAME: 'Node-7' } }, 'node-7'],
     [{ manifestNodeNames: ['worker-1'], systemHostname: 'host', env: { NODE_NAME: 'node-7' } }, 'worker-1'],
     [{ systemHostname: 'host', env: { NODE_NAME: ' ' } }, 'host'],
+    [{ hostnameOverride: '', systemHostname: 'c', env: { NODE_NAME: 'B' } }, 'b'],
+    [{ systemHostname: ' Host.Example ', env: {} }, 'host.example'],
   ];
   for (const [input, want] of cases) test(`${JSON.stringify(input)} → ${want}`, () => assert.equal(resolveNodeName(input), want));
 });

@@ -128,6 +128,8 @@ describe('invalid values: ConfigError naming field and value', () => {
     { name: 'duration without unit', file: { iptables: { syncPeriod: '30' } }, field: 'iptables.syncPeriod', line: /invalid iptables\.syncPeriod "30": is not a duration/ },
     { name: 'number as duration', file: { iptables: { minSyncPeriod: 30 } }, field: 'iptables.minSyncPeriod', line: /invalid iptables\.minSyncPeriod 30/ },
     { name: 'bad duration in another block is still an error', file: { ipvs: { tcpTimeout: '5 minutes' } }, field: 'ipvs.tcpTimeout', line: /5 minutes/ },
+    { name: 'every duration leaf of the schema is checked', file: { conntrack: { udpStreamTimeout: 30 } }, field: 'conntrack.udpStreamTimeout', line: /is not a duration/ },
+    { name: 'configSyncPeriod is a duration', file: { configSyncPeriod: '15 min' }, field: 'configSyncPeriod', line: /is not a duration/ },
     { name: 'bad flag duration', flags: { minSyncPeriod: 'fast' }, field: '--min-sync-period', line: /--min-sync-period "fast"/ },
     { name: 'min longer than max', flags: { minSyncPeriod: '1m', syncPeriod: '30s' }, field: '--min-sync-period', line: /must not be longer than the sync period/ },
     { name: 'bad cluster CIDR', flags: { clusterCidr: '10.0.0.0/33' }, field: '--cluster-cidr', line: /"10\.0\.0\.0\/33": is not a CIDR/ },

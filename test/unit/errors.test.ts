@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  ERROR_CODES, ApplyError, ConfigError, ConfigUnreadableError, KproxyError, ManifestError, ModeInvalidError,
+  ERROR_CODES, ApplyError, ConfigError, ConfigUnreadableError, KproxyError, ListenError, ManifestError, ModeInvalidError,
   ModeUnavailableError, SourceUnavailableError, UsageError,
 } from '../../src/errors.ts';
 
@@ -29,6 +29,7 @@ test('every error class carries a documented code and prints one line', () => {
     new SourceUnavailableError('no source'),
     new ManifestError('KP_ERR_MANIFEST_INVALID', 'a.yaml', 'a.yaml line 3: bad\nindentation'),
     new ApplyError('iptables-restore failed'),
+    new ListenError('health server: cannot listen on 0.0.0.0:10256: EADDRINUSE'),
   ];
   for (const err of errors) {
     assert.ok(documented.has(err.code), err.code);

@@ -4,7 +4,9 @@ import { FakeClock } from '../../src/sync/fake-clock.ts';
 import { ProxyHealth } from '../../src/health/proxy-health.ts';
 import { nodeEligibilityTap } from '../../src/health/node-tap.ts';
 import { healthCheckServices, serviceHealthResponse, ServiceHealthServer } from '../../src/health/service-health.ts';
-import { parseBindAddress } from '../../src/health/http.ts';
+import { ignoreLaterErrors, listen, parseBindAddress } from '../../src/health/http.ts';
+import { EventEmitter } from 'node:events';
+import { KproxyError } from '../../src/errors.ts';
 import { startHealthServer } from '../../src/health/server.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { DesiredState, Endpoint, ServicePortPlan } from '../../src/model/types.ts';
@@ -14,7 +16,7 @@ const TIMEOUT = 60_000;
 
 type Step =
   | { queue: number } // changeQueued at now + offset
-  | { sync: true }
+  | { sync: true; changeArrivedDuringSync?: true }
   | { advance: number }
   | { eligible: boolean };
 
@@ -25,6 +27,7 @@ const cases: Array<{ name: string; steps: Step[]; healthz: number; livez: number
   { name: 'change pending, not late yet', steps: [{ sync: true }, { queue: 0 }, { advance: TIMEOUT - 1 }], healthz: 200, livez: 200 },
   { name: 'change pending for the whole timeout', steps: [{ sync: true }, { queue: 0 }, { advance: TIMEOUT }], healthz: 503, livez: 503 },
   { name: 'late change then applied', steps: [{ sync: true }, { queue: 0 }, { advance: TIMEOUT }, { sync: true }], healthz: 200, livez: 200 },
+  { name: 'a change that arrived during a sync stays pending after it', steps: [{ sync: true }, { queue: 0 }, { sync: true, changeArrivedDuringSync: true }, { advance: TIMEOUT }], healthz: 503, livez: 503 },
   { name: 'oldest pending change counts', steps: [{ sync: true }, { queue: 0 }, { advance: TIMEOUT / 2 }, { queue: 0 }, { advance: TIMEOUT / 2 }], healthz: 503, livez: 503 },
   { name: 'node not eligible: healthz only', steps: [{ sync: true }, { eligible: false }], healthz: 503, livez: 200 },
   { name: 'node eligible again', steps: [{ sync: true }, { eligible: false }, { eligible: true }], healthz: 200, livez: 200 },
@@ -46,7 +49,7 @@ describe('ProxyHealth', () => {
       const health = new ProxyHealth({ clock, healthTimeoutMs: TIMEOUT, families: ['IPv4'] });
       for (const step of c.steps) {
         if ('queue' in step) health.changeQueued(clock.now() + step.queue);
-        else if ('sync' in step) health.syncSucceeded(succeeded(clock));
+        else if ('sync' in step) health.syncSucceeded({ ...succeeded(clock), ...(step.changeArrivedDuringSync && { pendingSince: clock.now() }) });
         else if ('advance' in step) await clock.advance(step.advance);
         else health.setNodeEligible(step.eligible);
       }
@@ -187,6 +190,25 @@ describe('health HTTP server', () => {
     assert.deepEqual(parseBindAddress('10256', 'f'), { host: '::', port: 10256 });
     assert.throws(() => parseBindAddress('localhost', '--healthz-bind-address'), /--healthz-bind-address "localhost": expected/);
     assert.throws(() => parseBindAddress('1.2.3.4:70000', 'f'), /expected/);
+  });
+
+  test('a port in use is a one-line KP_ERR_LISTEN_FAILED; errors after listening do not throw', async () => {
+    const first = await listen({ host: '127.0.0.1', port: 0 }, () => {}, 'first');
+    try {
+      await assert.rejects(listen({ host: '127.0.0.1', port: first.port }, () => {}, 'second'), (err: unknown) => {
+        assert.ok(err instanceof KproxyError);
+        assert.equal(err.code, 'KP_ERR_LISTEN_FAILED');
+        assert.equal(err.oneLine(), `second: cannot listen on 127.0.0.1:${first.port}: EADDRINUSE (KP_ERR_LISTEN_FAILED)`);
+        return true;
+      });
+    } finally {
+      await first.close();
+    }
+    // An 'error' event without a listener throws (and would end the agent); after ignoreLaterErrors it does not.
+    const server = new EventEmitter();
+    server.once('error', () => undefined);
+    ignoreLaterErrors(server);
+    for (let i = 0; i < 2; i++) server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' }));
   });
 
   test('serves /healthz and /livez with status, JSON and counts answers', async () => {

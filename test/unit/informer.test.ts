@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { Backoff } from '../../controllers/kube/backoff.ts';
 import { nodeFieldSelector, proxyLabelSelector } from '../../controllers/kube/selectors.ts';
 import { slimEndpointSlice, slimNode, slimService } from '../../controllers/kube/slim.ts';
-import { resolveNodeName } from '../../controllers/kube/node-name.ts';
 import { ApiError, loadClientConfig, type KubeApi, type ListPage, type QueryParams, type WatchEventHandler, type WatchHandle } from '../../controllers/kube/client.ts';
 import { Reflector, type RestartReason } from '../../controllers/kube/reflector.ts';
 import { TokenBucket } from '../../controllers/kube/rate-limit.ts';
@@ -27,16 +26,11 @@ describe('backoff', () => {
   });
 });
 
-describe('selectors and node name', () => {
+describe('selectors', () => {
   test('kube-proxy label selectors', () => {
     assert.equal(proxyLabelSelector(), '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless');
     assert.equal(proxyLabelSelector('kproxy'), 'service.kubernetes.io/service-proxy-name=kproxy,!service.kubernetes.io/headless');
     assert.equal(nodeFieldSelector('node-a'), 'metadata.name=node-a');
-  });
-  test('node name: override, then NODE_NAME, then hostname; trimmed and lower-cased', () => {
-    assert.equal(resolveNodeName({ hostnameOverride: ' Node-A ', env: { NODE_NAME: 'b' }, hostname: () => 'c' }), 'node-a');
-    assert.equal(resolveNodeName({ hostnameOverride: '', env: { NODE_NAME: 'B' }, hostname: () => 'c' }), 'b');
-    assert.equal(resolveNodeName({ env: {}, hostname: () => 'Host.Example' }), 'host.example');
   });
 });
 

@@ -180,7 +180,9 @@ describe('SyncLoop', () => {
     assert.equal(h.calls.length, 1);
     await h.clock.advance(4000);
     assert.deepEqual(h.calls.map((c) => c.at), [0, 5000]);
+    assert.equal(h.succeeded[0]?.pendingSince, 1000, 'the slow sync tells that a change arrived while it ran');
     assert.equal(h.succeeded[1]?.queuedAt, 1000);
+    assert.equal(h.succeeded[1]?.pendingSince, undefined);
     await h.loop.stop();
   });
 
