@@ -14,6 +14,8 @@ import { startMetricsServer } from './metrics/server.ts';
 import { NodeEvents } from './events/node-events.ts';
 import type { EventSink } from './events/node-events.ts';
 import { systemClock } from './sync/index.ts';
+import { ListenError } from './errors.ts';
+import type { RunningServer } from './health/http.ts';
 
 export interface Attachment {
   readonly name: string;
@@ -36,10 +38,10 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
   try {
     if (config.healthzBindAddress !== '') {
       const health = new ProxyHealth({ clock: systemClock, healthTimeoutMs: 2 * config.syncPeriodMs });
-      const server = await startHealthServer({
+      const server = await listenOrRetry(() => startHealthServer({
         bindAddress: config.healthzBindAddress, health,
         ...(metrics && { onAnswer: (path: 'healthz' | 'livez', status: number) => metrics.healthAnswered(path, status) }),
-      });
+      }), { what: 'health server', hardFail: config.bindAddressHardFail, log });
       attachments.push({
         name: 'health', observer: health, tap: nodeEligibilityTap(health),
         stop: () => server.close(),
@@ -48,7 +50,8 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
       attachments.push({ name: 'service-health', observer: serviceHealth, stop: () => serviceHealth.close() });
     }
     if (metrics) {
-      const server = await startMetricsServer({ bindAddress: config.metricsBindAddress, metrics, configz: () => config });
+      const server = await listenOrRetry(() => startMetricsServer({ bindAddress: config.metricsBindAddress, metrics, configz: () => config }),
+        { what: 'metrics server', hardFail: config.bindAddressHardFail, log });
       attachments.push({
         name: 'metrics', observer: metrics, tap: metrics.changeTap(),
         onInvalid: (invalid) => metrics.invalidObject(invalid),
@@ -60,6 +63,53 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
     throw err;
   }
   return { attachments, metrics };
+}
+
+export const LISTEN_RETRY_MS = 5000;
+
+interface RetryOptions {
+  readonly what: string;
+  /** --bind-address-hard-fail: give up (exit) instead of retrying. */
+  readonly hardFail: boolean;
+  readonly log: AppLogger;
+  readonly retryMs?: number;
+}
+
+/**
+ * Starts a server; when its address cannot be listened on (typically the port is still held by the kube-proxy
+ * this agent replaces), keeps the agent running and retries every 5 s, as kube-proxy does, unless hardFail.
+ */
+export async function listenOrRetry(start: () => Promise<RunningServer>, options: RetryOptions): Promise<{ close(): Promise<void> }> {
+  let server: RunningServer | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  try {
+    server = await start();
+  } catch (err) {
+    if (options.hardFail || !(err instanceof ListenError)) throw err;
+    options.log.warn({ reason: err.message }, `${err.message}; retrying every ${(options.retryMs ?? LISTEN_RETRY_MS) / 1000}s`);
+    const retry = (): void => {
+      timer = setTimeout(() => {
+        start().then(async (started) => {
+          if (closed) return started.close();
+          server = started;
+          options.log.info({}, `${options.what} is listening now`);
+        }, (again: unknown) => {
+          if (!closed && again instanceof ListenError) retry();
+          else if (!closed) options.log.error({ err: again }, `${options.what} failed`);
+        });
+      }, options.retryMs ?? LISTEN_RETRY_MS);
+      timer.unref();
+    };
+    retry();
+  }
+  return {
+    close: async () => {
+      closed = true;
+      clearTimeout(timer);
+      await server?.close();
+    },
+  };
 }
 
 /** Node events (Starting, persistent sync failure) for sources that can post them (the Kubernetes API). */

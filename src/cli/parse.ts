@@ -42,6 +42,7 @@ function globalOptions(parser: Argv): Argv {
     .option('kubeconfig', { type: 'string', description: 'Path to a kubeconfig file with authorization information' })
     .option('master', { type: 'string', description: 'The address of the Kubernetes API server (overrides any value in kubeconfig)' })
     .option('hostname-override', { type: 'string', description: 'Use this name to identify the node instead of the actual hostname' })
+    .option('bind-address-hard-fail', { type: 'boolean', description: 'Exit when the health or metrics server cannot listen, instead of retrying every 5 s' })
     .option('bind-address', { type: 'string', description: 'Overrides kube-proxy\'s idea of the primary node IP (default 0.0.0.0)' })
     .option('cluster-cidr', { type: 'string', description: 'The CIDR range(s) of the pods in the cluster (comma-separated, at most one per family); traffic from outside it is treated as external' })
     .option('nodeport-addresses', { type: 'string', description: 'Comma-separated CIDRs (or "primary") of the node addresses NodePorts are served on; default: all local addresses' })
@@ -53,7 +54,7 @@ function globalOptions(parser: Argv): Argv {
     .option('metrics-bind-address', { type: 'string', description: 'IP:port for the metrics server (default 127.0.0.1:10249); empty disables it' })
     .option('cleanup', { type: 'boolean', description: 'Remove everything the selected proxy mode programmed on this node, then exit' })
     .option('v', { type: 'number', description: 'Log verbosity: 0-1 info, 2-3 debug, 4 and above trace' })
-    .group(['proxy-mode', 'config', 'kubeconfig', 'master', 'hostname-override', 'bind-address', 'cluster-cidr', 'nodeport-addresses',
+    .group(['proxy-mode', 'config', 'kubeconfig', 'master', 'hostname-override', 'bind-address', 'bind-address-hard-fail', 'cluster-cidr', 'nodeport-addresses',
       'masquerade-all', 'iptables-masquerade-bit', 'sync-period', 'min-sync-period', 'healthz-bind-address', 'metrics-bind-address',
       'cleanup', 'v'], KUBE_PROXY_GROUP)
     .option('manifests', { type: 'string', description: 'A YAML/JSON file or folder of Services, EndpointSlices and one Node to use instead of the API server (watched for changes)' })
@@ -125,6 +126,7 @@ function flagValues(argv: Record<string, unknown>): FlagValues {
     master: stringOption(argv, 'master'),
     hostnameOverride: stringOption(argv, 'hostname-override'),
     bindAddress: stringOption(argv, 'bind-address'),
+    bindAddressHardFail: booleanOption(argv, 'bind-address-hard-fail'),
     clusterCidr: stringOption(argv, 'cluster-cidr'),
     nodeportAddresses: Array.isArray(nodeport) ? nodeport.map(String) : typeof nodeport === 'string' ? nodeport : undefined,
     masqueradeAll: booleanOption(argv, 'masquerade-all'),

@@ -132,6 +132,7 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
     masqueradeAll, masqueradeBit, syncPeriodMs, minSyncPeriodMs, configSyncPeriodMs,
     bindAddress, healthzBindAddress, metricsBindAddress, localhostNodePorts,
     cleanup: flags.cleanup ?? false,
+    bindAddressHardFail: flags.bindAddressHardFail ?? optionalBoolean(file, 'bindAddressHardFail') ?? false,
     log: { format, verbosity },
     modeSettings,
     ...(flags.config !== undefined && flags.config !== '' && { configFile: flags.config }),

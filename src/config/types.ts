@@ -19,6 +19,7 @@ export interface FlagValues {
   readonly healthzBindAddress?: string;
   readonly metricsBindAddress?: string;
   readonly cleanup?: boolean;
+  readonly bindAddressHardFail?: boolean;
   readonly v?: number;
   readonly manifests?: string;
   readonly logFormat?: string;
@@ -56,6 +57,8 @@ export interface ProxyConfig {
   readonly metricsBindAddress: string;
   readonly localhostNodePorts: boolean;
   readonly cleanup: boolean;
+  /** Exit when the health or metrics server cannot listen, instead of retrying every 5 s (kube-proxy's flag). */
+  readonly bindAddressHardFail: boolean;
   readonly log: { readonly format: LogFormat; readonly verbosity: number };
   /** Handed to the mode as ModeOptions.config: the mode's own config block plus the resolved values above. */
   readonly modeSettings: Readonly<Record<string, unknown>>;

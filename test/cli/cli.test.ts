@@ -134,7 +134,7 @@ describe('kproxy command line', () => {
     }
   });
 
-  test('a health port already in use: one line with its code, exit 1, no stack trace', async () => {
+  test('--bind-address-hard-fail: a health port already in use is one line with its code, exit 1, no stack trace', async () => {
     const { dir } = fakeModesDir();
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
@@ -142,13 +142,42 @@ describe('kproxy command line', () => {
     const port = typeof address === 'object' && address !== null ? address.port : 0;
     try {
       const result = kproxy(['--manifests', EXAMPLE, '--healthz-bind-address', `127.0.0.1:${port}`, '--metrics-bind-address=',
-        '--log-format', 'text'], { KPROXY_MODES_DIR: dir });
+        '--bind-address-hard-fail', '--log-format', 'text'], { KPROXY_MODES_DIR: dir });
       assert.equal(result.status, 1, result.stderr);
       const last = result.stderr.trim().split('\n').at(-1) ?? '';
       assert.equal(last, `kproxy: health server: cannot listen on 127.0.0.1:${port}: EADDRINUSE (KP_ERR_LISTEN_FAILED)`);
       assert.doesNotMatch(result.stderr, /Unexpected error|\n\s+at /);
     } finally {
       taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a health port already in use (the old proxy still holds it): keep running, retry every 5 s, serve once free', async () => {
+    const { dir } = fakeModesDir();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = taken.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const child = startKproxy(['--manifests', EXAMPLE, '--healthz-bind-address', `127.0.0.1:${port}`, '--metrics-bind-address=',
+      '--log-format', 'text'], { KPROXY_MODES_DIR: dir });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => (/cannot listen on .*EADDRINUSE.*retrying every 5s/.test(stderr) ? true : undefined), 'the retry warning');
+      assert.equal(child.exitCode, null, 'still running');
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      let status: number | undefined;
+      for (const end = Date.now() + 10_000; status !== 200 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+        status = (await fetch(`http://127.0.0.1:${port}/livez`).catch(() => undefined))?.status;
+      }
+      assert.equal(status, 200, stderr);
+      assert.match(stderr, /health server is listening now/);
+    } finally {
+      taken.close();
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
       rmSync(dir, { recursive: true, force: true });
     }
   });
