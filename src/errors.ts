@@ -31,7 +31,7 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
   { code: 'KP_ERR_MANIFEST_UNREADABLE', exitCode: 2, summary: 'The --manifests path does not exist or cannot be read.' },
   { code: 'KP_ERR_MANIFEST_INVALID', exitCode: 2, summary: 'A manifest file is not valid YAML/JSON (the last good content stays in effect).' },
   { code: 'KP_ERR_APPLY_FAILED', exitCode: 1, summary: 'A proxy mode failed to program the node (the sync loop retries with backoff).' },
-  { code: 'KP_ERR_LISTEN_FAILED', exitCode: 1, summary: 'The health or metrics server cannot listen on its bind address (e.g. the port is in use).' },
+  { code: 'KP_ERR_LISTEN_FAILED', exitCode: 1, summary: 'The health or metrics server cannot listen on its bind address (e.g. the port is in use) and `--bind-address-hard-fail` is set; without it the agent keeps running, warns and retries every 5 s, as kube-proxy does.' },
 ];
 
 export function exitCodeOf(code: ErrorCode): number {
