@@ -6,6 +6,7 @@ import { HttpMethod, KubeConfig, RequestContext, Watch } from './client-lib.ts';
 import { fetch } from 'undici';
 import type { Clock } from '../../src/sync/clock.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { isRecord } from '../../src/util/record.ts';
 
 export interface ClientConnectionOptions {
   /** --kubeconfig, else clientConnection.kubeconfig. */
@@ -116,7 +117,6 @@ export interface KubeApiOptions {
 
 type Json = Record<string, unknown>;
 
-const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 async function errorFromResponse(response: { status: number; statusText: string; text(): Promise<string> }, what: string): Promise<ApiError> {
   let message = response.statusText || `HTTP ${response.status}`;

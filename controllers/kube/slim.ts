@@ -2,6 +2,8 @@
 // memory (managedFields, most annotations, targetRefs and status conditions are dropped). Values are copied
 // as they arrived, never checked: validation belongs to src/compute.
 
+import { isRecord } from '../../src/util/record.ts';
+
 type Raw = Record<string, unknown>;
 
 /** Annotations the model reads: topology (hints) on Services, the change trigger time on slices. */
@@ -11,7 +13,6 @@ export const LAST_CHANGE_TRIGGER_ANNOTATION = 'endpoints.kubernetes.io/last-chan
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 const NODE_LABELS = ['topology.kubernetes.io/zone', 'failure-domain.beta.kubernetes.io/zone', 'kubernetes.io/hostname'];
 
-const isRecord = (value: unknown): value is Raw => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Copy the listed keys that are present (even with odd values: compute decides what is valid). */
 function pick(source: unknown, keys: readonly string[]): Raw | undefined {

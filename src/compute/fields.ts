@@ -3,6 +3,7 @@
 import { isIPv4 } from 'node:net';
 import type { IPFamily, Protocol } from '../model/types.ts';
 import { ipFamily, normalizeIP, parseCidr } from '../util/ip.ts';
+import { isRecord } from '../util/record.ts';
 
 export class FieldError extends Error {
   override readonly name = 'FieldError';
@@ -10,9 +11,7 @@ export class FieldError extends Error {
 
 export type RawRecord = Readonly<Record<string, unknown>>;
 
-export function isRecord(value: unknown): value is RawRecord {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
+export { isRecord };
 
 /** A short, quoted rendering of a bad value for error messages. */
 export function show(value: unknown): string {

@@ -1,5 +1,6 @@
 // Reading a KubeProxyConfiguration file. Accepted as kubeadm writes it: the bare document (the ConfigMap's
 // config.conf), the whole ConfigMap, or a multi-document kubeadm config holding a KubeProxyConfiguration.
+import { isRecord } from '../util/record.ts';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, ConfigUnreadableError } from '../errors.ts';
@@ -70,6 +71,4 @@ function firstLine(text: string): string {
   return text.split('\n')[0] ?? text;
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
+export { isRecord };

@@ -1,6 +1,7 @@
 // kproxy's Prometheus metrics, one Registry per instance (no package globals): upstream kube-proxy's
 // kubeproxy_* names, types, labels and buckets (pkg/proxy/metrics, v1.34) for what kproxy also does, plus
 // kproxy_* for its own parts. Fed as a SyncObserver (sync loop) and a ClusterEvents tap (changes, triggers).
+import { isRecord } from '../util/record.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ServiceTraffic } from '../model/mode.ts';
 import type { InvalidObject, SyncFailed, SyncObserver, SyncSucceeded } from '../model/observe.ts';
@@ -37,7 +38,6 @@ interface TimedChange {
   readonly at: number;
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
 
 function triggerTimeOf(slice: unknown): { at: number; family: IPFamily | undefined } | undefined {
   if (!isRecord(slice) || !isRecord(slice.metadata) || !isRecord(slice.metadata.annotations)) return undefined;
