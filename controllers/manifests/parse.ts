@@ -1,6 +1,6 @@
 // Turn the text of one manifest file into the objects kproxy cares about. Objects are handed over raw;
 // whether a Service is valid is src/compute's business, not the source's.
-import { parseAllDocuments } from 'yaml';
+import { parseYamlDocuments, yamlErrorText } from '../../src/util/yaml.ts';
 import { ManifestError } from '../../src/errors.ts';
 import type { ObjectKind } from '../../src/model/source.ts';
 
@@ -24,19 +24,11 @@ const SERVED: ReadonlySet<string> = new Set<ObjectKind>(['Service', 'EndpointSli
 
 /** Parse multi-document YAML or JSON. Throws ManifestError (naming the file and line) on a syntax error. */
 export function parseManifest(text: string, file: string): ParsedManifest {
-  const documents = parseAllDocuments(text, { uniqueKeys: false });
-  const list = Array.isArray(documents) ? documents : [];
+  const parsed = parseYamlDocuments(text, { uniqueKeys: false });
+  if (!parsed.ok) throw new ManifestError('KP_ERR_MANIFEST_INVALID', file, yamlErrorText(file, parsed));
   const objects: ManifestObject[] = [];
   const ignored: IgnoredObject[] = [];
-  for (const document of list) {
-    const error = document.errors[0];
-    if (error) {
-      const line = error.linePos?.[0]?.line;
-      const message = error.message.split('\n')[0] ?? error.message;
-      throw new ManifestError('KP_ERR_MANIFEST_INVALID', file, `${file}${line ? ` line ${line}` : ''}: ${message}`);
-    }
-    collect(document.toJS(), undefined, objects, ignored);
-  }
+  for (const value of parsed.values) collect(value, undefined, objects, ignored);
   return { objects, ignored };
 }
 

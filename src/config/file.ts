@@ -2,7 +2,7 @@
 // config.conf), the whole ConfigMap, or a multi-document kubeadm config holding a KubeProxyConfiguration.
 import { isRecord } from '../util/record.ts';
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
+import { parseYamlDocuments, yamlErrorText } from '../util/yaml.ts';
 import { ConfigError, ConfigUnreadableError } from '../errors.ts';
 import { KUBE_PROXY_CONFIGURATION_FIELDS, unknownFields } from './schema.ts';
 
@@ -30,17 +30,9 @@ export function readConfigFile(path: string): LoadedConfigFile {
 }
 
 export function parseConfigText(text: string, path: string): ConfigObject {
-  const documents = parseAllDocuments(text);
-  if (!Array.isArray(documents)) return notAConfig(path, 'it is empty');
-  const objects: unknown[] = [];
-  for (const document of documents) {
-    const error = document.errors[0];
-    if (error) {
-      const line = error.linePos?.[0]?.line;
-      throw new ConfigUnreadableError(`config file ${path}${line ? ` line ${line}` : ''}: ${firstLine(error.message)}`);
-    }
-    objects.push(document.toJS());
-  }
+  const parsed = parseYamlDocuments(text);
+  if (!parsed.ok) throw new ConfigUnreadableError(yamlErrorText(`config file ${path}`, parsed));
+  const objects = parsed.values;
   for (const object of objects) {
     if (!isRecord(object)) continue;
     if (object.kind === KUBE_PROXY_CONFIG_KIND) return checkApiVersion(object, path);
@@ -65,10 +57,6 @@ function checkApiVersion(object: Record<string, unknown>, path: string): ConfigO
 
 function notAConfig(path: string, why: string): never {
   throw new ConfigUnreadableError(`config file ${path} is not a ${KUBE_PROXY_CONFIG_KIND} (${why})`);
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
 }
 
 export { isRecord };
