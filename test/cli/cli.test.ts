@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { kproxy, startKproxy, fakeModesDir, waitFor, ROOT, FIXTURES, EXAMPLE } from './helpers.ts';
 
@@ -136,10 +136,7 @@ describe('kproxy command line', () => {
 
   test('--bind-address-hard-fail: a health port already in use is one line with its code, exit 1, no stack trace', async () => {
     const { dir } = fakeModesDir();
-    const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const address = taken.address();
-    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const { taken, port } = await takeLoopbackPort();
     try {
       const result = kproxy(['--manifests', EXAMPLE, '--healthz-bind-address', `127.0.0.1:${port}`, '--metrics-bind-address=',
         '--bind-address-hard-fail', '--log-format', 'text'], { KPROXY_MODES_DIR: dir });
@@ -155,10 +152,7 @@ describe('kproxy command line', () => {
 
   test('a health port already in use (the old proxy still holds it): keep running, retry every 5 s, serve once free', async () => {
     const { dir } = fakeModesDir();
-    const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const address = taken.address();
-    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const { taken, port } = await takeLoopbackPort();
     const child = startKproxy(['--manifests', EXAMPLE, '--healthz-bind-address', `127.0.0.1:${port}`, '--metrics-bind-address=',
       '--log-format', 'text'], { KPROXY_MODES_DIR: dir });
     let stderr = '';
@@ -193,6 +187,14 @@ describe('kproxy command line', () => {
     }
   });
 });
+
+/** A loopback port held by another server, as an old kube-proxy would hold 10256. */
+async function takeLoopbackPort(): Promise<{ taken: Server; port: number }> {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const address = taken.address();
+  return { taken, port: typeof address === 'object' && address !== null ? address.port : 0 };
+}
 
 describe('kproxy run', () => {
   test('logs the mode, programs after the first state, follows manifest edits, and stops quickly on SIGTERM leaving rules in place', async () => {
