@@ -39,6 +39,8 @@ export function computeOptionsOf(config: ProxyConfig, nodeName: string): Compute
     nodeName,
     ...(config.serviceProxyName !== undefined && { proxyName: config.serviceProxyName }),
     clusterCIDRs: config.clusterCIDRs,
+    // BridgeInterface / InterfaceNamePrefix are not built: the config warned, and the cluster CIDRs serve.
+    detectLocal: config.detectLocalMode === 'NodeCIDR' ? 'NodeCIDR' : 'ClusterCIDR',
     nodePortAddresses: config.nodePortAddresses,
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,

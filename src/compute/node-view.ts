@@ -35,9 +35,13 @@ export function nodePortAddresses(options: ComputeOptions, node: NodeRecord | un
   return [...chosen];
 }
 
-/** `--cluster-cidr` of this family → detect-local by CIDR; none → no detection. */
-export function localDetector(options: ComputeOptions, family: IPFamily): LocalTrafficDetector {
-  const cidrs = [...new Set(cidrsOf(options.clusterCIDRs, family).map((cidr) => cidr.text))];
+/**
+ * Detect-local by CIDR: `--cluster-cidr` of this family, or with detectLocalMode NodeCIDR the Node's own pod
+ * CIDRs (none until the Node is known); no CIDR → no detection.
+ */
+export function localDetector(options: ComputeOptions, family: IPFamily, node?: NodeRecord): LocalTrafficDetector {
+  const source = options.detectLocal === 'NodeCIDR' ? node?.podCIDRs ?? [] : options.clusterCIDRs;
+  const cidrs = [...new Set(cidrsOf(source, family).map((cidr) => cidr.text))];
   return cidrs.length === 0 ? { kind: 'None' } : { kind: 'ClusterCIDR', cidrs };
 }
 
@@ -46,7 +50,7 @@ export function familyFrame(options: ComputeOptions, node: NodeRecord | undefine
   return {
     family,
     nodePortAddresses: nodePortAddresses(options, node, family),
-    localDetector: localDetector(options, family),
+    localDetector: localDetector(options, family, node),
     nodeIPs: node?.addresses[family] ?? [],
   };
 }

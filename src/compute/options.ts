@@ -11,6 +11,11 @@ export interface ComputeOptions {
   readonly proxyName?: string;
   /** Pod CIDRs of the cluster (any family); they make the local-traffic detector. Empty: no detection. */
   readonly clusterCIDRs: readonly string[];
+  /**
+   * detectLocalMode: traffic from the cluster CIDRs (default) or, with NodeCIDR, from this Node's own
+   * spec.podCIDRs counts as local.
+   */
+  readonly detectLocal?: 'ClusterCIDR' | 'NodeCIDR';
   /** `--nodeport-addresses`: CIDRs and/or the word 'primary'. Empty: NodePorts on every local address. */
   readonly nodePortAddresses: readonly string[];
   readonly masqueradeAll: boolean;

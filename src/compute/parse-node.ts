@@ -1,6 +1,6 @@
 // Raw Node (v1) → NodeRecord or InvalidObject. Never throws. A bad entry in status.addresses only drops that entry.
 import type { IPFamily } from '../model/types.ts';
-import { catchField, optionalArray, optionalRecord, optionalString, readIP, requireRecord, type RawRecord } from './fields.ts';
+import { catchField, optionalArray, optionalRecord, optionalString, readCidr, readIP, requireRecord, type RawRecord } from './fields.ts';
 import { readMeta, readTag, refOf, type Parsed } from './parse-meta.ts';
 import type { NodeRecord } from './records.ts';
 
@@ -39,6 +39,14 @@ export function parseNode(raw: unknown): Parsed<NodeRecord> {
       if (!read.ok) problem ??= `${read.reason} (that address is skipped)`;
       else if (read.value !== undefined) addresses.push(read.value);
     });
+    const podCIDRs: string[] = [];
+    const cidrList = spec ? optionalArray(spec, 'podCIDRs', 'spec.podCIDRs') ?? [] : [];
+    const single = spec ? optionalString(spec, 'podCIDR', 'spec.podCIDR') : undefined;
+    (cidrList.length > 0 ? cidrList : single ? [single] : []).forEach((item, index) => {
+      const read = catchField(() => readCidr(item, `spec.podCIDRs[${index}]`));
+      if (!read.ok) problem ??= `${read.reason} (that CIDR is skipped)`;
+      else podCIDRs.push(read.value.text);
+    });
     const ordered = [...addresses.filter((a) => a.type === 'InternalIP'), ...addresses.filter((a) => a.type === 'ExternalIP')];
     const ofFamily = (family: IPFamily): string[] => [...new Set(ordered.filter((a) => a.family === family).map((a) => a.ip))];
     const v4 = ofFamily('IPv4');
@@ -47,6 +55,7 @@ export function parseNode(raw: unknown): Parsed<NodeRecord> {
       name: meta.name, shuttingDown,
       ...(zone !== undefined && zone !== '' ? { zone } : {}),
       addresses: { IPv4: v4, IPv6: v6 },
+      podCIDRs,
       // ordered puts InternalIPs first, so the first of a family is its primary address.
       primary: { ...(v4[0] !== undefined ? { IPv4: v4[0] } : {}), ...(v6[0] !== undefined ? { IPv6: v6[0] } : {}) },
     };

@@ -69,4 +69,6 @@ export interface NodeRecord {
   readonly addresses: { readonly IPv4: readonly string[]; readonly IPv6: readonly string[] };
   /** Per family: the first InternalIP (else the first ExternalIP). */
   readonly primary: { readonly IPv4?: string; readonly IPv6?: string };
+  /** spec.podCIDRs (else spec.podCIDR), canonical: the local-traffic detector of detectLocalMode NodeCIDR. */
+  readonly podCIDRs: readonly string[];
 }

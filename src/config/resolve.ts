@@ -178,7 +178,7 @@ function resolveDetectLocal(file: ConfigObject, clusterCIDRs: readonly string[],
   if (typeof value !== 'string' || !(modes as readonly string[]).includes(value)) {
     throw new ConfigError({ field: 'detectLocalMode', value, reason: `must be one of ${modes.join(', ')}` });
   }
-  if (value !== 'ClusterCIDR') {
+  if (value === 'BridgeInterface' || value === 'InterfaceNamePrefix') {
     warnings.push(`detectLocalMode ${value} is not supported yet; local traffic is detected by clusterCIDR${clusterCIDRs.length === 0 ? ' (empty: no detection)' : ''}`);
   }
   return value as DetectLocalMode;

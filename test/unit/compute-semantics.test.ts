@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { addrs, onlyPlan, plansOf, stateOf, testOptions } from '../fixtures/compute-helpers.ts';
 import { endpoint, node, service, slice } from '../fixtures/objects.ts';
 import { validateComputeOptions } from '../../src/compute/options.ts';
+import type { InvalidObject } from '../../src/model/observe.ts';
 
 // This node is node-a in zone-a throughout.
 const thisNode = node({ name: 'node-a', zone: 'zone-a', addresses: [['InternalIP', '192.168.0.10'], ['InternalIP', 'fd00::10'], ['ExternalIP', '203.0.113.10']] });
@@ -291,6 +292,21 @@ describe('source ranges, NodePort addresses, local-traffic detector', () => {
       assert.deepEqual(state.families.IPv6.nodePortAddresses, v6);
     });
   }
+
+  test('detectLocalMode NodeCIDR: the Node\'s own pod CIDRs per family; none before the Node is known', () => {
+    const withCidrs = { ...thisNode, spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', 'fd00:10:244:7::/64'] } };
+    const options = testOptions({ detectLocal: 'NodeCIDR', clusterCIDRs: ['10.244.0.0/16'] });
+    const state = stateOf({ services: [], node: withCidrs }, options);
+    assert.deepEqual(state.families.IPv4.localDetector, { kind: 'ClusterCIDR', cidrs: ['10.244.7.0/24'] });
+    assert.deepEqual(state.families.IPv6.localDetector, { kind: 'ClusterCIDR', cidrs: ['fd00:10:244:7::/64'] });
+    const legacy = stateOf({ services: [], node: { ...thisNode, spec: { podCIDR: '10.244.9.0/24' } } }, options);
+    assert.deepEqual(legacy.families.IPv4.localDetector, { kind: 'ClusterCIDR', cidrs: ['10.244.9.0/24'] });
+    assert.deepEqual(stateOf({ services: [] }, options).families.IPv4.localDetector, { kind: 'None' });
+    const invalid: InvalidObject[] = [];
+    const bad = stateOf({ services: [], node: { ...thisNode, spec: { podCIDRs: ['10.244.7.0/99', '10.244.8.0/24'] } } }, options, invalid);
+    assert.deepEqual(bad.families.IPv4.localDetector, { kind: 'ClusterCIDR', cidrs: ['10.244.8.0/24'] });
+    assert.equal(invalid.length, 0, 'a bad pod CIDR only drops that CIDR');
+  });
 
   test('--cluster-cidr → ClusterCIDR detector per family, none → None', () => {
     const state = stateOf({}, testOptions({ clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::1/56'] }));

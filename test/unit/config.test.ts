@@ -213,3 +213,15 @@ describe('kproxy extensions: iptables variant and the userspace block', () => {
     assert.equal(resolveConfig({ flags: { proxyMode: 'iptables' }, file }).config.modeSettings['workers'], undefined);
   });
 });
+
+describe('detectLocalMode', () => {
+  test('ClusterCIDR and NodeCIDR are built; the interface modes warn and fall back to the cluster CIDRs', () => {
+    for (const mode of ['ClusterCIDR', 'NodeCIDR'] as const) {
+      const { config, warnings } = resolveConfig({ flags: {}, file: { kind: 'KubeProxyConfiguration', detectLocalMode: mode } });
+      assert.equal(config.detectLocalMode, mode);
+      assert.deepEqual(warnings, []);
+    }
+    const { warnings } = resolveConfig({ flags: {}, file: { kind: 'KubeProxyConfiguration', detectLocalMode: 'BridgeInterface' } });
+    assert.match(warnings.join('\n'), /detectLocalMode BridgeInterface is not supported yet/);
+  });
+});
