@@ -197,8 +197,23 @@ describe('parseNode', () => {
         name: 'node-a', shuttingDown: false, zone: 'z1',
         addresses: { IPv4: ['192.168.0.10', '192.168.0.11', '203.0.113.1'], IPv6: ['fd00::10'] },
         primary: { IPv4: '192.168.0.10', IPv6: 'fd00::10' },
+        podCIDRs: [],
       },
     });
+  });
+
+  test('pod CIDRs: spec.podCIDRs, else spec.podCIDR; a bad one is skipped and reported', () => {
+    const both = { ...node(), spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.5/24', 'FD00:10:244:7::/64'] } };
+    const parsed = parseNode(both);
+    assert.ok(parsed.kind === 'ok');
+    assert.deepEqual(parsed.value.podCIDRs, ['10.244.7.0/24', 'fd00:10:244:7::/64']);
+    const single = parseNode({ ...node(), spec: { podCIDR: '10.244.9.0/24' } });
+    assert.ok(single.kind === 'ok');
+    assert.deepEqual(single.value.podCIDRs, ['10.244.9.0/24']);
+    const bad = parseNode({ ...node(), spec: { podCIDRs: ['nonsense', '10.244.8.0/24'] } });
+    assert.ok(bad.kind === 'ok');
+    assert.deepEqual(bad.value.podCIDRs, ['10.244.8.0/24']);
+    assert.match(bad.problem ?? '', /spec\.podCIDRs\[0\].*nonsense.*skipped/);
   });
 
   const shutting: Array<[string, unknown, boolean]> = [
