@@ -4,7 +4,10 @@
 //     `iptables-restore --noflush` of the very same text into another empty namespace (the kernel's floor);
 //   - one endpoint added / removed: lines written and time vs the raw restore of the same lines on top of the
 //     same rules;
-//   - peak RSS of the agent process.
+//   - peak RSS of the agent process;
+//   - restart (iptables-legacy, up to 10k): a second, fresh agent process started in the namespace that already holds
+//     the ruleset (as after `kill` + restart): its full sync (which reads the node's state with iptables-save first)
+//     and its peak RSS.
 // The agent side runs in a child process inside the first namespace (`--inner`), so RSS is its alone and its tools
 // run without `ip netns exec`; the raw restores are run from here through `ip netns exec` (a few ms each).
 // iptables-nft is measured at 1k only: its restores take minutes at 10k (see shared/recipes/netns-cluster).
@@ -39,6 +42,22 @@ interface InnerResult {
   readonly peakRssMiB: number;
 }
 
+/** The restart step: a fresh agent's first sync against a namespace that already holds the ruleset. */
+interface RestartResult {
+  readonly fullSyncMs: number;
+  /** Time inside iptables-save (reading the node's state) and iptables-restore. */
+  readonly saveMs: number;
+  readonly restoreMs: number;
+  readonly fullLines: number;
+  /** RSS just before the sync (after store ingest) and the process's peak. */
+  readonly rssBeforeSyncMiB: number;
+  readonly peakRssMiB: number;
+}
+
+/** Whether a row also measures a restart: legacy only (nft restores take minutes at 10k), and not at 20k (time). */
+const measuresRestart = (services: number, variant: string): boolean =>
+  variant === 'legacy' && services <= 10000 && process.env.KPROXY_BENCH_RESTART !== '0';
+
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
@@ -47,8 +66,6 @@ const median = (values: readonly number[]): number => {
 // ---------------------------------------------------------------------------------------------------------------
 // Inner: the agent, inside the namespace.
 async function inner(services: number, variant: 'legacy' | 'nft', outDir: string): Promise<void> {
-  const { ClusterStore } = await import('../src/store/cluster-store.ts');
-  const { defaultComputeOptions } = await import('../src/compute/options.ts');
   const { silentLogger } = await import('../src/log.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
   const { runCommand } = await import('../modes/iptables/exec.ts');
@@ -81,21 +98,16 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
       }
     })();
   };
-  const run: typeof runCommand = async (cmd, args, input) => {
+  const run: typeof runCommand = async (cmd, args, input, options) => {
     const started = performance.now();
-    const result = await runCommand(cmd, args, cmd.includes('restore') && input !== undefined ? recorded(input) : input);
+    const result = await runCommand(cmd, args, cmd.includes('restore') && input !== undefined ? recorded(input) : input, options);
     toolsMs += performance.now() - started;
     if (verbose) console.error(`${cmd} ${args.join(' ')}: ${(performance.now() - started).toFixed(0)} ms, rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
     return result;
   };
 
   const fullStart = performance.now();
-  const store = new ClusterStore({ compute: { ...defaultComputeOptions(nodeName), clusterCIDRs: ['10.244.0.0/16'] } });
-  store.replaceAll('Node', [cluster.node]);
-  store.replaceAll('Service', cluster.services);
-  store.replaceAll('EndpointSlice', cluster.slices);
-  store.synced();
-  const state = store.snapshot();
+  const { store, state } = await ingest(cluster, nodeName);
   const computeMs = performance.now() - fullStart;
   const proxy = await createIptablesProxy({ log: silentLogger(), config: { variant }, run });
   toolsMs = 0; // variant and family probes are start-up costs, not part of a sync
@@ -125,6 +137,55 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
+/** The store filled with the synthetic cluster, and its first snapshot (what a starting agent computes). */
+async function ingest(cluster: import('../test/fixtures/synthetic.ts').SyntheticCluster, nodeName: string) {
+  const { ClusterStore } = await import('../src/store/cluster-store.ts');
+  const { defaultComputeOptions } = await import('../src/compute/options.ts');
+  const store = new ClusterStore({ compute: { ...defaultComputeOptions(nodeName), clusterCIDRs: ['10.244.0.0/16'] } });
+  store.replaceAll('Node', [cluster.node]);
+  store.replaceAll('Service', cluster.services);
+  store.replaceAll('EndpointSlice', cluster.slices);
+  store.synced();
+  return { store, state: store.snapshot() };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Restart: a second agent, inside the namespace the first one filled (the same synthetic cluster).
+async function restart(services: number, variant: 'legacy' | 'nft'): Promise<void> {
+  const { silentLogger } = await import('../src/log.ts');
+  const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
+  const { runCommand } = await import('../modes/iptables/exec.ts');
+  const { syntheticCluster } = await import('../test/fixtures/synthetic.ts');
+  const nodeName = 'node-0';
+  const cluster = syntheticCluster({ services, endpointsPerService: ENDPOINTS, nodeName, seed: 42 });
+  let saveMs = 0;
+  let restoreMs = 0;
+  const run: typeof runCommand = async (cmd, args, input, options) => {
+    const started = performance.now();
+    const result = await runCommand(cmd, args, input, options);
+    if (cmd.endsWith('-save')) saveMs += performance.now() - started;
+    else if (cmd.endsWith('-restore')) restoreMs += performance.now() - started;
+    if (process.env.KPROXY_BENCH_VERBOSE === '1') {
+      const m = process.memoryUsage();
+      console.error(`${cmd} ${args.join(' ')}: ${(performance.now() - started).toFixed(0)} ms, rss ${mib(m.rss / 1048576)} (peak ${mib(process.resourceUsage().maxRSS / 1024)}), `
+        + `heap ${mib(m.heapUsed / 1048576)}/${mib(m.heapTotal / 1048576)}, external ${mib(m.external / 1048576)}`);
+    }
+    return result;
+  };
+  const fullStart = performance.now();
+  const { state } = await ingest(cluster, nodeName);
+  const proxy = await createIptablesProxy({ log: silentLogger(), config: { variant }, run });
+  const rssBeforeSyncMiB = process.memoryUsage().rss / 1048576;
+  saveMs = 0;
+  restoreMs = 0;
+  const report = await proxy.sync(state, { full: true });
+  const result: RestartResult = {
+    fullSyncMs: performance.now() - fullStart, saveMs, restoreMs, fullLines: report.stats?.['linesWritten'] ?? -1,
+    rssBeforeSyncMiB, peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Outer: namespaces, raw restores, the table.
 function sh(cmd: string, args: readonly string[], input?: Buffer): { ms: number; status: number; stdout: string; stderr: string } {
@@ -148,15 +209,19 @@ interface Row {
   readonly inner: InnerResult;
   readonly rawFullMs: number;
   readonly rawPartialMs: readonly number[];
+  readonly restart?: RestartResult;
 }
 
 async function outer(quick: boolean): Promise<void> {
   const { addNamespace, deleteNamespace, sweepStaleNamespaces, uniquePrefix } = await import('../test/harness/netns.ts');
   if (process.getuid?.() !== 0) throw new Error('the iptables benchmark needs root (it creates network namespaces)');
   sweepStaleNamespaces();
-  const plan: Array<[number, 'legacy' | 'nft']> = quick
-    ? [[1000, 'legacy'], [2000, 'legacy']]
-    : [[1000, 'legacy'], [1000, 'nft'], [10000, 'legacy'], [20000, 'legacy']];
+  // KPROXY_BENCH_ONLY=10000:legacy (comma-separated) runs only those rows.
+  const only = process.env.KPROXY_BENCH_ONLY?.split(',').filter(Boolean);
+  const plan: Array<[number, 'legacy' | 'nft']> = (quick
+    ? [[1000, 'legacy'], [2000, 'legacy']] as Array<[number, 'legacy' | 'nft']>
+    : [[1000, 'legacy'], [1000, 'nft'], [10000, 'legacy'], [20000, 'legacy']] as Array<[number, 'legacy' | 'nft']>)
+    .filter(([services, variant]) => !only || only.includes(`${services}:${variant}`));
   const outDir = mkdtempSync(join(tmpdir(), 'kproxy-bench-'));
   const rows: Row[] = [];
   try {
@@ -167,12 +232,18 @@ async function outer(quick: boolean): Promise<void> {
       await addNamespace(agentNs);
       await addNamespace(rawNs);
       try {
-        const child = sh('ip', ['netns', 'exec', agentNs, process.execPath, '--expose-gc', ...AGENT_NODE_FLAGS, SELF, '--inner', String(services), variant, outDir]);
-        if (child.status !== 0) throw new Error(`agent run failed (${services}, ${variant}): ${child.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-        const result = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as InnerResult;
+        const agent = (...args: string[]): string => {
+          const child = sh('ip', ['netns', 'exec', agentNs, process.execPath, '--expose-gc', ...AGENT_NODE_FLAGS, SELF, ...args]);
+          if (child.status !== 0) throw new Error(`agent run failed (${args.join(' ')}): ${child.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+          if (process.env.KPROXY_BENCH_VERBOSE === '1') process.stderr.write(child.stderr);
+          return child.stdout.trim().split('\n').pop() ?? '{}';
+        };
+        const result = JSON.parse(agent('--inner', String(services), variant, outDir)) as InnerResult;
+        // The first agent exited (as after `kill`): its rules stay in agentNs for the restarted one.
+        const restarted = measuresRestart(services, variant) ? JSON.parse(agent('--restart', String(services), variant)) as RestartResult : undefined;
         const rawFullMs = rawRestore(rawNs, variant, result.fullFile);
         const rawPartialMs = result.partial.map((p) => rawRestore(rawNs, variant, p.file));
-        rows.push({ services, variant, inner: result, rawFullMs, rawPartialMs });
+        rows.push({ services, variant, inner: result, rawFullMs, rawPartialMs, ...(restarted ? { restart: restarted } : {}) });
         printRow(rows[rows.length - 1]!);
       } finally {
         await deleteNamespace(agentNs);
@@ -190,6 +261,8 @@ const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` 
 function printRow(row: Row): void {
   console.log(`  ${row.services} services (${row.variant}): full sync ${fmt(row.inner.fullSyncMs)}, raw ${fmt(row.rawFullMs)}`);
 }
+
+const mib = (value: number): string => `${value.toFixed(0)} MiB`;
 
 function printTable(rows: readonly Row[]): void {
   console.log('\n| services × 10 eps | variant | rules lines (full) | compute | full sync | raw restore | ratio | full sync / own restore | partial lines (add/remove) | partial sync (median) | raw partial (median) | ratio | peak RSS |');
@@ -209,11 +282,24 @@ function printTable(rows: readonly Row[]): void {
   console.log('raw restore = iptables-restore --noflush of the same text into an empty namespace; "own restore" = time the agent spent in');
   console.log('iptables-save/-restore during its full sync (same run, immune to load changes between runs). Partial: one endpoint added or removed,');
   console.log('3 rounds each (1 at 20k), store update + compute + compile + diff + restore, vs the raw restore of the same lines.');
+  const restarts = rows.filter((row) => row.restart !== undefined);
+  if (restarts.length === 0) return;
+  console.log('\n| restart: services × 10 eps | variant | full sync | of which iptables-save | iptables-restore | lines | RSS before sync | peak RSS | first agent peak RSS |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const row of restarts) {
+    const r = row.restart!;
+    console.log(`| ${row.services.toLocaleString('en')} | ${row.variant} | ${fmt(r.fullSyncMs)} | ${fmt(r.saveMs)} | ${fmt(r.restoreMs)} | ${r.fullLines.toLocaleString('en')} | `
+      + `${mib(r.rssBeforeSyncMiB)} | ${mib(r.peakRssMiB)} | ${mib(row.inner.peakRssMiB)} |`);
+  }
+  console.log('\nrestart = a second, fresh agent process in the namespace the first one filled (as after kill + restart): store ingest +');
+  console.log('compute + iptables-save of the node\'s state + the streamed full restore; RSS before sync = after store ingest.');
 }
 
 const args = process.argv.slice(2);
 if (args[0] === '--inner') {
   await inner(Number(args[1]), args[2] === 'nft' ? 'nft' : 'legacy', args[3] ?? tmpdir());
+} else if (args[0] === '--restart') {
+  await restart(Number(args[1]), args[2] === 'nft' ? 'nft' : 'legacy');
 } else {
   await outer(args.includes('--quick') || process.env.KPROXY_BENCH_QUICK === '1');
 }

@@ -1,14 +1,14 @@
 // The iptables mode's apply layer: the only code of this mode with side effects. It pipes rendered text into
 // iptables-restore --noflush (never a flush of anything but kproxy's own chains, so neither start nor stop
 // interrupts traffic), keeps the last applied ruleset per family (as plans, not rules) to write only differences,
-// streams full restores as they are rendered, and deletes stale
+// streams full restores as they are rendered, reads the node's state from iptables-save as it is listed, and deletes stale
 // UDP conntrack entries afterwards.
 import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
 import { compileSource } from './compile.ts';
 import { conntrackDeleteArgs, deletionsWithEntries, isNothingToDelete, parseConntrackList, staleUdpDeletions } from './conntrack.ts';
 import { firstLine, runCommand, type CommandInput, type CommandResult, type CommandRunner } from './exec.ts';
-import { missingHooks, parseSave, renderCleanup, renderDiff, renderFullStream } from './render.ts';
+import { missingHooks, renderCleanup, renderDiff, renderFullStream, SaveReader, type SavedState } from './render.ts';
 import type { RulesetSource } from './ruleset.ts';
 import { detectVariant, toolsFor, variantSetting, VARIANTS, type IptablesTools, type IptablesVariant } from './variant.ts';
 
@@ -74,10 +74,23 @@ async function restore(run: CommandRunner, log: Logger, tools: IptablesTools, in
   throw new Error(`${tools.restore} failed: ${firstLine(result)}${line ? ` (${line.slice(0, 200)})` : ''}`);
 }
 
-async function save(run: CommandRunner, tools: IptablesTools): Promise<string> {
-  const result = await run(tools.save, []);
-  if (result.code !== 0) throw new Error(`${tools.save} failed: ${firstLine(result)}`);
-  return result.stdout;
+/**
+ * What the node holds of kproxy, read from the save tool's stdout as it arrives (the listing is ≈ 60 MB at 10k
+ * services: never held whole). No `state` when the tool failed.
+ */
+async function readNodeState(run: CommandRunner, tools: IptablesTools): Promise<{ state?: SavedState; result: CommandResult }> {
+  const reader = new SaveReader();
+  const result = await run(tools.save, [], undefined, { onStdout: (chunk) => reader.push(chunk) });
+  if (result.code !== 0) return { result };
+  // A runner that does not pass the option on returns the listing as text: read it the same way.
+  if (result.stdout !== '') reader.push(Buffer.from(result.stdout));
+  return { state: reader.end(), result };
+}
+
+async function save(run: CommandRunner, tools: IptablesTools): Promise<SavedState> {
+  const { state, result } = await readNodeState(run, tools);
+  if (!state) throw new Error(`${tools.save} failed: ${firstLine(result)}`);
+  return state;
 }
 
 /** Whether the tools and the kernel support a family (IPv6 may be compiled out or its tools missing). */
@@ -133,7 +146,7 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
    * missing hooks inserted. The restore input is rendered while iptables-restore reads it.
    */
   const syncFull = async (family: IPFamily, state: DesiredState, fs: FamilyState, source: RulesetSource): Promise<number> => {
-    const saved = parseSave(await save(run, fs.tools));
+    const saved = await save(run, fs.tools);
     const nothingInstalled = saved.chains.nat.length + saved.chains.filter.length + saved.hooks.length === 0;
     // A family with no services and no kproxy state: nothing to do, and no hooks to add to the node.
     if (family === 'IPv6' && state.families.IPv6.services.length === 0 && nothingInstalled) {
@@ -205,9 +218,9 @@ export async function cleanupIptables(options: IptablesProxyOptions): Promise<vo
   for (const variant of VARIANTS) {
     for (const family of FAMILIES) {
       const tools = toolsFor(variant, family);
-      const listing = await run(tools.save, []);
-      if (listing.code !== 0) continue; // tool or kernel support missing: nothing of ours can be there
-      const text = renderCleanup(parseSave(listing.stdout));
+      const { state } = await readNodeState(run, tools);
+      if (!state) continue; // tool or kernel support missing: nothing of ours can be there
+      const text = renderCleanup(state);
       if (text === '') continue;
       try {
         await restore(run, log, tools, text);

@@ -14,16 +14,39 @@ export interface CommandResult {
  */
 export type CommandInput = string | Iterable<string>;
 
-/** Runs a tool with optional stdin. Never rejects: a missing binary is code 127 with the reason in stderr. */
-export type CommandRunner = (cmd: string, args: readonly string[], input?: CommandInput) => Promise<CommandResult>;
+export interface CommandOptions {
+  /**
+   * Receives stdout chunk by chunk as the tool writes it, instead of collecting it into `stdout` (which is then '').
+   * For listings too big to hold whole (iptables-save of a node with 10k services is ≈ 60 MB).
+   */
+  readonly onStdout?: (chunk: Buffer) => void;
+}
 
-export const runCommand: CommandRunner = (cmd, args, input) =>
+/**
+ * Runs a tool with optional stdin. Never rejects: a missing binary is code 127 with the reason in stderr.
+ * Wrappers (tests, benchmarks) must pass `options` on.
+ */
+export type CommandRunner = (cmd: string, args: readonly string[], input?: CommandInput, options?: CommandOptions) => Promise<CommandResult>;
+
+export const runCommand: CommandRunner = (cmd, args, input, options) =>
   new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let failed: Error | undefined;
-    child.stdout.on('data', (d: Buffer) => out.push(d));
+    const onStdout = options?.onStdout;
+    let outputFailed: Error | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      if (!onStdout) out.push(d);
+      else if (!outputFailed) {
+        try {
+          onStdout(d);
+        } catch (error) {
+          outputFailed = error instanceof Error ? error : new Error(String(error));
+          child.kill('SIGKILL');
+        }
+      }
+    });
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.stdin.on('error', () => { /* the tool exited before reading everything; its exit code tells why */ });
     child.on('error', (error) => { failed = error; });
@@ -32,6 +55,7 @@ export const runCommand: CommandRunner = (cmd, args, input) =>
       if (failed) resolve({ code: 127, stdout: '', stderr: `${cmd}: ${failed.message}` });
       // Producing the input failed: the tool was killed before it could commit anything.
       else if (inputFailed) resolve({ code: code ?? 1, stdout: '', stderr: `${cmd}: input failed: ${inputFailed.message}` });
+      else if (outputFailed) resolve({ code: code || 1, stdout: '', stderr: `${cmd}: reading its output failed: ${outputFailed.message}` });
       else resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
     feed(child.stdin, input ?? '').catch((error: unknown) => {

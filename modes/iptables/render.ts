@@ -1,7 +1,7 @@
-// The only place iptables rule text is built (and read back: iptables-save listings for cleanup). Pure.
+// The only place iptables rule text is built (and read back: iptables-save listings, streamed). Pure.
 // Output is `iptables-restore --noflush -w` / `ip6tables-restore --noflush -w` input (legacy and nft variants).
 import type { IPFamily } from '../../src/model/types.ts';
-import { isKproxyChain } from './names.ts';
+import { CHAIN_PREFIX, isKproxyChain } from './names.ts';
 import { chainRules, DISPATCH_SLOTS, TABLE_NAMES } from './ruleset.ts';
 import type { BuiltinChain, Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, TableName, Target } from './ruleset.ts';
 
@@ -343,25 +343,84 @@ export interface SavedState {
 
 /** Read kproxy's chains and hook rules from `iptables-save` output; other tables and chains are ignored. */
 export function parseSave(saveText: string): SavedState {
-  const chains: Record<TableName, string[]> = { nat: [], filter: [] };
-  const hooks: Array<{ table: TableName; builtin: string; spec: string; target: string }> = [];
-  let table: TableName | undefined;
-  for (const raw of saveText.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('*')) {
-      const name = line.slice(1);
-      table = name === 'nat' || name === 'filter' ? name : undefined;
-    } else if (table && line.startsWith(':')) {
-      const name = line.slice(1).split(' ')[0] ?? '';
-      if (isKproxyChain(name)) chains[table].push(name);
-    } else if (table && line.startsWith('-A ')) {
-      const spec = line.slice(3);
-      const builtin = spec.split(' ')[0] ?? '';
+  const reader = new SaveReader();
+  reader.push(Buffer.from(saveText));
+  return reader.end();
+}
+
+const NEWLINE = 0x0a;
+const bytesOf = (text: string): Buffer => Buffer.from(text, 'latin1');
+const KPROXY_DECLARATION = bytesOf(`:${CHAIN_PREFIX}`);
+const KPROXY_APPEND = bytesOf(`-A ${CHAIN_PREFIX}`);
+const APPEND = bytesOf('-A ');
+
+/**
+ * parseSave over a listing that arrives in chunks (a tool's stdout): the listing of a node with 10k services is
+ * ≈ 60 MB, so it is never held whole. Lines are examined as bytes and only the few that concern kproxy become
+ * strings: declarations of KPROXY- chains (the name only) and rules of other chains that jump to one (the hooks).
+ * The rules inside kproxy's own chains — almost the whole listing — are skipped without being decoded. Every kept
+ * string is a fresh copy, so nothing retains a chunk.
+ */
+export class SaveReader {
+  readonly #chains: Record<TableName, string[]> = { nat: [], filter: [] };
+  readonly #hooks: SavedHook[] = [];
+  #table: TableName | undefined;
+  /** The start of a line whose end has not arrived yet. */
+  #partial: Buffer | undefined;
+
+  push(chunk: Uint8Array): void {
+    const data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let start = 0;
+    if (this.#partial) {
+      const end = data.indexOf(NEWLINE);
+      if (end < 0) {
+        this.#partial = Buffer.concat([this.#partial, data]);
+        return;
+      }
+      this.#line(Buffer.concat([this.#partial, data.subarray(0, end)]), 0, this.#partial.length + end);
+      this.#partial = undefined;
+      start = end + 1;
+    }
+    for (let end = data.indexOf(NEWLINE, start); end >= 0; end = data.indexOf(NEWLINE, start)) {
+      this.#line(data, start, end);
+      start = end + 1;
+    }
+    // A copy: a view would keep the whole chunk alive.
+    if (start < data.length) this.#partial = Buffer.from(data.subarray(start));
+  }
+
+  /** What the listing showed (a last line without its newline included). */
+  end(): SavedState {
+    if (this.#partial) this.#line(this.#partial, 0, this.#partial.length);
+    this.#partial = undefined;
+    return { chains: this.#chains, hooks: this.#hooks };
+  }
+
+  #line(data: Buffer, from: number, end: number): void {
+    let start = from;
+    while (start < end && (data[start] === 0x20 || data[start] === 0x09)) start++;
+    const first = data[start];
+    if (first === 0x2a /* * */) {
+      const name = data.toString('latin1', start + 1, end).trim();
+      this.#table = name === 'nat' || name === 'filter' ? name : undefined;
+    } else if (this.#table === undefined) {
+      return;
+    } else if (first === 0x3a /* : */) {
+      if (!startsWith(data, start, end, KPROXY_DECLARATION)) return;
+      let nameEnd = start + 1;
+      while (nameEnd < end && data[nameEnd] !== 0x20 && data[nameEnd] !== 0x0d) nameEnd++;
+      this.#chains[this.#table].push(data.toString('latin1', start + 1, nameEnd));
+    } else if (startsWith(data, start, end, APPEND) && !startsWith(data, start, end, KPROXY_APPEND)) {
+      // A rule of a chain that is not kproxy's: a hook if it jumps to a kproxy chain.
+      const spec = data.toString('utf8', start + APPEND.length, end).trim();
       const target = /(?:^| )-j (\S+)/.exec(spec)?.[1] ?? '';
-      if (!isKproxyChain(builtin) && isKproxyChain(target)) hooks.push({ table, builtin, spec, target });
+      if (isKproxyChain(target)) this.#hooks.push({ table: this.#table, builtin: spec.split(' ', 1)[0] ?? '', spec, target });
     }
   }
-  return { chains, hooks };
+}
+
+function startsWith(data: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  return end - start >= prefix.length && data.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
 }
 
 /** Chains the node holds that `ruleset` does not (pass as RenderFullOptions.staleChains). */

@@ -52,7 +52,7 @@ function processDriver(options: DriverOptions): ProxyDriver {
 }
 
 function inProcessDriver(options: DriverOptions): ProxyDriver {
-  const run: CommandRunner = (cmd, args, input) => runCommand('ip', ['netns', 'exec', options.cluster.nodeNs, cmd, ...args], input);
+  const run: CommandRunner = (cmd, args, input, commandOptions) => runCommand('ip', ['netns', 'exec', options.cluster.nodeNs, cmd, ...args], input, commandOptions);
   const log = silentLogger();
   const modeOptions = { log, config: { variant: options.variant }, run };
   const { config } = loadConfig({ manifests: options.manifests, hostnameOverride: 'node1', clusterCidr: `${CLUSTER_CIDR},${CLUSTER_CIDR6}` });

@@ -15,7 +15,7 @@ describe('iptables variant detection', kernelSuite, () => {
     sweepStaleNamespaces();
     ns = `${uniquePrefix()}-variant`;
     await addNamespace(ns);
-    run = (cmd, args, input) => runCommand('ip', ['netns', 'exec', ns, cmd, ...args], input);
+    run = (cmd, args, input, options) => runCommand('ip', ['netns', 'exec', ns, cmd, ...args], input, options);
   });
   after(async () => { if (ns) await deleteNamespace(ns); });
 

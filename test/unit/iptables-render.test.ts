@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile, compileSource, materialize } from '../../modes/iptables/compile.ts';
 import { serviceChainNames } from '../../modes/iptables/names.ts';
-import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../modes/iptables/render.ts';
+import { missingHooks, parseSave, renderCleanup, SaveReader, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../modes/iptables/render.ts';
 import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
 
@@ -204,5 +204,26 @@ describe('reading iptables-save for restarts and --cleanup', () => {
       'COMMIT',
     ]);
     assert.equal(renderCleanup(parseSave('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n')), '');
+  });
+  test('the streaming reader gives the same state whatever the chunk boundaries (lines and UTF-8 characters split)', () => {
+    const listing = Buffer.from(saved.replace('kproxy service portals', 'kproxy portals ✓ é') + '\n');
+    const whole = parseSave(listing.toString());
+    assert.equal(whole.hooks[0]?.spec, 'PREROUTING -m comment --comment "kproxy portals ✓ é" -j KPROXY-SERVICES');
+    for (const size of [1, 2, 3, 7, 64, listing.length]) {
+      const reader = new SaveReader();
+      for (let offset = 0; offset < listing.length; offset += size) reader.push(listing.subarray(offset, offset + size));
+      assert.deepEqual(reader.end(), whole, `chunks of ${size} bytes`);
+    }
+  });
+
+  test('CRLF line ends, indentation and a last line without newline', () => {
+    const state = parseSave('*nat\r\n  :KPROXY-A - [0:0]\r\n-A OUTPUT -j KPROXY-A\r\n*filter\n:KPROXY-B - [0:0]');
+    assert.deepEqual(state.chains, { nat: ['KPROXY-A'], filter: ['KPROXY-B'] });
+    assert.deepEqual(state.hooks, [{ table: 'nat', builtin: 'OUTPUT', spec: 'OUTPUT -j KPROXY-A', target: 'KPROXY-A' }]);
+  });
+
+  test('rules inside kproxy chains are never hooks, even when they jump to a kproxy chain', () => {
+    const state = parseSave('*nat\n:KPROXY-SERVICES - [0:0]\n-A KPROXY-SERVICES -j KPROXY-SVC-X\n-A KUBE-X -j KPROXY-SVC-X\nCOMMIT\n');
+    assert.deepEqual(state.hooks.map((h) => h.builtin), ['KUBE-X']);
   });
 });
