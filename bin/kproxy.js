@@ -1,6 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
-// The flag caps V8's young generation at 3 × 8 MiB: without it, ingesting 10k services grows it to 128 MiB and
-// it is never given back (measured: 310 → 199 MiB peak RSS at 10k services in iptables mode; docs/benchmarks.md).
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The flag caps V8's young generation (semi-spaces of 4 MiB): without it, ingesting 10k services grows it to
+// 128 MiB and it is never given back (measured at 10k services: iptables mode 310 → ≈ 200 MiB peak RSS, the
+// Kubernetes source 376 → 234 MiB; docs/benchmarks.md).
 // kproxy's entry point. The sources are TypeScript run directly by Node 24 (type stripping), so an older Node
 // cannot even load them: say so in one line instead of a syntax error.
 const major = Number(process.versions.node.split('.')[0]);
