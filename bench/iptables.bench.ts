@@ -16,7 +16,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
+import { KPROXY_NODE_ENV, KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 /**
@@ -25,6 +25,8 @@ const SELF = fileURLToPath(import.meta.url);
  * run with a small semi-space (see docs/benchmarks.md). KPROXY_BENCH_NODE_FLAGS='' measures V8's defaults.
  */
 const AGENT_NODE_FLAGS = (process.env.KPROXY_BENCH_NODE_FLAGS ?? KPROXY_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
+// The agent's environment from the shebang too (read by the agent child processes at their start).
+for (const [name, value] of Object.entries(KPROXY_NODE_ENV)) process.env[name] ??= value;
 const ENDPOINTS = 10;
 /** Rounds of (add one endpoint, remove one endpoint); fewer at 20k, where every legacy restore takes long. */
 const partialRounds = (services: number): number => (services > 10000 ? 1 : 3);

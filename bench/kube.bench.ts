@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, fetch } from 'undici';
 import { syntheticCluster, type RawObject } from '../test/fixtures/synthetic.ts';
 import { ControlPlane, kubeTestsDisabled } from '../test/kube/apiserver.ts';
-import { KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
+import { KPROXY_NODE_ENV, KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
 
 const SERVICES = Number(process.env.BENCH_KUBE_SERVICES ?? 10_000);
 const ENDPOINTS_PER_SERVICE = 10;
@@ -182,7 +182,8 @@ async function main(): Promise<void> {
 async function measureOnce(plane: ControlPlane, nodeFlags: readonly string[]): Promise<void> {
   {
     console.log(`measuring process flags: ${nodeFlags.join(' ') || '(none)'}`);
-    const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, fileURLToPath(import.meta.url), '--measure', plane.proxyKubeconfig, plane.adminKubeconfig], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, fileURLToPath(import.meta.url), '--measure', plane.proxyKubeconfig, plane.adminKubeconfig],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...KPROXY_NODE_ENV, ...process.env } });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

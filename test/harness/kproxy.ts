@@ -7,11 +7,15 @@ import { run } from './run.ts';
 
 export const KPROXY_BIN = fileURLToPath(new URL('../../bin/kproxy.js', import.meta.url));
 
-/** The V8 flags bin/kproxy.js's shebang gives Node (`#!/usr/bin/env -S node FLAGS`), so tests run the agent as deployed. */
-export const KPROXY_NODE_FLAGS: readonly string[] = (() => {
-  const shebang = readFileSync(KPROXY_BIN, 'utf8').split('\n', 1)[0] ?? '';
-  return shebang.split(/\s+/).filter((word) => word.startsWith('--'));
-})();
+// bin/kproxy.js's shebang (`#!/usr/bin/env -S NAME=VALUE… node FLAGS…`) sets the agent's environment and V8 flags;
+// tests and benchmarks read them from there, so they run the agent as deployed.
+const SHEBANG_WORDS = (readFileSync(KPROXY_BIN, 'utf8').split('\n', 1)[0] ?? '').split(/\s+/);
+/** The V8 flags bin/kproxy.js's shebang gives Node. */
+export const KPROXY_NODE_FLAGS: readonly string[] = SHEBANG_WORDS.filter((word) => word.startsWith('--'));
+/** The environment bin/kproxy.js's shebang sets (e.g. MALLOC_ARENA_MAX). */
+export const KPROXY_NODE_ENV: Readonly<Record<string, string>> = Object.fromEntries(
+  SHEBANG_WORDS.filter((word) => /^[A-Z_][A-Z0-9_]*=/.test(word)).map((word) => [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)]),
+);
 export const HEALTHZ_PORT = 10256;
 
 export interface KproxyOptions {
@@ -54,7 +58,7 @@ export function kproxyArgs(options: KproxyOptions): string[] {
 }
 
 export function startKproxy(cluster: Cluster, options: KproxyOptions): KproxyProcess {
-  const child = cluster.spawn(cluster.nodeNs, process.execPath, kproxyArgs(options), options.env);
+  const child = cluster.spawn(cluster.nodeNs, process.execPath, kproxyArgs(options), { ...KPROXY_NODE_ENV, ...options.env });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
   child.stderr?.removeAllListeners('data');
