@@ -6,7 +6,7 @@
 import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
 import { compileSource } from './compile.ts';
-import { conntrackDeleteArgs, deletionsWithEntries, isNothingToDelete, parseConntrackList, staleUdpDeletions } from './conntrack.ts';
+import { conntrackDeleteArgs, deletionsWithEntries, isNothingToDelete, parseConntrackList, reconcileUdpEntries, staleUdpDeletions } from './conntrack.ts';
 import { firstLine, runCommand, type CommandInput, type CommandResult, type CommandRunner } from './exec.ts';
 import { missingHooks, renderCleanup, renderDiff, renderFullStream, SaveReader, type SavedState } from './render.ts';
 import type { RulesetSource } from './ruleset.ts';
@@ -105,20 +105,27 @@ async function resolveVariant(run: CommandRunner, config: Readonly<Record<string
   return setting === 'auto' ? detectVariant(run) : setting;
 }
 
-/** Delete the UDP conntrack entries a sync made stale. Failures are logged, never fatal: rules are in place. */
-async function clearStaleUdp(run: CommandRunner, log: Logger, prev: DesiredState | undefined, next: DesiredState): Promise<number> {
+/**
+ * Delete the UDP conntrack entries a sync made stale. With `reconcile` (first sync after start, full syncs) also
+ * every entry DNATed to what is no longer an endpoint, found in the listing: endpoints may have gone while kproxy
+ * was down. Failures are logged, never fatal: rules are in place.
+ */
+async function clearStaleUdp(run: CommandRunner, log: Logger, prev: DesiredState | undefined, next: DesiredState, reconcile: boolean): Promise<number> {
   const wanted = staleUdpDeletions(prev, next);
-  if (wanted.length === 0) return 0;
   let deleted = 0;
   for (const family of FAMILIES) {
     const ofFamily = wanted.filter((d) => d.family === family);
-    if (ofFamily.length === 0) continue;
+    const reconciling = reconcile && next.families[family].services.some((s) => s.protocol === 'UDP');
+    if (ofFamily.length === 0 && !reconciling) continue;
     const listing = await run('conntrack', ['-L', '-f', family === 'IPv4' ? 'ipv4' : 'ipv6', '-p', 'udp']);
     if (listing.code !== 0) {
       log.warn({ family, error: firstLine(listing) }, 'cannot list conntrack entries; stale UDP flows stay until they time out');
       continue;
     }
-    for (const deletion of deletionsWithEntries(ofFamily, parseConntrackList(listing.stdout))) {
+    const entries = parseConntrackList(listing.stdout);
+    const deletions = deletionsWithEntries(ofFamily, entries);
+    if (reconciling) deletions.push(...reconcileUdpEntries({ family, entries, state: next }));
+    for (const deletion of deletions) {
       const result = await run('conntrack', conntrackDeleteArgs(deletion));
       if (result.code === 0) deleted++;
       else if (!isNothingToDelete(result.stderr)) log.warn({ deletion, error: firstLine(result) }, 'conntrack delete failed');
@@ -199,7 +206,7 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
         }
         throw error;
       }
-      const conntrackDeleted = await clearStaleUdp(run, log, lastState, state);
+      const conntrackDeleted = await clearStaleUdp(run, log, lastState, state, lastState === undefined || full);
       lastState = state;
       const durationMs = Math.round(performance.now() - started);
       return { full, stats: { linesWritten, families: familiesSynced, durationMs, conntrackDeleted } };

@@ -2,6 +2,7 @@
 // endpoint that went away keeps steering a client's datagrams into the void, and an entry created while a
 // service had no endpoints (no DNAT) keeps them away from the endpoint that just appeared. Both must be deleted.
 import type { DesiredState, Endpoint, FamilyPlan, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
+import { normalizeIP } from '../../src/util/ip.ts';
 
 export interface ConntrackDeletion {
   readonly family: IPFamily;
@@ -15,6 +16,8 @@ export interface ConntrackDeletion {
    */
   readonly kind: 'endpoint-gone' | 'not-translated';
   readonly endpoint?: string;
+  /** With 'endpoint-gone': only entries answered from this port of `endpoint` (one exact stale DNAT target). */
+  readonly endpointPort?: number;
 }
 
 interface UdpTarget {
@@ -50,14 +53,14 @@ function udpServices(plan: FamilyPlan): Map<string, ServicePortPlan> {
 }
 
 function deletionKey(d: ConntrackDeletion): string {
-  return `${d.family}|${d.destination ?? '*'}|${d.port}|${d.kind}|${d.endpoint ?? ''}`;
+  return `${d.family}|${d.destination ?? '*'}|${d.port}|${d.kind}|${d.endpoint ?? ''}|${d.endpointPort ?? ''}`;
 }
 
 /**
  * The conntrack deletions that make `next` take effect for UDP clients that talked to `prev`'s rules.
  * With no `prev` (first sync after start) every UDP service with endpoints counts as newly served; only its
  * untranslated entries go, so a restart does not disturb live flows. (Endpoints removed while kproxy was down
- * cannot be known without reading the whole conntrack table; their entries time out.)
+ * are not known here: reconcileUdpEntries finds their entries in the conntrack listing.)
  */
 export function staleUdpDeletions(prev: DesiredState | undefined, next: DesiredState): ConntrackDeletion[] {
   const out = new Map<string, ConntrackDeletion>();
@@ -89,6 +92,7 @@ export function conntrackDeleteArgs(deletion: ConntrackDeletion): string[] {
   if (deletion.destination !== undefined) args.push('--orig-dst', deletion.destination);
   args.push('--orig-port-dst', String(deletion.port));
   if (deletion.kind === 'endpoint-gone' && deletion.endpoint !== undefined) args.push('--reply-src', deletion.endpoint);
+  if (deletion.kind === 'endpoint-gone' && deletion.endpointPort !== undefined) args.push('--reply-port-src', String(deletion.endpointPort));
   if (deletion.kind === 'not-translated') {
     if (deletion.destination !== undefined) args.push('--reply-src', deletion.destination);
     args.push('--reply-port-src', String(deletion.port));
@@ -126,7 +130,9 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
 function matches(deletion: ConntrackDeletion, entry: ConntrackEntry): boolean {
   if (deletion.destination !== undefined && entry.origDst !== deletion.destination) return false;
   if (entry.origDport !== deletion.port) return false;
-  if (deletion.kind === 'endpoint-gone') return entry.replySrc === deletion.endpoint;
+  if (deletion.kind === 'endpoint-gone') {
+    return entry.replySrc === deletion.endpoint && (deletion.endpointPort === undefined || entry.replySport === deletion.endpointPort);
+  }
   return (deletion.destination === undefined || entry.replySrc === deletion.destination) && entry.replySport === deletion.port;
 }
 
@@ -136,4 +142,58 @@ function matches(deletion: ConntrackDeletion, entry: ConntrackEntry): boolean {
  */
 export function deletionsWithEntries(deletions: readonly ConntrackDeletion[], entries: readonly ConntrackEntry[]): ConntrackDeletion[] {
   return deletions.filter((deletion) => entries.some((entry) => matches(deletion, entry)));
+}
+
+const canonical = (ip: string): string => normalizeIP(ip) ?? ip;
+const hostPort = (ip: string, port: number): string => `${canonical(ip)}|${port}`;
+
+/** Every endpoint (ip|port) a service port may have DNATed to and still does: any condition counts, so no live flow is cut. */
+function currentTargets(service: ServicePortPlan): string[] {
+  const all = [...service.allEndpoints, ...service.clusterEndpoints, ...(service.externalClusterEndpoints ?? []), ...service.localEndpoints];
+  return all.map((e) => hostPort(e.ip, e.port));
+}
+
+export interface ReconcileInput {
+  readonly family: IPFamily;
+  /** The family's UDP entries, as `conntrack -L -p udp` listed them. */
+  readonly entries: readonly ConntrackEntry[];
+  readonly state: DesiredState;
+}
+
+/**
+ * Entries that do not match the desired state, whatever happened before (used after a start, when what changed
+ * while kproxy was down is unknown): an entry sent to a UDP service frontend (IP:port, or a NodePort on any address)
+ * that was DNATed to something other than a current endpoint of that service port. Each yields one exact deletion
+ * (orig dst:port, reply src:port). Untranslated entries are left to staleUdpDeletions ('not-translated'); an entry
+ * whose NodePort port belongs to no UDP service, or to no frontend at all, is not ours and stays.
+ */
+export function reconcileUdpEntries(input: ReconcileInput): ConntrackDeletion[] {
+  const byFrontend = new Map<string, Set<string>>();
+  const byNodePort = new Map<number, Set<string>>();
+  const allow = <K>(map: Map<K, Set<string>>, key: K, targets: readonly string[]): void => {
+    const set = map.get(key) ?? new Set<string>();
+    for (const target of targets) set.add(target);
+    map.set(key, set);
+  };
+  for (const service of udpServices(input.state.families[input.family]).values()) {
+    const targets = currentTargets(service);
+    for (const target of targetsOf(service)) {
+      if (target.destination === undefined) allow(byNodePort, target.port, targets);
+      else allow(byFrontend, hostPort(target.destination, target.port), targets);
+    }
+  }
+  const out = new Map<string, ConntrackDeletion>();
+  for (const entry of input.entries) {
+    const destination = canonical(entry.origDst);
+    const replySource = canonical(entry.replySrc);
+    const translated = replySource !== destination || entry.replySport !== entry.origDport;
+    if (!translated) continue;
+    const allowed = byFrontend.get(hostPort(destination, entry.origDport)) ?? byNodePort.get(entry.origDport);
+    if (allowed === undefined || allowed.has(hostPort(replySource, entry.replySport))) continue;
+    const deletion: ConntrackDeletion = {
+      family: input.family, destination, port: entry.origDport, kind: 'endpoint-gone', endpoint: replySource, endpointPort: entry.replySport,
+    };
+    out.set(deletionKey(deletion), deletion);
+  }
+  return [...out.values()].sort((a, b) => deletionKey(a).localeCompare(deletionKey(b)));
 }

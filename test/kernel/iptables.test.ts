@@ -177,6 +177,24 @@ for (const variant of VARIANTS) {
       }, 'UDP reaches the first endpoint');
     });
 
+    test('UDP: an endpoint removed while kproxy was down no longer receives a pinned client after restart', async () => {
+      const srcPort = 40055;
+      await publish({ name: 'dns3', clusterIP: '10.96.0.22', ports: [{ port: 53, targetPort: PORT, protocol: 'UDP' }], endpoints: [{ pod: pod(0) }, { pod: pod(1) }] });
+      const first = await eventually(async () => {
+        const summary = await cluster.udp(cluster.client.ns, '10.96.0.22', 53, { count: 3, srcPort, timeoutMs: 300 });
+        return total(summary.answers) === 3 ? summary : undefined;
+      }, 'UDP reaches the new service');
+      assert.equal(backends(first).length, 1, `one 5-tuple, one conntrack entry, one backend: ${JSON.stringify(first.answers)}`);
+      const used = backends(first)[0] === 'pod1' ? 0 : 1;
+      const remaining = 1 - used;
+      await driver.kill();
+      // While kproxy is down the endpoint it was using goes away; its pod still answers, so a stale entry shows.
+      await publish({ ...services.get('dns3')!, endpoints: [{ pod: pod(remaining) }] });
+      await driver.start();
+      const after = await cluster.udp(cluster.client.ns, '10.96.0.22', 53, { count: 3, srcPort, timeoutMs: 300 });
+      assert.deepEqual(after.answers, { [pod(remaining).name]: 3 }, 'the entry to the removed endpoint was deleted on the first sync');
+    });
+
     test('a manifest change converges: add, change, remove a service', async () => {
       const spec: ServiceSpec = { name: 'late', clusterIP: '10.96.0.30', ports: [{ port: 80, targetPort: PORT }], endpoints: [{ pod: pod(0) }] };
       await publish(spec);

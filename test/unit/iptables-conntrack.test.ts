@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { conntrackDeleteArgs, staleUdpDeletions } from '../../modes/iptables/conntrack.ts';
+import { conntrackDeleteArgs, reconcileUdpEntries, staleUdpDeletions } from '../../modes/iptables/conntrack.ts';
 import { desiredState, endpoint, servicePort } from '../harness/state.ts';
 
 const dns = (endpoints: ReturnType<typeof endpoint>[], extra = {}) =>
@@ -81,5 +81,46 @@ describe('conntrack listing', () => {
     const untranslatedVip = { family: 'IPv4', destination: '10.96.0.20', port: 53, kind: 'not-translated' } as const;
     const untranslatedNodePort = { family: 'IPv4', port: 30053, kind: 'not-translated' } as const;
     assert.deepEqual(deletionsWithEntries([gone, otherEndpoint, untranslatedVip, untranslatedNodePort], entries), [gone, untranslatedNodePort]);
+  });
+});
+
+describe('reconcileUdpEntries (first sync after start, full syncs)', () => {
+  const client = { origSrc: '10.244.1.200' };
+  const entry = (origDst: string, origDport: number, replySrc: string, replySport: number) => ({ origDst, origDport, replySrc, replySport, ...client });
+  const served = desiredState([
+    dns([a], { nodePort: 30053, frontends: [
+      { kind: 'ClusterIP', ip: '10.96.0.10', port: 53 }, { kind: 'NodePort', port: 30053 }, { kind: 'LoadBalancer', ip: '192.168.200.1', port: 53 }] }),
+    servicePort({ name: 'web', clusterIP: '10.96.0.11', port: 80, clusterEndpoints: [b] }),
+    dns([], { name: 'idle', clusterIP: '10.96.0.12' }),
+  ]);
+  const gone = (destination: string, port: number, endpoint: string, endpointPort: number) =>
+    ({ family: 'IPv4', destination, port, kind: 'endpoint-gone', endpoint, endpointPort });
+  const cases: { name: string; entries: ReturnType<typeof entry>[]; want: ReturnType<typeof gone>[] }[] = [
+    { name: 'DNATed to a current endpoint: kept', entries: [entry('10.96.0.10', 53, '10.244.1.2', 5353)], want: [] },
+    { name: 'ClusterIP DNATed to a removed endpoint', entries: [entry('10.96.0.10', 53, '10.244.1.3', 5353)], want: [gone('10.96.0.10', 53, '10.244.1.3', 5353)] },
+    { name: 'current endpoint address, old target port', entries: [entry('10.96.0.10', 53, '10.244.1.2', 5454)], want: [gone('10.96.0.10', 53, '10.244.1.2', 5454)] },
+    { name: 'LoadBalancer IP DNATed to a removed endpoint', entries: [entry('192.168.200.1', 53, '10.244.1.3', 5353)], want: [gone('192.168.200.1', 53, '10.244.1.3', 5353)] },
+    { name: 'NodePort on any node address', entries: [entry('192.168.100.2', 30053, '10.244.1.3', 5353), entry('192.168.100.2', 30053, '10.244.1.2', 5353)],
+      want: [gone('192.168.100.2', 30053, '10.244.1.3', 5353)] },
+    { name: 'a service that lost all its endpoints', entries: [entry('10.96.0.12', 53, '10.244.1.2', 5353)], want: [gone('10.96.0.12', 53, '10.244.1.2', 5353)] },
+    { name: 'untranslated entries are left to the incremental cleanup', entries: [entry('10.96.0.10', 53, '10.96.0.10', 53), entry('10.96.0.12', 53, '10.96.0.12', 53)], want: [] },
+    { name: 'not a UDP service frontend: TCP service IP, other port, unknown address', entries: [
+      entry('10.96.0.11', 80, '10.244.1.9', 80), entry('10.96.0.10', 54, '10.244.1.9', 54), entry('8.8.8.8', 53, '10.244.1.9', 53)], want: [] },
+    { name: 'many clients of one stale target: one deletion', entries: [
+      entry('10.96.0.10', 53, '10.244.1.3', 5353), { ...entry('10.96.0.10', 53, '10.244.1.3', 5353), origSrc: '10.244.1.201' }],
+      want: [gone('10.96.0.10', 53, '10.244.1.3', 5353)] },
+  ];
+  for (const { name, entries, want } of cases) {
+    test(name, () => assert.deepEqual(reconcileUdpEntries({ family: 'IPv4', entries, state: served }), want));
+  }
+
+  test('IPv6 addresses compare in canonical form; deletion arguments name the exact stale target', () => {
+    const v6 = desiredState([servicePort({ name: 'dns6', clusterIP: 'fd00:96::a', port: 53, protocol: 'UDP', clusterEndpoints: [endpoint('fd00:244:1::2', 53)] })]);
+    const entries = [entry('fd00:96:0::a', 53, 'fd00:244:1::2', 53), entry('fd00:96::a', 53, 'fd00:244:1:0::3', 53)];
+    const deletions = reconcileUdpEntries({ family: 'IPv6', entries, state: v6 });
+    assert.deepEqual(deletions.map(conntrackDeleteArgs), [
+      ['-D', '-f', 'ipv6', '-p', 'udp', '--orig-dst', 'fd00:96::a', '--orig-port-dst', '53', '--reply-src', 'fd00:244:1::3', '--reply-port-src', '53'],
+    ]);
+    assert.deepEqual(reconcileUdpEntries({ family: 'IPv4', entries, state: v6 }), [], 'the other family has no services');
   });
 });
