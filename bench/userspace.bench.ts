@@ -3,10 +3,12 @@
 // Every party is its own process (this file, started with a role): sink/echo backends, sender, relay (with its
 // relay processes when workers > 0), idle-connection holders (several, to stay under each one's descriptor limit).
 // Run: npm run bench userspace   (or node bench/userspace.bench.ts). No root: everything is on 127.0.0.0/8.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -17,8 +19,13 @@ const ECHO_PORT = 39002;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 /** Alternated direct/relayed throughput rounds per stream count; the medians are reported. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-/** Relay placements to measure: 0 = the control thread, N = N relay processes. */
-const WORKERS = (process.env.BENCH_WORKERS ?? '0,2').split(',').map(Number);
+/**
+ * Relay placements to measure: 0 = the control thread, N = N relay processes; a suffix "-node" turns splice off
+ * (bytes through Node's sockets), to compare both in one run: BENCH_WORKERS=2,2-node.
+ */
+const WORKERS = (process.env.BENCH_WORKERS ?? '0,2').split(',').map((w) => ({ workers: parseInt(w, 10), splice: !w.endsWith('-node') }));
+/** A userspace proxy written in C, measured in the same rounds when installed (apt-get install haproxy). */
+const HAPROXY_IP = '127.0.32.1';
 /** BENCH_ONLY=throughput skips the idle-connection, latency and stall parts. */
 const ONLY = process.env.BENCH_ONLY;
 
@@ -69,11 +76,11 @@ async function send(host: string, port: number, streams: number, seconds: number
 }
 
 /** The relay in its own process; commands on stdin: "rss", "busy MS" (block the control thread). */
-async function relay(workers: number): Promise<void> {
+async function relay(workers: number, splice: boolean): Promise<void> {
   const { UserspaceProxy } = await import('../modes/userspace/proxy.ts');
   const { defaultConfig } = await import('../modes/userspace/config.ts');
   const { desiredState, memoryLogger } = await import('../test/userspace/helpers.ts');
-  const proxy = new UserspaceProxy({ config: { ...defaultConfig, workers }, log: memoryLogger() });
+  const proxy = new UserspaceProxy({ config: { ...defaultConfig, workers, splice }, log: memoryLogger() });
   await proxy.sync(desiredState([
     { name: 'sink', clusterIP: VIP, port: SINK_PORT, endpoints: [[BACKEND_IP, SINK_PORT]] },
     { name: 'echo', clusterIP: VIP, port: ECHO_PORT, endpoints: [[BACKEND_IP, ECHO_PORT]] },
@@ -188,25 +195,61 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 };
 
-/** Direct and relayed runs back to back, alternated (which goes first alternates too), after a warm-up of each. */
-async function compareThroughput(streams: number, pids: { backends: number; relay: number }, note: (l: string) => void): Promise<void> {
-  await throughput(BACKEND_IP, streams, pids, 1);
-  await throughput(VIP, streams, pids, 1);
-  const direct: Run[] = [];
-  const relayed: Run[] = [];
-  const ratios: number[] = [];
+interface Target { readonly name: string; readonly host: string; readonly pid: number }
+
+/**
+ * Direct and relayed runs back to back, alternated (the order rotates each round), after a warm-up of each; when
+ * HAProxy is there, its runs take turns too. Ratios are to the direct run of the same round.
+ */
+async function compareThroughput(streams: number, backends: number, targets: readonly Target[], note: (l: string) => void): Promise<void> {
+  const all: Target[] = [{ name: 'direct', host: BACKEND_IP, pid: 0 }, ...targets];
+  for (const t of all) await throughput(t.host, streams, { backends, relay: t.pid }, 1);
+  const runs = new Map<string, Run[]>(all.map((t) => [t.name, []]));
+  const ratios = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? [BACKEND_IP, VIP] : [VIP, BACKEND_IP];
-    for (const host of order) (host === VIP ? relayed : direct).push(await throughput(host, streams, pids));
-    ratios.push((relayed.at(-1)?.gbits ?? 0) / (direct.at(-1)?.gbits ?? 1));
+    const order = [...all.slice(round % all.length), ...all.slice(0, round % all.length)];
+    for (const t of order) runs.get(t.name)?.push(await throughput(t.host, streams, { backends, relay: t.pid }));
+    const direct = runs.get('direct')?.at(-1)?.gbits ?? 1;
+    for (const t of targets) ratios.get(t.name)?.push((runs.get(t.name)?.at(-1)?.gbits ?? 0) / direct);
   }
-  const perGB = (runs: readonly Run[], k: keyof Run['cpu']): string => median(runs.map((r) => r.cpu[k] / (r.bytes / 1e9))).toFixed(2);
-  const dg = median(direct.map((r) => r.gbits));
-  const rg = median(relayed.map((r) => r.gbits));
-  note(`throughput ${streams} stream(s), median of ${ROUNDS}: direct ${dg.toFixed(2)} Gbit/s, relayed ${rg.toFixed(2)} Gbit/s; ` +
-    `ratio per round ${ratios.map((r) => r.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`);
-  note(`  CPU s/GB direct: sender ${perGB(direct, 'sender')} receiver ${perGB(direct, 'receiver')} idle ${perGB(direct, 'idle')}; ` +
-    `relayed: sender ${perGB(relayed, 'sender')} receiver ${perGB(relayed, 'receiver')} relay ${perGB(relayed, 'relay')} idle ${perGB(relayed, 'idle')}`);
+  const perGB = (name: string, k: keyof Run['cpu']): string =>
+    median((runs.get(name) ?? []).map((r) => r.cpu[k] / (r.bytes / 1e9))).toFixed(2);
+  const gbits = (name: string): string => median((runs.get(name) ?? []).map((r) => r.gbits)).toFixed(2);
+  note(`throughput ${streams} stream(s), median of ${ROUNDS}: direct ${gbits('direct')} Gbit/s ` +
+    `(CPU s/GB: sender ${perGB('direct', 'sender')} receiver ${perGB('direct', 'receiver')} idle ${perGB('direct', 'idle')})`);
+  for (const t of targets) {
+    const r = ratios.get(t.name) ?? [];
+    note(`  ${t.name}: ${gbits(t.name)} Gbit/s, ratio per round ${r.map((x) => x.toFixed(2)).join(' ')} (median ${median(r).toFixed(2)}); ` +
+      `CPU s/GB sender ${perGB(t.name, 'sender')} receiver ${perGB(t.name, 'receiver')} proxy ${perGB(t.name, 'relay')} idle ${perGB(t.name, 'idle')}`);
+  }
+}
+
+/** HAProxy on HAPROXY_IP:SINK_PORT to the sink, 2 threads (one per core, like the 2 relay processes), splice on. */
+async function startHaproxy(): Promise<{ proc: ChildProcess; version: string } | undefined> {
+  const probe = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return undefined;
+  const version = /version (\S+)/.exec(probe.stdout)?.[1] ?? '?';
+  const config = [
+    'global', '  nbthread 2', 'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
+    'frontend sink', `  bind ${HAPROXY_IP}:${SINK_PORT}`, '  option splice-auto', '  default_backend sink',
+    'backend sink', '  option splice-auto', `  server sink ${BACKEND_IP}:${SINK_PORT}`,
+  ].join('\n');
+  const dir = mkdtempSync(join(tmpdir(), 'kproxy-bench-haproxy-'));
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, `${config}\n`);
+  const proc = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  proc.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  for (let i = 0; i < 50; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: HAPROXY_IP, port: SINK_PORT }, () => resolve(true));
+      s.on('error', () => resolve(false));
+      s.on('connect', () => s.destroy());
+    });
+    if (up) return { proc, version };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill();
+  return undefined;
 }
 
 /** Round trips of 64 bytes on one connection; returns microseconds per round trip, sorted. */
@@ -260,16 +303,21 @@ async function main(): Promise<void> {
   };
   const back = child(['backends']);
   await back.line();
+  const haproxy = await startHaproxy();
+  note(haproxy ? `reference: HAProxy ${haproxy.version} (2 threads, option splice-auto) on ${HAPROXY_IP}`
+    : 'reference: HAProxy is not installed (apt-get install haproxy), so only direct and relayed are measured');
   try {
-    for (const workers of WORKERS) {
-      const relayProc = child(['relay', String(workers)]);
+    for (const { workers, splice } of WORKERS) {
+      const relayProc = child(['relay', String(workers), splice ? 'splice' : 'node']);
       await relayProc.line();
-      const label = workers === 0 ? 'relay in the control thread' : `relay in ${workers} relay processes (SO_REUSEPORT)`;
+      const label = (workers === 0 ? 'relay in the control thread' : `relay in ${workers} relay processes (SO_REUSEPORT)`) +
+        (splice ? ', splice' : ', bytes through Node (splice: false)');
       note(`### ${label}`);
       const pid = relayProc.proc.pid ?? 0;
       if (ONLY !== 'throughput') await idleConnections(workers, pid, note);
-      const pids = { backends: back.proc.pid ?? 0, relay: pid };
-      for (const streams of [1, 8]) await compareThroughput(streams, pids, note);
+      const targets: Target[] = [{ name: 'kproxy', host: VIP, pid }];
+      if (haproxy?.proc.pid) targets.push({ name: 'HAProxy', host: HAPROXY_IP, pid: haproxy.proc.pid });
+      for (const streams of [1, 8]) await compareThroughput(streams, back.proc.pid ?? 0, targets, note);
       if (ONLY === 'throughput') {
         relayProc.proc.stdin!.end();
         await new Promise((r) => relayProc.proc.once('exit', r));
@@ -291,6 +339,7 @@ async function main(): Promise<void> {
     }
   } finally {
     back.proc.stdin!.end();
+    haproxy?.proc.kill();
   }
   console.log(`\n(${SECONDS} s per throughput run, ${process.env.BENCH_SECONDS ? 'BENCH_SECONDS' : 'default'}; node ${process.version})`);
 }
@@ -298,6 +347,6 @@ async function main(): Promise<void> {
 const role = process.argv[2];
 if (role === 'backends') await backends();
 else if (role === 'send') await send(process.argv[3] ?? '', Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6] ?? SECONDS));
-else if (role === 'relay') await relay(Number(process.argv[3] ?? 2));
+else if (role === 'relay') await relay(Number(process.argv[3] ?? 2), process.argv[4] !== 'node');
 else if (role === 'hold') await hold(process.argv[3] ?? '', Number(process.argv[4]), Number(process.argv[5]));
 else await main();

@@ -16,6 +16,8 @@ export interface UserspaceConfig {
   readonly udpIdleTimeoutMs: number;
   /** Relay processes (SO_REUSEPORT, host.ts); 0 relays in the control thread itself. */
   readonly workers: number;
+  /** Move TCP bytes with splice(2) in a thread of each relay (splice.ts) instead of through Node's sockets. */
+  readonly splice: boolean;
   /** How often the node's addresses are compared with the last sync's (NodePorts follow them); 0 = never. */
   readonly addressPollMs: number;
   /** At most this many log lines per reason and service in `logWindowMs`. */
@@ -31,6 +33,7 @@ export const defaultConfig: UserspaceConfig = {
   maxConnections: 100_000,
   udpIdleTimeoutMs: 30_000,
   workers: 2,
+  splice: true,
   addressPollMs: 2000,
   logBurst: 5,
   logWindowMs: 10_000,
@@ -66,6 +69,11 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>): ParsedConfi
     if (typeof ifname === 'string' && IFNAME.test(ifname)) interfaceName = ifname;
     else problems.push(`userspace setting interfaceName=${String(ifname)} ignored: not a valid interface name`);
   }
+  let splice = defaultConfig.splice;
+  const spliceRaw = get('splice');
+  if (spliceRaw === true || spliceRaw === 'true') splice = true;
+  else if (spliceRaw === false || spliceRaw === 'false') splice = false;
+  else if (spliceRaw !== undefined) problems.push(`userspace setting splice=${String(spliceRaw)} ignored: expected true or false`);
   const drainRaw = get('drainGraceMs');
   const drainGraceMs = drainRaw === 'keep' ? undefined : readInt(drainRaw, 'drainGraceMs', 0, problems);
   return {
@@ -77,6 +85,7 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>): ParsedConfi
       maxConnections: int('maxConnections', 1),
       udpIdleTimeoutMs: int('udpIdleTimeoutMs', 1),
       workers: int('workers', 0),
+      splice,
       addressPollMs: int('addressPollMs', 0),
       logBurst: int('logBurst', 1),
       logWindowMs: int('logWindowMs', 1),

@@ -8,6 +8,8 @@ import type { Chooser } from './balancer.ts';
 import { classifyClient, decide } from './decide.ts';
 import { RateLimitedLog } from './rate-log.ts';
 import type { LogSink } from './rate-log.ts';
+import { SplicePump } from './splice.ts';
+import type { SplicedConnection } from './splice.ts';
 import { emptyServiceStats } from './stats.ts';
 import type { RelayStats, ServiceStats } from './stats.ts';
 import type { Listener, ListenerRoute, ListenerTable, RelayEndpoint } from './table.ts';
@@ -43,6 +45,8 @@ interface TcpConnection {
   upstream?: net.Socket;
   endpointId?: string;
   drainTimer?: NodeJS.Timeout;
+  /** Set once the splice loop owns the connection: `client` and `upstream` are then closed Node sockets. */
+  spliced?: SplicedConnection;
 }
 
 interface UdpFlow {
@@ -95,8 +99,9 @@ export class Relay {
   #active = 0;
   #nodeAddresses = new Set<string>();
   #internalCidrs: readonly string[] = [];
-  #queue: Promise<unknown> = Promise.resolve();
+  #queue: Promise<unknown>;
   #closed: Promise<void> | undefined;
+  #splice: SplicePump | undefined;
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: RelayOptions) {
@@ -110,6 +115,22 @@ export class Relay {
     const every = Math.max(50, Math.min(1000, Math.floor(options.config.udpIdleTimeoutMs / 4)));
     this.#sweeper = setInterval(() => this.#sweep(), every);
     this.#sweeper.unref();
+    // Listeners open (first apply) once the splice loop runs, or is known not to.
+    this.#queue = options.config.splice ? this.#startSplice() : Promise.resolve();
+  }
+
+  async #startSplice(): Promise<void> {
+    const oneLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+    try {
+      this.#splice = await SplicePump.start();
+    } catch (err) {
+      this.#sink('warn', { err: oneLine(err) }, 'splice is not available; TCP is relayed through Node');
+    }
+  }
+
+  /** Whether TCP connections are handed to the splice loop (after the first apply). */
+  get splicing(): boolean {
+    return this.#splice !== undefined;
   }
 
   /** Make the open listeners match `input.table`; applies run one after another. */
@@ -125,8 +146,9 @@ export class Relay {
     for (const state of this.#listeners.values()) {
       const s = (services[state.listener.route.serviceKey] ??= emptyServiceStats());
       for (const c of state.connections) {
-        s.bytesIn += c.client.bytesRead;
-        s.bytesOut += c.client.bytesWritten;
+        const bytes = c.spliced?.bytes() ?? { in: c.client.bytesRead, out: c.client.bytesWritten };
+        s.bytesIn += bytes.in;
+        s.bytesOut += bytes.out;
       }
     }
     return { listeners: this.#listeners.size, active: this.#active, services };
@@ -142,6 +164,7 @@ export class Relay {
     await this.#queue;
     await Promise.all([...this.#listeners.values()].map((s) => this.#closeListener(s)));
     this.#listeners.clear();
+    await this.#splice?.stop();
   }
 
   async #apply(input: ApplyInput): Promise<ApplyResult> {
@@ -209,10 +232,7 @@ export class Relay {
   }
 
   async #closeListener(state: ListenerState): Promise<void> {
-    for (const c of state.connections) {
-      c.upstream?.destroy();
-      c.client.destroy();
-    }
+    for (const c of state.connections) this.#destroy(c);
     for (const key of [...state.flows.keys()]) this.#closeFlow(state, key);
     if (state.tcp) {
       const server = state.tcp;
@@ -239,8 +259,7 @@ export class Relay {
           c.drainTimer = undefined;
           return;
         }
-        c.upstream?.destroy();
-        c.client.destroy();
+        this.#destroy(c);
       }, grace);
       c.drainTimer.unref();
     }
@@ -284,10 +303,13 @@ export class Relay {
       return;
     }
     const conn: TcpConnection = { client, listener: state };
+    const onClose = (hadError: boolean): void => {
+      if (!conn.spliced) this.#clientClosed(conn, hadError);
+    };
     state.connections.add(conn);
     this.#active++;
     this.#statsOf(listener.route.serviceKey).active++;
-    client.once('close', (hadError) => this.#clientClosed(conn, hadError));
+    client.once('close', onClose);
     const attempts = this.#config.maxConnectAttempts;
     const order = this.#balancer.order(listener.route, decision.endpoints, clientIp);
     // The client stays paused (pauseOnConnect) while another relay process decides.
@@ -326,6 +348,7 @@ export class Relay {
       }
       this.#balancer.chosen(route, clientIp, endpoint);
       this.#statsOf(route.serviceKey).relayed++;
+      if (this.#handOver(conn, upstream)) return;
       // A reset from the backend becomes a reset to the client; a clean close travels through the pipes.
       upstream.once('close', (hadError) => {
         if (hadError && !conn.client.destroyed) conn.client.resetAndDestroy();
@@ -335,19 +358,41 @@ export class Relay {
     });
   }
 
+  /** The splice loop takes the connection when it can; the Node sockets are closed then. */
+  #handOver(conn: TcpConnection, upstream: net.Socket): boolean {
+    const spliced = this.#splice?.adopt(conn.client, upstream, (bytes) => {
+      clearTimeout(conn.drainTimer);
+      this.#ended(conn, bytes.in, bytes.out);
+    });
+    if (!spliced) return false;
+    conn.spliced = spliced;
+    this.#statsOf(conn.listener.listener.route.serviceKey).spliced++;
+    return true;
+  }
+
+  #destroy(c: TcpConnection): void {
+    if (c.spliced) return c.spliced.close();
+    c.upstream?.destroy();
+    c.client.destroy();
+  }
+
   #clientClosed(conn: TcpConnection, hadError: boolean): void {
     const { client, upstream } = conn;
     clearTimeout(conn.drainTimer);
-    conn.listener.connections.delete(conn);
-    this.#active--;
-    const s = this.#statsOf(conn.listener.listener.route.serviceKey);
-    s.active--;
-    s.bytesIn += client.bytesRead;
-    s.bytesOut += client.bytesWritten;
+    this.#ended(conn, client.bytesRead, client.bytesWritten);
     if (!upstream || upstream.destroyed) return;
     if (hadError) upstream.resetAndDestroy();
     // A clean close: the upstream was ended by the pipe and closes once its queued bytes are written.
     else if (upstream.connecting) upstream.destroy();
+  }
+
+  #ended(conn: TcpConnection, bytesIn: number, bytesOut: number): void {
+    conn.listener.connections.delete(conn);
+    this.#active--;
+    const s = this.#statsOf(conn.listener.listener.route.serviceKey);
+    s.active--;
+    s.bytesIn += bytesIn;
+    s.bytesOut += bytesOut;
   }
 
   // ---- UDP ----

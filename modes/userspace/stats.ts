@@ -5,6 +5,8 @@ export interface ServiceStats {
   active: number;
   /** Client connections / UDP flows that reached an endpoint. */
   relayed: number;
+  /** Of the relayed TCP connections, those whose bytes moved with splice(2) (splice.ts). */
+  spliced: number;
   /** Reset or dropped at once: no endpoints, source not allowed, connection limit. */
   refused: number;
   /** Every endpoint tried failed (connect refused or timed out). */
@@ -21,7 +23,7 @@ export interface RelayStats {
 }
 
 export const emptyServiceStats = (): ServiceStats => ({
-  active: 0, relayed: 0, refused: 0, failed: 0, bytesIn: 0, bytesOut: 0,
+  active: 0, relayed: 0, spliced: 0, refused: 0, failed: 0, bytesIn: 0, bytesOut: 0,
 });
 
 export function mergeStats(parts: readonly RelayStats[]): RelayStats {
@@ -35,6 +37,7 @@ export function mergeStats(parts: readonly RelayStats[]): RelayStats {
       const sum = (services[key] ??= emptyServiceStats());
       sum.active += s.active;
       sum.relayed += s.relayed;
+      sum.spliced += s.spliced;
       sum.refused += s.refused;
       sum.failed += s.failed;
       sum.bytesIn += s.bytesIn;

@@ -98,9 +98,9 @@ describe('userspace config, relay processes, logs, stats', () => {
   });
 
   test('stats of relay processes add up per service', () => {
-    const s = { active: 1, relayed: 2, refused: 3, failed: 4, bytesIn: 5, bytesOut: 6 };
+    const s = { active: 1, relayed: 2, spliced: 7, refused: 3, failed: 4, bytesIn: 5, bytesOut: 6 };
     const merged = mergeStats([{ listeners: 2, active: 1, services: { a: s } }, { listeners: 2, active: 1, services: { a: s, b: s } }]);
-    assert.deepEqual(merged.services.a, { active: 2, relayed: 4, refused: 6, failed: 8, bytesIn: 10, bytesOut: 12 });
+    assert.deepEqual(merged.services.a, { active: 2, relayed: 4, spliced: 14, refused: 6, failed: 8, bytesIn: 10, bytesOut: 12 });
     assert.equal(merged.active, 2);
   });
 });

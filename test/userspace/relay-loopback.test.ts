@@ -1,5 +1,5 @@
 // The relay on loopback addresses (127.0.0.0/8 needs no interface and no root).
-import { test, describe, after } from 'node:test';
+import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -34,9 +34,12 @@ const noInterface = async (): Promise<string> => {
   throw new Error('the loopback relay must not touch interfaces');
 };
 
+/** Each suite runs twice: TCP bytes moved by the splice loop, and through Node's sockets (splice: false). */
+let splice = true;
+
 async function startProxy(overrides: Partial<UserspaceConfig> = {}) {
   const log = memoryLogger();
-  const proxy = new UserspaceProxy({ config: { ...defaultConfig, workers: 0, ...overrides }, log, runIp: noInterface });
+  const proxy = new UserspaceProxy({ config: { ...defaultConfig, workers: 0, splice, ...overrides }, log, runIp: noInterface });
   closers.push(() => proxy.stop());
   return { proxy, log };
 }
@@ -55,7 +58,9 @@ async function backends(names: readonly string[]): Promise<[string, number][]> {
 const sync = (proxy: UserspaceProxy, services: readonly ServiceSpec[]) =>
   proxy.sync(desiredState(services), { full: false });
 
-describe('userspace relay on loopback', () => {
+for (const mode of ['splice', 'through Node'] as const) describe(`userspace relay on loopback (${mode})`, () => {
+  before(() => void (splice = mode === 'splice'));
+
   test('round robin spreads connections evenly; stats count them', async () => {
     const { proxy } = await startProxy();
     const port = await freePort(VIP);
@@ -67,6 +72,7 @@ describe('userspace relay on loopback', () => {
     await until(async () => (await proxy.stats()).active === 0);
     const stats = (await proxy.stats()).services['default/spread:'];
     assert.equal(stats?.relayed, 30);
+    assert.equal(stats?.spliced, splice ? 30 : 0, 'splice takes every TCP connection when it is on');
     assert.equal(stats?.bytesOut, 30);
     await proxy.stop();
   });
@@ -80,6 +86,7 @@ describe('userspace relay on loopback', () => {
     for (let i = 0; i < 60; i++) answers.push(await fetchText(VIP, port));
     assert.deepEqual(countBy(answers), { a: 20, b: 20, c: 20 }, 'round robin is exact over both processes');
     assert.equal((await proxy.stats()).services['default/threads:']?.relayed, 60);
+    assert.equal((await proxy.stats()).services['default/threads:']?.spliced, splice ? 60 : 0, 'relay processes splice too');
     await proxy.stop();
   });
 
@@ -178,6 +185,66 @@ describe('userspace relay on loopback', () => {
     const stats = (await proxy.stats()).services['default/bulk:'];
     assert.equal(stats?.bytesIn, payload.length);
     assert.equal(stats?.bytesOut, payload.length + 65);
+    assert.equal(stats?.spliced, splice ? 1 : 0);
+    await proxy.stop();
+  });
+
+  test('a reset on either side reaches the other side as a reset', async () => {
+    const { proxy } = await startProxy();
+    const backendErrors: string[] = [];
+    let backendGotData = (): void => undefined;
+    const server = net.createServer((socket) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => backendErrors.push(err.code ?? err.message));
+      socket.once('data', (c: Buffer) => {
+        if (c.toString() === 'reset me') socket.resetAndDestroy();
+        else backendGotData();
+      });
+    });
+    await new Promise<void>((r) => server.listen({ host: BACKENDS[0], port: 0 }, r));
+    closers.push(() => server.close());
+    const port = await freePort(VIP);
+    await sync(proxy, [{ name: 'resets', clusterIP: VIP, port, endpoints: [[BACKENDS[0] ?? '', (server.address() as net.AddressInfo).port]] }]);
+    // The backend resets: the client gets ECONNRESET, not a clean end of stream.
+    const clientSaw = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: VIP, port }, () => s.write('reset me'));
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      s.on('end', () => resolve('clean end'));
+    });
+    assert.equal(clientSaw, 'ECONNRESET');
+    // The client resets: the backend gets ECONNRESET.
+    const got = new Promise<void>((r) => (backendGotData = r));
+    const s = net.connect({ host: VIP, port }, () => s.write('hello'));
+    s.on('error', () => undefined);
+    await got;
+    s.resetAndDestroy();
+    await until(async () => backendErrors.includes('ECONNRESET'));
+    await until(async () => (await proxy.stats()).active === 0);
+    await proxy.stop();
+  });
+
+  test('the bytes of a connection are counted while it is open', async () => {
+    const { proxy } = await startProxy();
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.resume();
+      socket.write(Buffer.alloc(300_000));
+    });
+    await new Promise<void>((r) => server.listen({ host: BACKENDS[0], port: 0 }, r));
+    closers.push(() => server.close());
+    const port = await freePort(VIP);
+    await sync(proxy, [{ name: 'live', clusterIP: VIP, port, endpoints: [[BACKENDS[0] ?? '', (server.address() as net.AddressInfo).port]] }]);
+    const s = net.connect({ host: VIP, port });
+    s.on('error', () => undefined);
+    s.resume();
+    s.write(Buffer.alloc(1_000_000));
+    const counted = async (): Promise<boolean> => {
+      const stats = (await proxy.stats()).services['default/live:'];
+      return stats?.active === 1 && stats.bytesIn === 1_000_000 && stats.bytesOut === 300_000;
+    };
+    await until(counted);
+    s.destroy();
+    await until(async () => (await proxy.stats()).active === 0);
+    assert.equal((await proxy.stats()).services['default/live:']?.bytesIn, 1_000_000, 'kept after the connection ended');
     await proxy.stop();
   });
 
