@@ -26,7 +26,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WORKERS = (process.env.BENCH_WORKERS ?? '0,2').split(',').map((w) => ({ workers: parseInt(w, 10), splice: !w.endsWith('-node') }));
 /** A userspace proxy written in C, measured in the same rounds when installed (apt-get install haproxy). */
 const HAPROXY_IP = '127.0.32.1';
-/** BENCH_ONLY=throughput skips the idle-connection, latency and stall parts. */
+/** BENCH_ONLY=throughput skips the idle-connection, latency and stall parts; BENCH_ONLY=latency runs only latency. */
 const ONLY = process.env.BENCH_ONLY;
 
 
@@ -314,10 +314,10 @@ async function main(): Promise<void> {
         (splice ? ', splice' : ', bytes through Node (splice: false)');
       note(`### ${label}`);
       const pid = relayProc.proc.pid ?? 0;
-      if (ONLY !== 'throughput') await idleConnections(workers, pid, note);
+      if (ONLY === undefined) await idleConnections(workers, pid, note);
       const targets: Target[] = [{ name: 'kproxy', host: VIP, pid }];
       if (haproxy?.proc.pid) targets.push({ name: 'HAProxy', host: HAPROXY_IP, pid: haproxy.proc.pid });
-      for (const streams of [1, 8]) await compareThroughput(streams, back.proc.pid ?? 0, targets, note);
+      if (ONLY !== 'latency') for (const streams of [1, 8]) await compareThroughput(streams, back.proc.pid ?? 0, targets, note);
       if (ONLY === 'throughput') {
         relayProc.proc.stdin!.end();
         await new Promise((r) => relayProc.proc.once('exit', r));

@@ -18,6 +18,11 @@ export interface UserspaceConfig {
   readonly workers: number;
   /** Move TCP bytes with splice(2) in a thread of each relay (splice.ts) instead of through Node's sockets. */
   readonly splice: boolean;
+  /**
+   * A TCP connection goes to the splice loop once this many of its bytes came in full-size reads (a bulk
+   * stream); request/response traffic stays with Node, which answers sooner. 0 hands every connection over.
+   */
+  readonly spliceAfterBytes: number;
   /** How often the node's addresses are compared with the last sync's (NodePorts follow them); 0 = never. */
   readonly addressPollMs: number;
   /** At most this many log lines per reason and service in `logWindowMs`. */
@@ -34,6 +39,7 @@ export const defaultConfig: UserspaceConfig = {
   udpIdleTimeoutMs: 30_000,
   workers: 2,
   splice: true,
+  spliceAfterBytes: 1024 * 1024,
   addressPollMs: 2000,
   logBurst: 5,
   logWindowMs: 10_000,
@@ -86,6 +92,7 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>): ParsedConfi
       udpIdleTimeoutMs: int('udpIdleTimeoutMs', 1),
       workers: int('workers', 0),
       splice,
+      spliceAfterBytes: int('spliceAfterBytes', 0),
       addressPollMs: int('addressPollMs', 0),
       logBurst: int('logBurst', 1),
       logWindowMs: int('logWindowMs', 1),

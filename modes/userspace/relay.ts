@@ -47,6 +47,9 @@ interface TcpConnection {
   drainTimer?: NodeJS.Timeout;
   /** Set once the splice loop owns the connection: `client` and `upstream` are then closed Node sockets. */
   spliced?: SplicedConnection;
+  /** Bytes that came in full-size reads: past config.spliceAfterBytes the connection goes to the splice loop. */
+  bulkBytes: number;
+  handingOver?: boolean;
 }
 
 interface UdpFlow {
@@ -71,18 +74,44 @@ const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1
 const errorText = (err: unknown): string =>
   err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
 
+/** Node reads at most this much at once: a read this long means more was waiting (a bulk stream). */
+const FULL_READ = 64 * 1024;
+/** While a connection is handed to the splice loop, how often to check that Node's write queues emptied. */
+const FLUSH_POLL_MS = 2;
+
 /**
  * Bytes from one socket to the other with backpressure, and the end of the stream after them (half-close).
  * What pipe() does, with less work per chunk: no per-chunk events beyond 'data', no pipe bookkeeping.
+ * `onFullRead` sees every full-size read. Returns a function that stops forwarding (listeners removed).
  */
-function forward(from: net.Socket, to: net.Socket): void {
-  from.on('data', (chunk: Buffer) => {
+function forward(from: net.Socket, to: net.Socket, onFullRead: (bytes: number) => void): () => void {
+  const onData = (chunk: Buffer): void => {
     if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  from.once('end', () => to.end());
+    if (chunk.length >= FULL_READ) onFullRead(chunk.length);
+  };
+  const onDrain = (): void => void from.resume();
+  const onEnd = (): void => void to.end();
+  from.on('data', onData);
+  to.on('drain', onDrain);
+  from.once('end', onEnd);
   // An accepted client is paused (pauseOnConnect) until its upstream connects.
   from.resume();
+  return () => {
+    from.off('data', onData);
+    to.off('drain', onDrain);
+    from.off('end', onEnd);
+  };
+}
+
+/** Stops Node reading from a socket at once (pause() alone lets it fill its buffer first). */
+function stopReading(s: net.Socket): void {
+  s.pause();
+  // Node's handle keeps a `reading` flag next to libuv's state: cleared too, so that a resume() reads again.
+  const handle = (s as unknown as { _handle?: { reading?: boolean; readStop?(): number } })._handle;
+  if (handle?.readStop) {
+    handle.readStop();
+    handle.reading = false;
+  }
 }
 
 export class Relay {
@@ -102,6 +131,7 @@ export class Relay {
   #queue: Promise<unknown>;
   #closed: Promise<void> | undefined;
   #splice: SplicePump | undefined;
+  #spliceStarting: Promise<void> | undefined;
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: RelayOptions) {
@@ -115,22 +145,20 @@ export class Relay {
     const every = Math.max(50, Math.min(1000, Math.floor(options.config.udpIdleTimeoutMs / 4)));
     this.#sweeper = setInterval(() => this.#sweep(), every);
     this.#sweeper.unref();
-    // Listeners open (first apply) once the splice loop runs, or is known not to.
-    this.#queue = options.config.splice ? this.#startSplice() : Promise.resolve();
+    // Splicing at connect: listeners open (first apply) once the loop runs, or is known not to. Splicing bulk
+    // connections only: the loop (and koffi, ~4 MiB) is loaded at the first bulk connection.
+    const eager = options.config.splice && options.config.spliceAfterBytes === 0;
+    this.#queue = eager ? this.#startSplice() : Promise.resolve();
   }
 
-  async #startSplice(): Promise<void> {
+  /** Starts the splice loop once; connections that need it meanwhile stay with Node for now. */
+  #startSplice(): Promise<void> {
     const oneLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-    try {
-      this.#splice = await SplicePump.start();
-    } catch (err) {
-      this.#sink('warn', { err: oneLine(err) }, 'splice is not available; TCP is relayed through Node');
-    }
-  }
-
-  /** Whether TCP connections are handed to the splice loop (after the first apply). */
-  get splicing(): boolean {
-    return this.#splice !== undefined;
+    this.#spliceStarting ??= SplicePump.start().then(
+      (pump) => void (this.#closed ? pump.stop() : (this.#splice = pump)),
+      (err: unknown) => this.#sink('warn', { err: oneLine(err) }, 'splice is not available; TCP is relayed through Node'),
+    );
+    return this.#spliceStarting;
   }
 
   /** Make the open listeners match `input.table`; applies run one after another. */
@@ -164,6 +192,7 @@ export class Relay {
     await this.#queue;
     await Promise.all([...this.#listeners.values()].map((s) => this.#closeListener(s)));
     this.#listeners.clear();
+    await this.#spliceStarting;
     await this.#splice?.stop();
   }
 
@@ -302,7 +331,7 @@ export class Relay {
       else client.setTimeout(this.#config.connectTimeoutMs, () => client.destroy()).resume().end();
       return;
     }
-    const conn: TcpConnection = { client, listener: state };
+    const conn: TcpConnection = { client, listener: state, bulkBytes: 0 };
     const onClose = (hadError: boolean): void => {
       if (!conn.spliced) this.#clientClosed(conn, hadError);
     };
@@ -348,14 +377,53 @@ export class Relay {
       }
       this.#balancer.chosen(route, clientIp, endpoint);
       this.#statsOf(route.serviceKey).relayed++;
-      if (this.#handOver(conn, upstream)) return;
+      if (this.#splice && this.#config.spliceAfterBytes === 0 && this.#handOver(conn, upstream)) return;
       // A reset from the backend becomes a reset to the client; a clean close travels through the pipes.
       upstream.once('close', (hadError) => {
         if (hadError && !conn.client.destroyed) conn.client.resetAndDestroy();
       });
-      forward(conn.client, upstream);
-      forward(upstream, conn.client);
+      const stops: (() => void)[] = [];
+      const onFullRead = (bytes: number): void => {
+        conn.bulkBytes += bytes;
+        if (!this.#config.splice || conn.bulkBytes < this.#config.spliceAfterBytes) return;
+        if (this.#splice) this.#promote(conn, upstream, stops);
+        else void this.#startSplice();
+      };
+      stops.push(forward(conn.client, upstream, onFullRead), forward(upstream, conn.client, onFullRead));
     });
+  }
+
+  /**
+   * A bulk connection moves from Node's sockets to the splice loop: Node stops reading both sockets, its write
+   * queues empty into the kernel, and then the loop takes both descriptors. Small request/response traffic stays
+   * with Node, which answers a readable socket without the loop's hand-off between threads.
+   */
+  #promote(conn: TcpConnection, upstream: net.Socket, stops: readonly (() => void)[]): void {
+    const { client } = conn;
+    const open = (s: net.Socket): boolean => !s.destroyed && !s.readableEnded && !s.writableEnded;
+    // Only a connection open both ways with nothing buffered unread; otherwise a later full read tries again.
+    if (conn.handingOver || !open(client) || !open(upstream) || client.readableLength > 0 || upstream.readableLength > 0) return;
+    conn.handingOver = true;
+    for (const stop of stops) stop();
+    stopReading(client);
+    stopReading(upstream);
+    const flushed = (): void => {
+      if (client.destroyed || upstream.destroyed) return; // an error closed it meanwhile; the close handlers ran
+      if (client.writableLength > 0 || upstream.writableLength > 0) return void setTimeout(flushed, FLUSH_POLL_MS);
+      const s = this.#statsOf(conn.listener.listener.route.serviceKey);
+      const bytesIn = client.bytesRead;
+      const bytesOut = client.bytesWritten;
+      if (!this.#handOver(conn, upstream)) {
+        // No descriptor for the loop: Node goes on relaying.
+        forward(client, upstream, () => undefined);
+        forward(upstream, client, () => undefined);
+        return;
+      }
+      // What Node relayed before counts now; the loop counts the rest.
+      s.bytesIn += bytesIn;
+      s.bytesOut += bytesOut;
+    };
+    flushed();
   }
 
   /** The splice loop takes the connection when it can; the Node sockets are closed then. */

@@ -1,5 +1,5 @@
-// Hands relayed TCP connections to the splice loop (splice-loop.ts) once their upstream is connected: Node's
-// sockets are only used to accept, choose and connect; their descriptors are then duplicated, the Node sockets
+// Hands relayed TCP connections to the splice loop (splice-loop.ts): at connect, or in mid-stream once a
+// connection proved to be a bulk stream (relay.ts decides). Their descriptors are duplicated, the Node sockets
 // closed, and the loop owns the connection to its end. Relaying without copying bytes through JavaScript halves
 // the CPU per byte (docs/benchmarks.md). Where the loop cannot run, the relay forwards through Node.
 import type net from 'node:net';
@@ -53,7 +53,8 @@ export class SplicePump {
   }
 
   /**
-   * Takes over a connected client/upstream pair. Both Node sockets are closed when this returns a connection;
+   * Takes over a connected client/upstream pair that Node no longer reads and whose write queues are empty.
+   * Both Node sockets are closed when this returns a connection;
    * undefined (no descriptor left) leaves them untouched for the caller to relay.
    */
   adopt(client: net.Socket, upstream: net.Socket, onClosed: OnSplicedClosed): SplicedConnection | undefined {
@@ -63,7 +64,7 @@ export class SplicePump {
       if (a >= 0) this.#libc.close(a);
       return undefined;
     }
-    // Node never read from either (the client is paused, the upstream just connected): nothing is left behind.
+    // The caller made sure Node holds no bytes of either: nothing read and unsent, nothing queued to write.
     client.destroy();
     upstream.destroy();
     const id = this.#free.pop() ?? this.#next++;

@@ -71,6 +71,11 @@ describe('userspace config, relay processes, logs, stats', () => {
     assert.equal(config.interfaceName, 'kproxy0');
     assert.equal(config.connectTimeoutMs, defaultConfig.connectTimeoutMs);
     assert.equal(problems.length, 2);
+    assert.equal(parseConfig({ 'userspace.splice': 'false' }).config.splice, false);
+    assert.equal(parseConfig({ splice: false }).config.splice, false);
+    const bad = parseConfig({ splice: 'sometimes' });
+    assert.equal(bad.config.splice, true);
+    assert.deepEqual(bad.problems, ['userspace setting splice=sometimes ignored: expected true or false']);
   });
 
   test('TCP listeners (affinity or not) are opened by every relay process, UDP ones by host 0 only', () => {

@@ -39,7 +39,9 @@ let splice = true;
 
 async function startProxy(overrides: Partial<UserspaceConfig> = {}) {
   const log = memoryLogger();
-  const proxy = new UserspaceProxy({ config: { ...defaultConfig, workers: 0, splice, ...overrides }, log, runIp: noInterface });
+  // splice: every TCP connection goes to the splice loop at connect (spliceAfterBytes 0), so that each test below
+  // runs on it; the hand-over of a bulk connection in mid-stream has a test of its own.
+  const proxy = new UserspaceProxy({ config: { ...defaultConfig, workers: 0, splice, spliceAfterBytes: 0, ...overrides }, log, runIp: noInterface });
   closers.push(() => proxy.stop());
   return { proxy, log };
 }
@@ -154,40 +156,52 @@ for (const mode of ['splice', 'through Node'] as const) describe(`userspace rela
     await proxy.stop();
   });
 
-  test('a large transfer arrives intact both ways (sha256)', async () => {
-    const { proxy } = await startProxy();
-    const payload = randomBytes(48 * 1024 * 1024);
-    const digest = createHash('sha256').update(payload).digest('hex');
-    // The backend hashes what it receives and sends the payload back after the hash line.
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      const hash = createHash('sha256');
-      socket.on('data', (c: Buffer) => hash.update(c));
-      socket.on('end', () => {
-        socket.write(`${hash.digest('hex')}\n`);
-        socket.end(payload);
+  // At connect (spliceAfterBytes 0), and the default: Node relays until 1 MiB came in full reads, then hands
+  // the connection to the splice loop in mid-stream (in the control thread, and in relay processes).
+  for (const overrides of [{}, { spliceAfterBytes: defaultConfig.spliceAfterBytes }, { spliceAfterBytes: defaultConfig.spliceAfterBytes, workers: 2 }]) {
+    test(`a large transfer arrives intact both ways (sha256) ${JSON.stringify(overrides)}`, async () => {
+      const { proxy } = await startProxy(overrides);
+      const payload = randomBytes(48 * 1024 * 1024);
+      const digest = createHash('sha256').update(payload).digest('hex');
+      // The backend hashes what it receives and sends the payload back after the hash line; "hi" gets "hi".
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+        const hash = createHash('sha256');
+        let small = true;
+        socket.on('data', (c: Buffer) => {
+          if (small && c.toString() === 'hi') return void socket.end('hi');
+          small = false;
+          hash.update(c);
+        });
+        socket.on('end', () => {
+          if (small) return;
+          socket.write(`${hash.digest('hex')}\n`);
+          socket.end(payload);
+        });
       });
+      await new Promise<void>((r) => server.listen({ host: BACKENDS[0], port: 0 }, r));
+      closers.push(() => server.close());
+      const port = await freePort(VIP);
+      await sync(proxy, [{ name: 'bulk', clusterIP: VIP, port, endpoints: [[BACKENDS[0] ?? '', (server.address() as net.AddressInfo).port]] }]);
+      assert.equal(await fetchText(VIP, port, 'hi'), 'hi');
+      const received = await new Promise<Buffer>((resolve, reject) => {
+        const s = net.connect({ host: VIP, port, allowHalfOpen: true });
+        const chunks: Buffer[] = [];
+        s.on('data', (c: Buffer) => chunks.push(c));
+        s.on('end', () => resolve(Buffer.concat(chunks)));
+        s.on('error', reject);
+        s.end(payload);
+      });
+      assert.equal(received.subarray(0, 65).toString(), `${digest}\n`);
+      assert.equal(createHash('sha256').update(received.subarray(65)).digest('hex'), digest);
+      await until(async () => (await proxy.stats()).active === 0);
+      const stats = (await proxy.stats()).services['default/bulk:'];
+      assert.equal(stats?.bytesIn, payload.length + 2);
+      assert.equal(stats?.bytesOut, payload.length + 65 + 2);
+      const handedOver = !splice ? 0 : 'spliceAfterBytes' in overrides ? 1 : 2;
+      assert.equal(stats?.spliced, handedOver, 'the small exchange stays with Node unless every connection is spliced');
+      await proxy.stop();
     });
-    await new Promise<void>((r) => server.listen({ host: BACKENDS[0], port: 0 }, r));
-    closers.push(() => server.close());
-    const port = await freePort(VIP);
-    await sync(proxy, [{ name: 'bulk', clusterIP: VIP, port, endpoints: [[BACKENDS[0] ?? '', (server.address() as net.AddressInfo).port]] }]);
-    const received = await new Promise<Buffer>((resolve, reject) => {
-      const s = net.connect({ host: VIP, port, allowHalfOpen: true });
-      const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
-      s.on('end', () => resolve(Buffer.concat(chunks)));
-      s.on('error', reject);
-      s.end(payload);
-    });
-    assert.equal(received.subarray(0, 65).toString(), `${digest}\n`);
-    assert.equal(createHash('sha256').update(received.subarray(65)).digest('hex'), digest);
-    await until(async () => (await proxy.stats()).active === 0);
-    const stats = (await proxy.stats()).services['default/bulk:'];
-    assert.equal(stats?.bytesIn, payload.length);
-    assert.equal(stats?.bytesOut, payload.length + 65);
-    assert.equal(stats?.spliced, splice ? 1 : 0);
-    await proxy.stop();
-  });
+  }
 
   test('a reset on either side reaches the other side as a reset', async () => {
     const { proxy } = await startProxy();
