@@ -35,6 +35,8 @@ const POLLS_PER_TURN = 32;
 /** Empty pipes kept for the next busy direction; a direction holds a pipe only while bytes are in flight. */
 const SPARE_PIPES = 32;
 const WAKE = 0xffffffff;
+/** What wakeUp() adds to the eventfd's counter: 1, as the 8 bytes of a native-endian uint64. */
+const WAKE_COUNT = new Uint8Array(new BigUint64Array([1n]).buffer);
 /** The pool thread's wait returns at least this often, so that a process exit never waits long for it. */
 const IDLE_WAIT_MS = 1000;
 
@@ -77,6 +79,8 @@ export class SpliceLoop {
   readonly #live = new Map<number, Connection>();
   readonly #spare: [number, number][] = [];
   readonly #pipeFds = new Int32Array(2);
+  /** The eventfd's counter, read back (and so reset) when the wake-up arrives. */
+  readonly #wakeRead = new Uint8Array(8);
   /** Connections that stopped at BURST with bytes left: served again before the loop sleeps. */
   #again = new Set<Connection>();
   #waiting = false;
@@ -127,18 +131,14 @@ export class SpliceLoop {
     for (const c of [...this.#live.values()]) this.#end(c, false);
     return new Promise<void>((resolve) => {
       this.#stopped = resolve;
-      if (this.#waiting) this.#wakeUp();
+      if (this.#waiting) this.wakeUp();
       else this.#release();
     });
   }
 
   /** Makes a wait in progress return now (a process about to exit must not wait for the pool thread). */
   wakeUp(): void {
-    this.#wakeUp();
-  }
-
-  #wakeUp(): void {
-    if (!this.#closed) this.#libc.write(this.#wakeFd, new Uint8Array(new BigUint64Array([1n]).buffer), 8);
+    if (!this.#closed) this.#libc.write(this.#wakeFd, WAKE_COUNT, 8);
   }
 
   #release(): void {
@@ -188,7 +188,7 @@ export class SpliceLoop {
       const flags = view.getUint32(i * EVENT_SIZE, true);
       const data = view.getUint32(i * EVENT_SIZE + DATA_OFFSET, true);
       if (data === WAKE) {
-        this.#libc.read(this.#wakeFd, new Uint8Array(8), 8);
+        this.#libc.read(this.#wakeFd, this.#wakeRead, 8);
         continue;
       }
       const c = this.#live.get(data >>> 1);
