@@ -3,6 +3,7 @@
 // namespaces of runs still alive, and never touches a namespace it did not create.
 import { execFileSync } from 'node:child_process';
 import { run, runSyncQuiet, type RunOptions, type RunResult } from './run.ts';
+import './xtables-lock.ts';
 
 const OWN_PATTERN = /^kpt(\d+)[a-z]+-/;
 const ownedNamespaces = new Set<string>();

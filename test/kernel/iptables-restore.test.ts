@@ -9,6 +9,7 @@ import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, renderF
 import type { Ruleset } from '../../modes/iptables/ruleset.ts';
 import type { DesiredState, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
+import '../harness/xtables-lock.ts';
 
 type Variant = 'legacy' | 'nft';
 const tool = (variant: Variant, family: IPFamily, what: 'restore' | 'save'): string =>
