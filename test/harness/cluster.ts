@@ -109,7 +109,7 @@ async function wirePod(node: string, pod: Pod, veth: string, ipv6: boolean): Pro
   await sysctl(pod.ns, 'net.ipv4.tcp_max_tw_buckets=0', 'net.ipv4.tcp_tw_reuse=1');
 }
 
-function waitForLine(child: ChildProcess, line: string, what: string, timeoutMs = 5000): Promise<void> {
+export function waitForLine(child: ChildProcess, line: string, what: string, timeoutMs = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
     if (!child.stdout) return reject(new Error(`${what}: no stdout`));
     const lines = createInterface({ input: child.stdout });
@@ -129,21 +129,20 @@ function parseSummary(stdout: string): ProbeSummary {
   return JSON.parse(last) as ProbeSummary;
 }
 
-export async function createCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  sweepStaleNamespaces();
-  const podCount = options.pods ?? 3;
-  const ports = options.podPorts ?? [8080];
-  const ipv6 = options.ipv6 ?? true;
-  const prefix = uniquePrefix();
-  const nodeNs = `${prefix}-node`;
-  const extNs = `${prefix}-ext`;
-  const children = new Set<ChildProcess>();
-  const pods: Pod[] = Array.from({ length: podCount }, (_, i) => ({
-    name: `pod${i + 1}`, ns: `${prefix}-pod${i + 1}`, ip: `10.244.1.${i + 2}`, ip6: `fd00:244:1::${(i + 2).toString(16)}`,
-  }));
-  const client: Pod = { name: 'cli', ns: `${prefix}-cli`, ip: '10.244.1.200', ip6: 'fd00:244:1::200' };
+/** Processes and probes in namespaces, shared by the harness's topologies. */
+export interface NamespaceTools {
+  /** Start a long-running process in a namespace; tracked so that the harness kills it on exit. */
+  spawn(ns: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess;
+  tcp(fromNs: string, host: string, port: number, probe?: TcpProbe): Promise<ProbeSummary>;
+  udp(fromNs: string, host: string, port: number, probe?: UdpProbe): Promise<ProbeSummary>;
+  httpStatus(fromNs: string, url: string): Promise<number | undefined>;
+  /** The live children spawned here (destroy() kills them). */
+  readonly children: Set<ChildProcess>;
+}
 
-  const spawnIn = (ns: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess => {
+export function namespaceTools(): NamespaceTools {
+  const children = new Set<ChildProcess>();
+  const spawn_ = (ns: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess => {
     const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     trackPid(child.pid);
     children.add(child);
@@ -153,11 +152,9 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
   };
   const probe = async (ns: string, args: readonly string[], timeoutMs: number): Promise<ProbeSummary> =>
     parseSummary((await nsRun(ns, process.execPath, [PROBE, ...args], { timeoutMs })).stdout);
-
-  const cluster: Cluster = {
-    prefix, nodeNs, extNs, pods, client, ipv6,
-    exec: (ns, cmd, args, runOptions) => nsRun(ns, cmd, args, runOptions),
-    spawn: spawnIn,
+  return {
+    children,
+    spawn: spawn_,
     tcp: (ns, host, port, p = {}) => {
       const count = p.count ?? 1;
       const timeoutMs = p.timeoutMs ?? 1000;
@@ -170,6 +167,35 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
       return probe(ns, ['udp', host, String(port), String(count), String(p.srcPort ?? 0), String(timeoutMs)],
         30_000 + count * timeoutMs);
     },
+    httpStatus: async (ns, url) => {
+      const summary = await probe(ns, ['http', url], 5000);
+      const status = Object.keys(summary.answers)[0];
+      return status === undefined ? undefined : Number(status);
+    },
+  };
+}
+
+export async function createCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  sweepStaleNamespaces();
+  const podCount = options.pods ?? 3;
+  const ports = options.podPorts ?? [8080];
+  const ipv6 = options.ipv6 ?? true;
+  const prefix = uniquePrefix();
+  const nodeNs = `${prefix}-node`;
+  const extNs = `${prefix}-ext`;
+  const pods: Pod[] = Array.from({ length: podCount }, (_, i) => ({
+    name: `pod${i + 1}`, ns: `${prefix}-pod${i + 1}`, ip: `10.244.1.${i + 2}`, ip6: `fd00:244:1::${(i + 2).toString(16)}`,
+  }));
+  const client: Pod = { name: 'cli', ns: `${prefix}-cli`, ip: '10.244.1.200', ip6: 'fd00:244:1::200' };
+
+  const { spawn: spawnIn, tcp, udp, httpStatus, children } = namespaceTools();
+
+  const cluster: Cluster = {
+    prefix, nodeNs, extNs, pods, client, ipv6,
+    exec: (ns, cmd, args, runOptions) => nsRun(ns, cmd, args, runOptions),
+    spawn: spawnIn,
+    tcp,
+    udp,
     hold: (ns, host, port, p) => {
       const child = spawnIn(ns, process.execPath, [PROBE, 'hold', host, String(port), String(p.durationMs), String(p.intervalMs ?? 100)]);
       let stdout = '';
@@ -183,11 +209,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
       ready.catch(() => {}); // the caller may only await result
       return { ready, result };
     },
-    httpStatus: async (ns, url) => {
-      const summary = await probe(ns, ['http', url], 5000);
-      const status = Object.keys(summary.answers)[0];
-      return status === undefined ? undefined : Number(status);
-    },
+    httpStatus,
     flushConntrack: async () => {
       await nsRun(nodeNs, 'conntrack', ['-F'], { allowFailure: true });
       if (ipv6) await nsRun(nodeNs, 'conntrack', ['-F', '-f', 'ipv6'], { allowFailure: true });

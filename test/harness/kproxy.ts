@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { CLUSTER_CIDR, CLUSTER_CIDR6, NODE_IP, type Cluster } from './cluster.ts';
-import { run } from './run.ts';
+import { run, stopChildProcess } from './run.ts';
 
 export const KPROXY_BIN = fileURLToPath(new URL('../../bin/kproxy.js', import.meta.url));
 
@@ -84,11 +84,7 @@ export function startKproxy(cluster: Cluster, options: KproxyOptions): KproxyPro
     },
     stop: async (signal = 'SIGTERM') => {
       if (exited !== undefined) return exited;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      const result = await exit;
-      clearTimeout(timer);
-      return result;
+      return stopChildProcess(child, exit, signal, 5000);
     },
   };
 }

@@ -1,5 +1,5 @@
 // Promise wrappers around child processes for the harness: run a command, feed it stdin, collect its output.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed. */
@@ -65,4 +65,13 @@ export function runSyncQuiet(cmd: string, args: readonly string[]): boolean {
   } catch {
     return false;
   }
+}
+
+/** Send `signal` to a child (by its PID), SIGKILL it after `graceMs`, and resolve with what `exit` resolves to. */
+export async function stopChildProcess<T>(child: ChildProcess, exit: Promise<T>, signal: NodeJS.Signals, graceMs: number): Promise<T> {
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const result = await exit;
+  clearTimeout(timer);
+  return result;
 }

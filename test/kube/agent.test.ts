@@ -6,9 +6,8 @@
 // socket, so the agent uses the ordinary kubeconfig of system:kube-proxy (token, only system:node-proxier).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { ControlPlane, freePort, kubeTestsDisabled } from './apiserver.ts';
-import { bridgeLoopbackPort, eventually, serviceBody, sliceBody } from './harness.ts';
+import { eventually, serviceBody, sliceBody } from './harness.ts';
 import { createCluster, KPROXY_BIN, nsRun, type Cluster, type ProbeSummary } from '../harness/index.ts';
 import type { ChildProcess } from 'node:child_process';
 
@@ -22,7 +21,6 @@ interface Answer { status: number; body: string }
 describe('the kproxy agent process against a real kube-apiserver (userspace mode, real traffic)', { skip }, () => {
   let plane: ControlPlane;
   let cluster: Cluster;
-  let bridge: Awaited<ReturnType<typeof bridgeLoopbackPort>> | undefined;
   let agent: ChildProcess | undefined;
   let agentOutput = '';
   let healthz = '';
@@ -51,11 +49,7 @@ describe('the kproxy agent process against a real kube-apiserver (userspace mode
   before(async () => {
     plane = await ControlPlane.start();
     cluster = await createCluster({ pods: 3, podPorts: [8080], ipv6: false });
-    const apiPort = Number(new URL(plane.server).port);
-    bridge = await bridgeLoopbackPort({
-      port: apiPort, socketPath: join(plane.dir, 'api.sock'),
-      spawnInNs: (cmd, args) => cluster.spawn(cluster.nodeNs, cmd, args),
-    });
+    await plane.reachFrom((cmd, args) => cluster.spawn(cluster.nodeNs, cmd, args));
     await plane.request('POST', '/api/v1/namespaces', { metadata: { name: NS } });
     await plane.request('POST', '/api/v1/nodes', { metadata: { name: NODE } });
     // Ports are picked free on this machine; the node namespace is fresh, so they are free there too.
@@ -79,8 +73,6 @@ describe('the kproxy agent process against a real kube-apiserver (userspace mode
 
   after(async () => {
     if (agent?.pid !== undefined && agent.exitCode === null && agent.signalCode === null) process.kill(agent.pid, 'SIGKILL');
-    if (bridge?.child.pid !== undefined && bridge.child.exitCode === null) process.kill(bridge.child.pid, 'SIGKILL');
-    await bridge?.close();
     await cluster?.destroy();
     await plane?.stop();
   });

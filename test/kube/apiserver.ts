@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, fetch } from 'undici';
+import { ApiserverBridge, type SpawnInNamespace } from './bridge.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -101,6 +102,7 @@ export class ControlPlane {
   private etcd: ChildProcess | undefined;
   private apiserver: ChildProcess | undefined;
   private agent: Agent | undefined;
+  private bridge: Promise<ApiserverBridge> | undefined;
 
   private constructor(options: ControlPlaneOptions, ports: readonly number[]) {
     this.options = options;
@@ -233,7 +235,18 @@ export class ControlPlane {
     return text ? JSON.parse(text) as Record<string, unknown> : {};
   }
 
+  /**
+   * Make the apiserver reachable at the same 127.0.0.1:<port> (so through the same kubeconfigs) inside a network
+   * namespace: `spawnInNs` starts the bridge's small namespace half there (see bridge.ts). Resolves once it listens.
+   */
+  async reachFrom(spawnInNs: SpawnInNamespace): Promise<ChildProcess> {
+    this.bridge ??= ApiserverBridge.open(this.securePort, join(this.dir, 'api.sock'));
+    return (await this.bridge).into(spawnInNs);
+  }
+
   async stop(): Promise<void> {
+    await (await this.bridge?.catch(() => undefined))?.close();
+    this.bridge = undefined;
     await stopChild(this.apiserver);
     await stopChild(this.etcd);
     this.apiserver = undefined;

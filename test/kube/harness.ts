@@ -14,8 +14,6 @@ import { ServiceHealthServer } from '../../src/health/service-health.ts';
 import { tapClusterEvents } from '../../src/health/tap.ts';
 import { ProxyMetrics } from '../../src/metrics/proxy-metrics.ts';
 import type { ObjectKind } from '../../src/model/source.ts';
-import type { ChildProcess } from 'node:child_process';
-import { connect, createServer as createNetServer, type Socket } from 'node:net';
 
 export interface Pipeline {
   readonly store: ClusterStore;
@@ -112,42 +110,5 @@ export function sliceBody(name: string, service: string, endpoints: Array<{ ip: 
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     endpoints: endpoints.map((e) => ({ addresses: [e.ip], conditions: { ready: e.ready ?? true }, ...(e.node ? { nodeName: e.node } : {}) })),
-  };
-}
-
-/**
- * Makes the apiserver (loopback of the root namespace) reachable at the same 127.0.0.1:port inside a network
- * namespace, so an agent running there can use the unchanged kubeconfig (the serving certificate names
- * 127.0.0.1). The two halves meet on a Unix socket, which crosses network namespaces; nothing is routed.
- * `spawnInNs` starts a process in the namespace (and owns its PID); `close()` stops the root half.
- */
-export async function bridgeLoopbackPort(options: {
-  readonly port: number;
-  readonly socketPath: string;
-  readonly spawnInNs: (cmd: string, args: readonly string[]) => ChildProcess;
-}): Promise<{ readonly child: ChildProcess; close(): Promise<void> }> {
-  const pipeBoth = (a: Socket, b: Socket): void => {
-    a.on('error', () => b.destroy());
-    b.on('error', () => a.destroy());
-    a.pipe(b).pipe(a);
-  };
-  const root = createNetServer((inbound) => pipeBoth(inbound, connect({ host: '127.0.0.1', port: options.port })));
-  await new Promise<void>((resolve, reject) => { root.once('error', reject); root.listen(options.socketPath, resolve); });
-  // The namespace half, inline so it needs no TypeScript stripping; it exits when its stdin (our pipe) closes.
-  const script = `const net = require('node:net');
-    const [socketPath, port] = process.argv.slice(1);
-    net.createServer((a) => { const b = net.connect(socketPath);
-      a.on('error', () => b.destroy()); b.on('error', () => a.destroy()); a.pipe(b).pipe(a);
-    }).listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'));
-    process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`;
-  const child = options.spawnInNs(process.execPath, ['-e', script, options.socketPath, String(options.port)]);
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    child.stdout?.on('data', (data: Buffer) => { seen += data.toString(); if (seen.includes('ready')) resolve(); });
-    child.once('exit', (code) => reject(new Error(`namespace half of the apiserver bridge exited (${code})`)));
-  });
-  return {
-    child,
-    close: () => new Promise<void>((resolve) => { root.close(() => resolve()); }),
   };
 }
