@@ -26,10 +26,10 @@
 // service's rules only while streaming them into iptables-restore, or only for the plans that changed (diffed by
 // object identity: the store keeps unchanged plans identical between snapshots). `compile` materialises the whole
 // ruleset for `kproxy plan`, the tracer and tests.
-import type { DesiredState, Endpoint, FamilyPlan, Frontend, IPFamily, Protocol, ServicePortPlan } from '../../src/model/types.ts';
+import type { DesiredState, Endpoint, ExternalRoutes, FamilyPlan, Frontend, IPFamily, MasqueradePolicy, Protocol, Route, ServicePortPlan } from '../../src/model/types.ts';
 import { isIPv4, isIPv6 } from 'node:net';
 import { cidrContains, parseCidr } from '../../src/util/ip.ts';
-import { endpointChainName, serviceChainNames, TOP_CHAINS } from './names.ts';
+import { endpointChainName, serviceChainNames, TOP_CHAINS, type ServiceChainNames } from './names.ts';
 import type { Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, Target } from './ruleset.ts';
 import { DISPATCH_SLOTS } from './ruleset.ts';
 
@@ -53,7 +53,6 @@ const LOOPBACK: Readonly<Record<IPFamily, string>> = { IPv4: '127.0.0.0/8', IPv6
 interface FamilyContext {
   readonly family: IPFamily;
   readonly masqMark: number;
-  readonly masqueradeAll: boolean;
   /** Cluster (pod) CIDRs of this family, canonical. */
   readonly clusterCidrs: readonly string[];
   readonly nodeIPs: readonly string[];
@@ -69,8 +68,8 @@ function familyContext(state: DesiredState, family: IPFamily): FamilyContext {
   const masqMark = (1 << state.settings.masqueradeBit) >>> 0;
   const clusterCidrs = localCidrs(plan, family);
   return {
-    family, masqMark, masqueradeAll: state.settings.masqueradeAll, clusterCidrs, nodeIPs: plan.nodeIPs,
-    key: [family, masqMark, state.settings.masqueradeAll, clusterCidrs.join(','), plan.nodeIPs.join(',')].join('|'),
+    family, masqMark, clusterCidrs, nodeIPs: plan.nodeIPs,
+    key: [family, masqMark, clusterCidrs.join(','), plan.nodeIPs.join(',')].join('|'),
   };
 }
 
@@ -240,18 +239,14 @@ function hostCidr(ip: string, family: IPFamily): string | undefined {
 
 function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Collector): void {
   const names = serviceChainNames(service.key, service.protocol);
-  const proto = service.protocol;
   const key = service.key;
-  const externalFrontends = service.frontends.filter((f) => f.kind !== 'ClusterIP');
-  const hasCluster = service.clusterEndpoints.length > 0;
-  const hasLocal = service.localEndpoints.length > 0;
-  // ITP Local with external frontends: those keep the cluster-wide set (SVX), in-cluster ClusterIP traffic gets SVC.
-  const externalCluster = service.externalClusterEndpoints;
-  const hasExternalCluster = externalCluster ? externalCluster.length > 0 : hasCluster;
-  const hasExternal = service.externalPolicyLocal ? hasLocal : hasExternalCluster;
-  const hasAny = service.hasEndpoints || hasCluster || hasLocal || hasExternalCluster;
-  const usesExt = hasAny && externalFrontends.length > 0;
-  const usesSvl = usesExt && service.externalPolicyLocal && hasLocal;
+  const { clusterIP: internal, external } = service.routes;
+  const hasCluster = internal.endpoints.length > 0;
+  // One balancing chain per distinct endpoint set: SVC for the ClusterIP's; external frontends reuse it when policy
+  // gives pods and the node the same set, else SVX (the cluster-wide set under ITP Local); outside traffic with a
+  // route of its own (ETP Local) balances in SVL.
+  const targets = external ? externalTargets(external, internal, names) : undefined;
+  const usesExt = targets !== undefined && (targets.fromCluster !== undefined || targets.fromOutside !== undefined);
   const lbIPs = service.frontends.flatMap((f) => (f.kind === 'LoadBalancer' ? [f.ip] : []));
   const sourceRanges = service.sourceRanges.flatMap((r) => {
     const cidr = parseCidr(r);
@@ -260,15 +255,9 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
   // As upstream: the FW chain exists whenever the service has endpoints, even when policy leaves none for outside
   // traffic (allowed pod/node sources are still short-circuited by EXT).
   const usesFw = usesExt && sourceRanges.length > 0 && lbIPs.length > 0;
-  // Pod/node traffic to an external frontend under ETP Local goes to the cluster-wide set (SVX under ITP Local).
-  const shortCircuit = externalCluster ? (hasExternalCluster ? names.svx : undefined) : (hasCluster ? names.svc : undefined);
-  // When no endpoint may take the traffic: refuse at once if the service has none, drop if policy forbids.
-  const unusable = (local: boolean): { target: Target; comment: string } => hasAny
-    ? { target: { kind: 'DROP' }, comment: `${key} has no ${local ? 'local ' : ''}endpoints` }
-    : { target: { kind: 'REJECT' }, comment: `${key} has no endpoints` };
 
   for (const frontend of service.frontends) {
-    compileFrontend(frontend, { service, names, ctx, out, hasCluster, hasExternal, usesExt, usesFw, unusable });
+    compileFrontend(frontend, { service, names, ctx, out, usesExt, usesFw });
   }
   if (service.healthCheckNodePort !== undefined && service.healthCheckNodePort > 0) {
     out.filterNodePorts.push({
@@ -277,41 +266,31 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
     });
   }
 
-  // Endpoint chains are shared by SVC and SVL.
+  // Endpoint chains are shared by SVC, SVX and SVL.
   const endpointChains = new Map<string, Chain>();
-  const addEndpointChains = (endpoints: readonly Endpoint[]): void => {
-    for (const ep of endpoints) {
-      const chain = endpointChain(service, ep, ctx);
+  const addEndpointChains = (route: Route): void => {
+    for (const ep of route.endpoints) {
+      const chain = endpointChain(service, ep, route, ctx);
       if (chain && !endpointChains.has(chain.name)) endpointChains.set(chain.name, chain);
     }
   };
   if (hasCluster) {
     const clusterIPMatches = clusterIPMatch(service, ctx);
-    const masq: Rule[] = [];
-    if (clusterIPMatches) {
-      const comment = `${key} cluster IP`;
-      if (ctx.masqueradeAll) masq.push({ matches: clusterIPMatches, target: jump(TOP_CHAINS.markMasq), comment });
-      else if (ctx.clusterCidrs.length === 1 && ctx.clusterCidrs[0] !== undefined) {
-        masq.push({
-          matches: [{ kind: 'src', cidr: ctx.clusterCidrs[0], negate: true }, ...clusterIPMatches],
-          target: jump(TOP_CHAINS.markMasq), comment,
-        });
-      } else if (ctx.clusterCidrs.length > 1) {
-        masq.push({ matches: clusterIPMatches, target: jump(TOP_CHAINS.markOffCluster), comment });
-      }
-    }
-    out.chains.push({ kind: 'plain', name: names.svc, rules: [...masq, ...balance(service, service.clusterEndpoints, ctx)] });
-    addEndpointChains(service.clusterEndpoints);
+    const masq = clusterIPMatches ? masqueradeRules(internal.masquerade, clusterIPMatches, ctx, `${key} cluster IP`) : [];
+    out.chains.push({ kind: 'plain', name: names.svc, rules: [...masq, ...balance(service, internal, ctx)] });
+    addEndpointChains(internal);
   }
-  if (usesExt && externalCluster && hasExternalCluster) {
-    out.chains.push({ kind: 'plain', name: names.svx, rules: balance(service, externalCluster, ctx) });
-    addEndpointChains(externalCluster);
+  if (external && targets?.fromCluster === names.svx) {
+    out.chains.push({ kind: 'plain', name: names.svx, rules: balance(service, external.fromCluster, ctx) });
+    addEndpointChains(external.fromCluster);
   }
-  if (usesSvl) {
-    out.chains.push({ kind: 'plain', name: names.svl, rules: balance(service, service.localEndpoints, ctx) });
-    addEndpointChains(service.localEndpoints);
+  if (external && targets?.fromOutside === names.svl) {
+    out.chains.push({ kind: 'plain', name: names.svl, rules: balance(service, external.fromOutside, ctx) });
+    addEndpointChains(external.fromOutside);
   }
-  if (usesExt) out.chains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, ctx, shortCircuit, usesSvl) });
+  if (external && targets && usesExt) {
+    out.chains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, external, targets, ctx) });
+  }
   if (usesFw) {
     const rules: Rule[] = sourceRanges.map((cidr) => ({ matches: [{ kind: 'src', cidr }], target: jump(names.ext), comment: `${key} loadbalancer IP` }));
     // The node reaching its own LB IP arrives with the LB IP as source; let it through when ranges cover the node.
@@ -328,6 +307,36 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
   sepNames.delete(service);
 }
 
+/** The balancing chain each external route jumps to (undefined: its set is empty). */
+interface ExternalTargets {
+  readonly fromCluster: string | undefined;
+  readonly fromOutside: string | undefined;
+}
+
+function externalTargets(external: ExternalRoutes, internal: Route, names: ServiceChainNames): ExternalTargets {
+  const { fromCluster, fromOutside } = external;
+  const clusterChain = fromCluster.endpoints.length === 0 ? undefined : fromCluster.endpoints === internal.endpoints ? names.svc : names.svx;
+  if (fromOutside === fromCluster) return { fromCluster: clusterChain, fromOutside: clusterChain };
+  return { fromCluster: clusterChain, fromOutside: fromOutside.endpoints.length === 0 ? undefined : names.svl };
+}
+
+const FROM_NODE: Match = { kind: 'addrtype', direction: 'src', type: 'LOCAL' };
+
+/** Rules that mark for masquerade the packets among those matching `matches` that `policy` names. */
+function masqueradeRules(policy: MasqueradePolicy, matches: readonly Match[], ctx: FamilyContext, comment: string): Rule[] {
+  switch (policy) {
+    case 'never': return [];
+    case 'always': return [{ matches, target: JUMP_MARK_MASQ, comment }];
+    case 'node-originated': return [{ matches: [FROM_NODE, ...matches], target: JUMP_MARK_MASQ, comment }];
+    case 'off-cluster': {
+      const [only, ...more] = ctx.clusterCidrs;
+      if (only === undefined) return []; // no local-traffic detector: nothing counts as off-cluster
+      if (more.length === 0) return [{ matches: [{ kind: 'src', cidr: only, negate: true }, ...matches], target: JUMP_MARK_MASQ, comment }];
+      return [{ matches, target: jump(TOP_CHAINS.markOffCluster), comment }];
+    }
+  }
+}
+
 function clusterIPMatch(service: ServicePortPlan, ctx: FamilyContext): Match[] | undefined {
   const frontend = service.frontends.find((f) => f.kind === 'ClusterIP');
   if (!frontend || frontend.kind !== 'ClusterIP') return undefined;
@@ -337,24 +346,32 @@ function clusterIPMatch(service: ServicePortPlan, ctx: FamilyContext): Match[] |
 
 interface FrontendInput {
   readonly service: ServicePortPlan;
-  readonly names: ReturnType<typeof serviceChainNames>;
+  readonly names: ServiceChainNames;
   readonly ctx: FamilyContext;
   readonly out: Collector;
-  readonly hasCluster: boolean;
-  readonly hasExternal: boolean;
   readonly usesExt: boolean;
   readonly usesFw: boolean;
-  readonly unusable: (local: boolean) => { target: Target; comment: string };
+}
+
+/** The filter rule for traffic a route has no endpoint for: refused at once, or dropped (policy left none here). */
+function unusable(route: Route, key: string): { target: Target; comment: string } {
+  return route.whenEmpty === 'drop'
+    ? { target: { kind: 'DROP' }, comment: `${key} has no local endpoints` }
+    : { target: { kind: 'REJECT' }, comment: `${key} has no endpoints` };
 }
 
 function compileFrontend(frontend: Frontend, input: FrontendInput): void {
   const { service, names, ctx, out } = input;
   const key = service.key;
+  const { clusterIP: internal, external } = service.routes;
+  // Outside traffic that no rule DNATed (its route is empty) is refused or dropped in filter; pods and the node were
+  // DNATed by EXT already, if their route has endpoints.
+  const outsideEmpty = external !== undefined && external.fromOutside.endpoints.length === 0 ? external.fromOutside : undefined;
   if (frontend.kind === 'NodePort') {
     const portMatch: Match = { kind: 'protocol', protocol: service.protocol, dport: frontend.port };
     if (input.usesExt) out.natNodePorts.push({ matches: [portMatch], target: jump(names.ext), comment: key });
-    if (!input.hasExternal) {
-      const { target, comment } = input.unusable(service.externalPolicyLocal);
+    if (outsideEmpty) {
+      const { target, comment } = unusable(outsideEmpty, key);
       out.filterExternal.push({ matches: [{ kind: 'addrtype', direction: 'dst', type: 'LOCAL' }, portMatch], target, comment });
     }
     return;
@@ -363,22 +380,22 @@ function compileFrontend(frontend: Frontend, input: FrontendInput): void {
   if (!cidr) return;
   const matches: Match[] = [{ kind: 'dst', cidr }, { kind: 'protocol', protocol: service.protocol, dport: frontend.port }];
   if (frontend.kind === 'ClusterIP') {
-    if (input.hasCluster) out.natServices.push({ matches, target: jump(names.svc), comment: `${key} cluster IP` });
+    if (internal.endpoints.length > 0) out.natServices.push({ matches, target: jump(names.svc), comment: `${key} cluster IP` });
     else {
-      const { target, comment } = input.unusable(service.internalPolicyLocal);
+      const { target, comment } = unusable(internal, key);
       out.filterServices.push({ matches, target, comment });
     }
     return;
   }
   const label = frontend.kind === 'ExternalIP' ? 'external IP' : 'loadbalancer IP';
   const sourceRestricted = frontend.kind === 'LoadBalancer' && input.usesFw;
-  // EXT is entered whenever the service has endpoints: even with none for outside traffic (ETP Local, none here),
-  // it short-circuits pod and node traffic to the cluster-wide set; the filter rule below drops the rest.
+  // EXT is entered whenever some route of these frontends has endpoints: even with none for outside traffic (ETP
+  // Local, none here), it short-circuits pod and node traffic to the cluster-wide set; the filter rule below drops the rest.
   if (input.usesExt) {
     out.natServices.push({ matches, target: jump(sourceRestricted ? names.fw : names.ext), comment: `${key} ${label}` });
   }
-  if (!input.hasExternal) {
-    const { target, comment } = input.unusable(service.externalPolicyLocal);
+  if (outsideEmpty) {
+    const { target, comment } = unusable(outsideEmpty, key);
     out.filterExternal.push({ matches, target, comment });
   }
   if (sourceRestricted) {
@@ -387,43 +404,52 @@ function compileFrontend(frontend: Frontend, input: FrontendInput): void {
   }
 }
 
-function externalChainRules(service: ServicePortPlan, ctx: FamilyContext, shortCircuit: string | undefined, usesSvl: boolean): Rule[] {
+/** EXT-<hash>: external destinations, for the routes of outside traffic and of pods and the node. */
+function externalChainRules(service: ServicePortPlan, external: ExternalRoutes, targets: ExternalTargets, ctx: FamilyContext): Rule[] {
   const key = service.key;
-  const names = serviceChainNames(key, service.protocol);
   const rules: Rule[] = [];
-  if (!service.externalPolicyLocal) {
-    rules.push({ matches: [], target: jump(TOP_CHAINS.markMasq), comment: `masquerade traffic for ${key} external destinations` });
-    if (shortCircuit !== undefined) rules.push({ matches: [], target: jump(shortCircuit) });
+  if (external.fromOutside === external.fromCluster) {
+    // One route whatever the source (ETP Cluster).
+    rules.push(...masqueradeRules(external.fromOutside.masquerade, [], ctx, `masquerade traffic for ${key} external destinations`));
+    if (targets.fromOutside !== undefined) rules.push({ matches: [], target: jump(targets.fromOutside) });
     return rules;
   }
+  const shortCircuit = targets.fromCluster;
   if (shortCircuit !== undefined) {
     // Pods reaching an external destination behave as if they went out to a load balancer and came back:
     // no traffic policy applies to them.
+    const { masquerade } = external.fromCluster;
     for (const cidr of ctx.clusterCidrs) {
-      rules.push({ matches: [{ kind: 'src', cidr }], target: jump(shortCircuit), comment: `pod traffic for ${key} external destinations` });
+      const fromPods: Match = { kind: 'src', cidr };
+      if (masquerade === 'always') rules.push({ matches: [fromPods], target: JUMP_MARK_MASQ, comment: `masquerade pod traffic for ${key} external destinations` });
+      rules.push({ matches: [fromPods], target: jump(shortCircuit), comment: `pod traffic for ${key} external destinations` });
     }
     // The node itself talks from an address the endpoints may not route back to: masquerade it.
-    const fromNode: Match = { kind: 'addrtype', direction: 'src', type: 'LOCAL' };
-    rules.push({ matches: [fromNode], target: jump(TOP_CHAINS.markMasq), comment: `masquerade LOCAL traffic for ${key} external destinations` });
-    rules.push({ matches: [fromNode], target: jump(shortCircuit), comment: `route LOCAL traffic for ${key} external destinations` });
+    if (masquerade !== 'never') {
+      rules.push({ matches: [FROM_NODE], target: JUMP_MARK_MASQ, comment: `masquerade LOCAL traffic for ${key} external destinations` });
+    }
+    rules.push({ matches: [FROM_NODE], target: jump(shortCircuit), comment: `route LOCAL traffic for ${key} external destinations` });
   }
-  if (usesSvl) rules.push({ matches: [], target: jump(names.svl) });
+  if (targets.fromOutside !== undefined) {
+    rules.push(...masqueradeRules(external.fromOutside.masquerade, [], ctx, `masquerade traffic for ${key} external destinations`));
+    rules.push({ matches: [], target: jump(targets.fromOutside) });
+  }
   return rules;
 }
 
 /** Session affinity first (a client seen recently goes back to its endpoint), then an even random split. */
-function balance(service: ServicePortPlan, endpoints: readonly Endpoint[], ctx: FamilyContext): Rule[] {
-  const usable = endpoints.filter((ep) => hostCidr(ep.ip, ctx.family) !== undefined);
+function balance(service: ServicePortPlan, route: Route, ctx: FamilyContext): Rule[] {
+  const usable = route.endpoints.filter((ep) => hostCidr(ep.ip, ctx.family) !== undefined);
   const rules: Rule[] = [];
   const target = (ep: Endpoint): { chain: string; comment: string } => {
     const text = joinEndpoint(ep, ctx.family);
     return { chain: sepName(service, text), comment: `${service.key} -> ${text}` };
   };
-  if (service.affinity) {
+  if (route.affinity) {
     for (const ep of usable) {
       const { chain, comment } = target(ep);
       rules.push({
-        matches: [{ kind: 'recent', mode: 'check', name: chain, seconds: service.affinity.timeoutSeconds, reap: true }],
+        matches: [{ kind: 'recent', mode: 'check', name: chain, seconds: route.affinity.timeoutSeconds, reap: true }],
         target: jump(chain), comment,
       });
     }
@@ -452,12 +478,12 @@ function joinEndpoint(ep: Endpoint, family: IPFamily): string {
   return family === 'IPv6' ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
-function endpointChain(service: ServicePortPlan, ep: Endpoint, ctx: FamilyContext): Chain | undefined {
+function endpointChain(service: ServicePortPlan, ep: Endpoint, route: Route, ctx: FamilyContext): Chain | undefined {
   const src = hostCidr(ep.ip, ctx.family);
   if (!src) return undefined;
   const name = sepName(service, joinEndpoint(ep, ctx.family));
   const dnatMatches: Match[] = [PROTOCOL_ONLY[service.protocol]];
-  if (service.affinity) dnatMatches.push({ kind: 'recent', mode: 'set', name });
+  if (route.affinity) dnatMatches.push({ kind: 'recent', mode: 'set', name });
   return {
     kind: 'plain', name, rules: [
       // Hairpin: an endpoint reaching itself through the service must see the node as the source.

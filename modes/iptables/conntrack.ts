@@ -1,7 +1,7 @@
 // Which UDP conntrack entries a sync makes stale (pure). UDP has no connection teardown: an entry DNATed to an
 // endpoint that went away keeps steering a client's datagrams into the void, and an entry created while a
 // service had no endpoints (no DNAT) keeps them away from the endpoint that just appeared. Both must be deleted.
-import type { DesiredState, Endpoint, FamilyPlan, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
+import type { DesiredState, Endpoint, FamilyPlan, IPFamily, Route, ServicePortPlan } from '../../src/model/types.ts';
 import { normalizeIP } from '../../src/util/ip.ts';
 
 export interface ConntrackDeletion {
@@ -41,10 +41,16 @@ function targetsOf(service: ServicePortPlan): UdpTarget[] {
   return targets;
 }
 
-/** Endpoints any traffic of this service port may be DNATed to, keyed "ip|port". */
+/** The routes of a service port (each traffic class once). */
+function routesOf(service: ServicePortPlan): Route[] {
+  const { clusterIP, external } = service.routes;
+  return external ? [clusterIP, external.fromCluster, external.fromOutside] : [clusterIP];
+}
+
+/** Endpoints some traffic class of this service port may be DNATed to (what its routes reach), keyed "ip|port". */
 function reachable(service: ServicePortPlan): Map<string, Endpoint> {
   const map = new Map<string, Endpoint>();
-  for (const endpoint of [...service.clusterEndpoints, ...service.localEndpoints]) map.set(`${endpoint.ip}|${endpoint.port}`, endpoint);
+  for (const route of routesOf(service)) for (const endpoint of route.endpoints) map.set(`${endpoint.ip}|${endpoint.port}`, endpoint);
   return map;
 }
 
@@ -149,7 +155,7 @@ const hostPort = (ip: string, port: number): string => `${canonical(ip)}|${port}
 
 /** Every endpoint (ip|port) a service port may have DNATed to and still does: any condition counts, so no live flow is cut. */
 function currentTargets(service: ServicePortPlan): string[] {
-  const all = [...service.allEndpoints, ...service.clusterEndpoints, ...(service.externalClusterEndpoints ?? []), ...service.localEndpoints];
+  const all = [...service.allEndpoints, ...routesOf(service).flatMap((route) => route.endpoints)];
   return all.map((e) => hostPort(e.ip, e.port));
 }
 

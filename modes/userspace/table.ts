@@ -1,6 +1,6 @@
 // compile (pure): DesiredState → the listener table of the relay. One listener per (protocol, address, port)
 // on which some service frontend must answer, with everything the relay needs to route a client there.
-import type { DesiredState, Endpoint, FamilyPlan, FrontendKind, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
+import type { DesiredState, Endpoint, FamilyPlan, FrontendKind, IPFamily, Route, ServicePortPlan } from '../../src/model/types.ts';
 import { cidrContains, ipFamily, joinHostPort, normalizeIP, parseCidr } from '../../src/util/ip.ts';
 
 /** Node's sockets relay TCP and UDP; SCTP is left to the kernel modes. */
@@ -94,25 +94,32 @@ export function nodePortAddresses(plan: FamilyPlan, options: CompileOptions): st
 const toRelay = (endpoints: readonly Endpoint[]): RelayEndpoint[] =>
   endpoints.map((e) => ({ id: joinHostPort(e.ip, e.port), ip: e.ip, port: e.port }));
 
-function routesOf(service: ServicePortPlan): { internalRoute: ListenerRoute; externalRoute: ListenerRoute } {
-  const internal = toRelay(service.clusterEndpoints);
-  // In-cluster clients of an external frontend are served as if they came back from a load balancer: by every
-  // cluster-wide endpoint, even when ITP Local narrows what they reach through the ClusterIP (compute hands the
-  // wider set over as externalClusterEndpoints).
-  const clusterWide = service.externalClusterEndpoints ? toRelay(service.externalClusterEndpoints) : internal;
-  const base = {
-    serviceKey: service.key,
-    internal,
-    internalEmpty: service.hasEndpoints ? ('drop' as const) : ('reject' as const),
-    ...(service.affinity ? { affinityTimeoutMs: service.affinity.timeoutSeconds * 1000 } : {}),
+/** The listener routes of a service port, read from the routes compute decided (no policy is decided here). */
+function routesOf(service: ServicePortPlan): { internalRoute: ListenerRoute; externalRoute?: ListenerRoute } {
+  const { clusterIP, external } = service.routes;
+  // Routes that share an endpoint set share one relay list (render shows "(same)" for them).
+  const relayed = new Map<readonly Endpoint[], RelayEndpoint[]>();
+  const relay = (route: Route): RelayEndpoint[] => {
+    let list = relayed.get(route.endpoints);
+    if (!list) relayed.set(route.endpoints, list = toRelay(route.endpoints));
+    return list;
   };
-  // From outside: local endpoints under ETP Local; else every cluster-wide endpoint.
-  const external = service.externalPolicyLocal ? toRelay(service.localEndpoints) : clusterWide;
-  const externalEmpty = service.hasEndpoints ? 'drop' : 'reject';
-  return {
-    internalRoute: { ...base, frontend: 'ClusterIP', external: internal, externalEmpty: base.internalEmpty, sourceRanges: [] },
-    externalRoute: { ...base, internal: clusterWide, frontend: 'NodePort', external, externalEmpty, sourceRanges: [] },
+  const affinity = (route: Route) => (route.affinity ? { affinityTimeoutMs: route.affinity.timeoutSeconds * 1000 } : {});
+  const internal = relay(clusterIP);
+  // The ClusterIP serves every client with its one route.
+  const internalRoute: ListenerRoute = {
+    serviceKey: service.key, frontend: 'ClusterIP', internal, external: internal,
+    internalEmpty: clusterIP.whenEmpty, externalEmpty: clusterIP.whenEmpty, ...affinity(clusterIP), sourceRanges: [],
   };
+  if (!external) return { internalRoute };
+  // External frontends: in-cluster clients take the route of pods and the node, the others the outside route.
+  const externalRoute: ListenerRoute = {
+    serviceKey: service.key, frontend: 'NodePort',
+    internal: relay(external.fromCluster), external: relay(external.fromOutside),
+    internalEmpty: external.fromCluster.whenEmpty, externalEmpty: external.fromOutside.whenEmpty,
+    ...affinity(external.fromOutside), sourceRanges: [],
+  };
+  return { internalRoute, externalRoute };
 }
 
 export function compile(state: DesiredState, options: CompileOptions = {}): ListenerTable {
@@ -144,10 +151,12 @@ export function compile(state: DesiredState, options: CompileOptions = {}): List
         byKey.set(key, { key, protocol, family: plan.family, ip: canonical, port, route });
       };
       for (const frontend of service.frontends) {
+        if (frontend.kind === 'ClusterIP') {
+          add(frontend.ip, frontend.port, internalRoute);
+          continue;
+        }
+        if (!externalRoute) continue; // compute gives every external frontend a route
         switch (frontend.kind) {
-          case 'ClusterIP':
-            add(frontend.ip, frontend.port, internalRoute);
-            break;
           case 'ExternalIP':
             add(frontend.ip, frontend.port, { ...externalRoute, frontend: 'ExternalIP' });
             break;

@@ -61,7 +61,7 @@ export function slicesByService(slices: readonly SliceRecord[]): Map<string, Sli
 /** The whole DesiredState from parsed records in one go (for `kproxy plan`, tests; the store memoises instead). */
 export function computeDesiredState(input: ComputeInput): DesiredState {
   const groups = slicesByService(input.slices);
-  const context = { nodeName: input.options.nodeName, zone: input.node?.zone };
+  const context = { nodeName: input.options.nodeName, zone: input.node?.zone, masqueradeAll: input.options.masqueradeAll };
   const services = [...input.services].sort((a, b) => compareStrings(serviceSortKey(a.namespace, a.name), serviceSortKey(b.namespace, b.name)));
   const plans = services.map((service) => planService(service, groups.get(`${service.namespace}/${service.name}`) ?? [], context));
   return assembleDesiredState({ options: input.options, node: input.node, plans });

@@ -3,6 +3,7 @@ import type { Frontend, IPFamily, ServicePortPlan } from '../model/types.ts';
 import { ipFamily, parseCidr } from '../util/ip.ts';
 import { categorizeEndpoints } from './categorize.ts';
 import { collectEndpoints } from './endpoints.ts';
+import { decideRoutes } from './routes.ts';
 import type { ServicePortRecord, ServiceRecord, SliceRecord } from './records.ts';
 
 /** What a service's plans depend on besides the Service and its slices. */
@@ -10,6 +11,8 @@ export interface PlanContext {
   readonly nodeName: string;
   /** This node's zone (topology); undefined when the Node is unknown or unlabelled. */
   readonly zone: string | undefined;
+  /** --masquerade-all: every ClusterIP connection is masqueraded. */
+  readonly masqueradeAll: boolean;
 }
 
 export interface ServicePlans {
@@ -65,7 +68,7 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
         candidates, usesCluster, usesLocal,
         topology: { nodeName: context.nodeName, zone: context.zone },
       });
-      result[family].push({
+      const facts = {
         key: planKey(service.namespace, service.name, port.name),
         namespace: service.namespace, name: service.name, portName: port.name, protocol: port.protocol, family,
         port: port.port, clusterIP,
@@ -83,7 +86,8 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
         localEndpoints: categorized.local,
         allEndpoints: candidates.map((c) => c.endpoint),
         hasEndpoints: categorized.hasAny,
-      });
+      };
+      result[family].push({ ...facts, routes: decideRoutes(facts, context.masqueradeAll) });
     }
   }
   return result;

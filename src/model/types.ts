@@ -32,6 +32,61 @@ export interface SessionAffinity {
   readonly timeoutSeconds: number;
 }
 
+/** What a route does with a new connection when its endpoint set is empty. */
+export type EmptyAction =
+  /** Refuse at once (ICMP unreachable / TCP reset): the service has no usable endpoint anywhere. */
+  | 'reject'
+  /** Drop silently: endpoints exist, but traffic policy leaves none for this traffic on this node. */
+  | 'drop';
+
+/** Whose source address the endpoint sees replaced by the node's (SNAT). */
+export type MasqueradePolicy =
+  /** Every packet (masqueradeAll on the ClusterIP; outside traffic under externalTrafficPolicy Cluster). */
+  | 'always'
+  /** No packet: the endpoint sees the client (outside traffic under externalTrafficPolicy Local). */
+  | 'never'
+  /**
+   * Packets from sources the family's local-traffic detector does not count as the cluster's (the node's own
+   * addresses among them); with no detector, none.
+   */
+  | 'off-cluster'
+  /** Only what the node itself sends; pods keep their source (the externalTrafficPolicy Local short-circuit). */
+  | 'node-originated';
+
+/**
+ * Where one class of traffic to a service port goes: decided once, in src/compute, and consumed by every mode
+ * and by conntrack cleanup. Routes that use the same endpoint set by policy share one array, so a mode can build
+ * one load-balancing target per distinct set (array identity, not content).
+ */
+export interface Route {
+  /** Endpoints to balance over (ITP/ETP, topology and the terminating fallback already applied). */
+  readonly endpoints: readonly Endpoint[];
+  /** What to do when `endpoints` is empty. */
+  readonly whenEmpty: EmptyAction;
+  readonly masquerade: MasqueradePolicy;
+  /** ClientIP session affinity; the same for every route of a service port. */
+  readonly affinity?: SessionAffinity;
+}
+
+/** The routes of the traffic reaching external frontends (NodePort, LoadBalancer IPs, externalIPs). */
+export interface ExternalRoutes {
+  /** Clients outside the cluster. */
+  readonly fromOutside: Route;
+  /**
+   * Pods and the node itself. The same object as `fromOutside` under externalTrafficPolicy Cluster; under Local a
+   * route of its own: they are short-circuited to the cluster-wide set, as if they went out to a load balancer.
+   */
+  readonly fromCluster: Route;
+}
+
+/** Every traffic class of a service port (per family). */
+export interface ServiceRoutes {
+  /** To the ClusterIP: pods and the node (and anyone outside who can route to it). */
+  readonly clusterIP: Route;
+  /** Present when the port has external frontends in this family. */
+  readonly external?: ExternalRoutes;
+}
+
 /** What this node must do for one port of one Service, in one IP family. */
 export interface ServicePortPlan {
   /** Stable identity: "namespace/name:portName" (portName may be empty), as upstream names it. */
@@ -71,6 +126,11 @@ export interface ServicePortPlan {
   readonly allEndpoints: readonly Endpoint[];
   /** true when the service has some usable endpoint anywhere (ready, or serving-terminating as fallback). */
   readonly hasEndpoints: boolean;
+  /**
+   * The traffic policy, decided: which endpoints each class of traffic reaches, what happens when there are none,
+   * whether its source is masqueraded. Modes and conntrack cleanup read this, never the fields above.
+   */
+  readonly routes: ServiceRoutes;
 }
 
 /** How traffic from the local cluster is told apart from off-cluster traffic (kube-proxy's detect-local). */

@@ -162,7 +162,7 @@ export class ClusterStore implements ClusterEvents {
   /** The current desired state. Unchanged since last time → the same object; otherwise only dirty services are replanned. */
   snapshot(): DesiredState {
     if (!this.#changed && this.#last) return this.#last;
-    const context = { nodeName: this.#options.compute.nodeName, zone: this.#node.record?.zone };
+    const context = { nodeName: this.#options.compute.nodeName, zone: this.#node.record?.zone, masqueradeAll: this.#options.compute.masqueradeAll };
     const keys = this.#allDirty ? new Set([...this.#services.keys(), ...this.#plans.keys()]) : this.#dirty;
     for (const key of keys) {
       const service = this.#services.get(key)?.record;

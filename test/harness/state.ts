@@ -1,16 +1,23 @@
 // Hand-built desired states for tests that drive a mode without the compute layer.
+import { decideRoutes } from '../../src/compute/routes.ts';
 import type { DesiredState, Endpoint, FamilyPlan, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
 
 export function endpoint(ip: string, port: number, extra: Partial<Endpoint> = {}): Endpoint {
   return { ip, port, local: true, ready: true, serving: true, terminating: false, nodeName: 'node1', ...extra };
 }
 
-/** A ServicePortPlan with ClusterIP semantics; every endpoint given is reachable from inside the cluster. */
+/** Facts of a plan without its routes: what tests write by hand. */
+export type PlanFacts = Omit<ServicePortPlan, 'routes'>;
+
+/**
+ * A ServicePortPlan with ClusterIP semantics; every endpoint given is reachable from inside the cluster. Its routes
+ * are decided from the other fields by compute's own rule (masqueradeAll off), unless given.
+ */
 export function servicePort(fields: Partial<ServicePortPlan> & Pick<ServicePortPlan, 'name' | 'clusterIP' | 'port'>): ServicePortPlan {
   const namespace = fields.namespace ?? 'default';
   const portName = fields.portName ?? '';
   const endpoints = fields.clusterEndpoints ?? [];
-  return {
+  const facts: PlanFacts = {
     key: `${namespace}/${fields.name}:${portName}`,
     namespace,
     portName,
@@ -26,6 +33,17 @@ export function servicePort(fields: Partial<ServicePortPlan> & Pick<ServicePortP
     hasEndpoints: endpoints.length > 0,
     ...fields,
   };
+  return fields.routes ? { ...facts, routes: fields.routes } : withRoutes(facts);
+}
+
+/** Hand-written facts → a plan, its routes decided by compute's own rule. */
+export function withRoutes(facts: PlanFacts, masqueradeAll = false): ServicePortPlan {
+  return { ...facts, routes: decideRoutes(facts, masqueradeAll) };
+}
+
+/** `plan` with some facts changed and its routes decided again (a spread alone would keep the old routes). */
+export function replan(plan: ServicePortPlan, changes: Partial<PlanFacts>, masqueradeAll = false): ServicePortPlan {
+  return withRoutes({ ...plan, ...changes }, masqueradeAll);
 }
 
 function familyPlan(family: IPFamily, services: readonly ServicePortPlan[]): FamilyPlan {

@@ -9,6 +9,7 @@ import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, renderF
 import type { Ruleset } from '../../modes/iptables/ruleset.ts';
 import type { DesiredState, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
+import { replan } from '../harness/state.ts';
 import '../harness/xtables-lock.ts';
 
 type Variant = 'legacy' | 'nft';
@@ -64,12 +65,12 @@ const second = withServices(first, (services) => {
   const out: ServicePortPlan[] = [];
   for (const s of services) {
     if (s.key === 'default/mixed:http') continue;
-    if (s.key === 'default/echo:http') out.push({ ...s, clusterEndpoints: s.clusterEndpoints.slice(0, 2) });
+    if (s.key === 'default/echo:http') out.push(replan(s, { clusterEndpoints: s.clusterEndpoints.slice(0, 2) }));
     else if (s.key === 'default/empty:http') {
-      out.push({ ...s, hasEndpoints: true, clusterEndpoints: [{ ip: '10.244.1.4', port: 8080, local: true, ready: true, serving: true, terminating: false }] });
+      out.push(replan(s, { hasEndpoints: true, clusterEndpoints: [{ ip: '10.244.1.4', port: 8080, local: true, ready: true, serving: true, terminating: false }] }));
     } else out.push(s);
     if (s.key === 'default/affinity:http') {
-      out.push({ ...s, key: 'default/sticky:http', name: 'sticky', clusterIP: '10.96.0.99', frontends: [{ kind: 'ClusterIP', ip: '10.96.0.99', port: 80 }] });
+      out.push(replan(s, { key: 'default/sticky:http', name: 'sticky', clusterIP: '10.96.0.99', frontends: [{ kind: 'ClusterIP', ip: '10.96.0.99', port: 80 }] }));
     }
   }
   return out;

@@ -11,6 +11,7 @@ import { startHealthServer } from '../../src/health/server.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { DesiredState, Endpoint, ServicePortPlan } from '../../src/model/types.ts';
 import type { SyncSucceeded } from '../../src/model/observe.ts';
+import { withRoutes } from '../harness/state.ts';
 
 const TIMEOUT = 60_000;
 
@@ -115,11 +116,11 @@ describe('node eligibility tap', () => {
 const endpoint = (ip: string, local: boolean, ready = true): Endpoint => ({ ip, port: 80, local, ready, serving: ready, terminating: false });
 
 function plan(name: string, options: Partial<ServicePortPlan>): ServicePortPlan {
-  return {
+  return withRoutes({
     key: `ns/${name}:p`, namespace: 'ns', name, portName: 'p', protocol: 'TCP', family: 'IPv4', port: 80, clusterIP: '10.96.0.1',
     frontends: [{ kind: 'NodePort', port: 30080 }], externalPolicyLocal: true, internalPolicyLocal: false, sourceRanges: [],
     clusterEndpoints: [], localEndpoints: [], allEndpoints: [], hasEndpoints: true, ...options,
-  };
+  });
 }
 
 describe('health-check node ports', () => {

@@ -8,7 +8,7 @@ import type { Chain, Rule, Ruleset } from '../../modes/iptables/ruleset.ts';
 import type { DesiredState, FamilyPlan } from '../../src/model/types.ts';
 import { ClusterStore } from '../../src/store/cluster-store.ts';
 import { mutateOneEndpoint, syntheticCluster } from '../fixtures/synthetic.ts';
-import { flowClusterState } from '../flows/cluster.ts';
+import { FLOW_COMPUTE_OPTIONS, flowClusterState } from '../flows/cluster.ts';
 import { traceRuleset } from '../../modes/iptables/trace.ts';
 import type { Packet, Verdict } from '../../src/model/trace.ts';
 import { stateOf, testOptions } from '../fixtures/compute-helpers.ts';
@@ -99,7 +99,8 @@ describe('compile', () => {
   });
 
   test('the masquerade bit and masqueradeAll come from the settings', () => {
-    const custom: DesiredState = { ...state, settings: { masqueradeAll: true, masqueradeBit: 5 } };
+    // masqueradeAll is decided in compute (the ClusterIP route masquerades always); the bit is the family context.
+    const custom = flowClusterState({ ...FLOW_COMPUTE_OPTIONS, masqueradeAll: true, masqueradeBit: 5 });
     const ruleset = compile(custom, 'IPv4');
     assert.deepEqual(chain(ruleset, 'nat', 'KPROXY-MARK-MASQ').rules[0]?.target, { kind: 'MARK', op: 'or', value: 0x20 });
     const svc = chain(ruleset, 'nat', serviceChainNames('default/echo:http', 'TCP').svc);

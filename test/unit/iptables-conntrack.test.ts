@@ -2,6 +2,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { conntrackDeleteArgs, reconcileUdpEntries, staleUdpDeletions } from '../../modes/iptables/conntrack.ts';
 import { desiredState, endpoint, servicePort } from '../harness/state.ts';
+import { stateOf, testOptions } from '../fixtures/compute-helpers.ts';
+import { endpoint as rawEndpoint, node, service, slice } from '../fixtures/objects.ts';
 
 const dns = (endpoints: ReturnType<typeof endpoint>[], extra = {}) =>
   servicePort({ name: 'dns', clusterIP: '10.96.0.10', port: 53, protocol: 'UDP', clusterEndpoints: endpoints, ...extra });
@@ -123,4 +125,31 @@ describe('reconcileUdpEntries (first sync after start, full syncs)', () => {
     ]);
     assert.deepEqual(reconcileUdpEntries({ family: 'IPv4', entries, state: v6 }), [], 'the other family has no services');
   });
+});
+
+describe('stale UDP entries follow the routes compute decided (through the real compute)', () => {
+  // A UDP NodePort service, one endpoint on this node and two elsewhere; then the endpoint on node-c goes away.
+  const udpNodePort = (internalTrafficPolicy: 'Cluster' | 'Local', endpoints: unknown[]) => stateOf({
+    services: [service({ name: 'dns', spec: {
+      type: 'NodePort', clusterIP: '10.96.0.10', internalTrafficPolicy,
+      ports: [{ port: 53, protocol: 'UDP', targetPort: 5353, nodePort: 30053 }],
+    } })],
+    slices: [slice({ service: 'dns', ports: [{ port: 5353, protocol: 'UDP' }], endpoints })],
+    node: node({ name: 'node-a' }),
+  }, testOptions({ nodeName: 'node-a' }));
+  const local = rawEndpoint({ ip: '10.244.1.2', node: 'node-a' });
+  const remote = rawEndpoint({ ip: '10.244.2.2', node: 'node-b' });
+  const leaving = rawEndpoint({ ip: '10.244.3.2', node: 'node-c' });
+
+  for (const policy of ['Cluster', 'Local'] as const) {
+    test(`internalTrafficPolicy ${policy}: a remote endpoint removed on a partial sync loses its pinned clients`, () => {
+      const before = udpNodePort(policy, [local, remote, leaving]);
+      const after = udpNodePort(policy, [local, remote]);
+      const gone = staleUdpDeletions(before, after).filter((d) => d.kind === 'endpoint-gone');
+      // Outside clients of the NodePort reach every endpoint whatever ITP says: their flows to node-c must go.
+      assert.deepEqual(gone.map((d) => [d.destination ?? '*', d.port, d.endpoint]), [
+        ['*', 30053, '10.244.3.2'], ['10.96.0.10', 53, '10.244.3.2'],
+      ]);
+    });
+  }
 });

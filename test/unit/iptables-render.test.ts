@@ -5,6 +5,7 @@ import { serviceChainNames } from '../../modes/iptables/names.ts';
 import { missingHooks, parseSave, renderCleanup, SaveReader, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../modes/iptables/render.ts';
 import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
+import { replan } from '../harness/state.ts';
 
 /** The flow cluster with `change` applied to its IPv4 services. */
 function withServices(state: DesiredState, change: (services: readonly ServicePortPlan[]) => ServicePortPlan[]): DesiredState {
@@ -92,7 +93,7 @@ describe('renderDiff', () => {
 
   test('one endpoint fewer: the service chain is rewritten, the endpoint chain removed, nothing else', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http'
-      ? { ...s, clusterEndpoints: s.clusterEndpoints.slice(0, 2) } : s)));
+      ? replan(s, { clusterEndpoints: s.clusterEndpoints.slice(0, 2) }) : s)));
     const diff = renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
     const written = lines(diff.text);
     assert.equal(written[0], '*nat');
@@ -114,7 +115,7 @@ describe('renderDiff', () => {
 
   test('a service that gets its first endpoint: REJECT removed from filter, dispatch rule inserted in nat', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/empty:http'
-      ? { ...s, clusterEndpoints: [{ ip: '10.244.1.2', port: 8080, local: true, ready: true, serving: true, terminating: false }], hasEndpoints: true }
+      ? replan(s, { clusterEndpoints: [{ ip: '10.244.1.2', port: 8080, local: true, ready: true, serving: true, terminating: false }], hasEndpoints: true })
       : s)));
     const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
     assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith('-j REJECT')));
@@ -147,7 +148,7 @@ describe('renderDiff', () => {
     const source = compileSource(before, 'IPv4');
     const compiled: string[] = [];
     const counting = (s: typeof source): typeof source => ({ ...s, compileService: (plan) => { compiled.push(plan.key); return s.compileService(plan); } });
-    const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http' ? { ...s, clusterEndpoints: s.clusterEndpoints.slice(0, 1) } : s)));
+    const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http' ? replan(s, { clusterEndpoints: s.clusterEndpoints.slice(0, 1) }) : s)));
     renderDiff(counting(source), counting(compileSource(after, 'IPv4')));
     assert.deepEqual(compiled, ['default/echo:http', 'default/echo:http']);
   });

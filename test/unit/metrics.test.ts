@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ProxyMetrics, NETWORK_PROGRAMMING_BUCKETS, SYNC_DURATION_BUCKETS } from '../../src/metrics/proxy-metrics.ts';
 import { startMetricsServer } from '../../src/metrics/server.ts';
 import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
+import { withRoutes } from '../harness/state.ts';
 
 function state(services: ServicePortPlan[] = []): DesiredState {
   const family = (f: 'IPv4' | 'IPv6', list: ServicePortPlan[]) => ({ family: f, services: list, nodePortAddresses: 'all' as const, localDetector: { kind: 'None' as const }, nodeIPs: [] });
@@ -10,11 +11,11 @@ function state(services: ServicePortPlan[] = []): DesiredState {
 }
 
 function plan(name: string, options: Partial<ServicePortPlan>): ServicePortPlan {
-  return {
+  return withRoutes({
     key: `ns/${name}:`, namespace: 'ns', name, portName: '', protocol: 'TCP', family: 'IPv4', port: 80, clusterIP: '10.96.0.1',
     frontends: [{ kind: 'ClusterIP', ip: '10.96.0.1', port: 80 }], externalPolicyLocal: false, internalPolicyLocal: false, sourceRanges: [],
     clusterEndpoints: [], localEndpoints: [], allEndpoints: [], hasEndpoints: true, ...options,
-  };
+  });
 }
 
 const value = (text: string, series: string): number | undefined => {

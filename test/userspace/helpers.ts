@@ -3,6 +3,7 @@ import dgram from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../../src/model/mode.ts';
+import { withRoutes } from '../harness/state.ts';
 import type { DesiredState, Endpoint, Frontend, ServicePortPlan } from '../../src/model/types.ts';
 
 export interface ServiceSpec {
@@ -32,7 +33,7 @@ export function servicePlan(spec: ServiceSpec): ServicePortPlan {
   for (const ip of spec.loadBalancerIPs ?? []) frontends.push({ kind: 'LoadBalancer', ip, port: spec.port });
   if (spec.nodePort !== undefined) frontends.push({ kind: 'NodePort', port: spec.nodePort });
   const namespace = spec.namespace ?? 'default';
-  return {
+  return withRoutes({
     key: `${namespace}/${spec.name}:`,
     namespace,
     name: spec.name,
@@ -51,7 +52,7 @@ export function servicePlan(spec: ServiceSpec): ServicePortPlan {
     localEndpoints: all.filter((e) => e.local),
     allEndpoints: all,
     hasEndpoints: all.length > 0,
-  };
+  });
 }
 
 export interface StateSpec {
