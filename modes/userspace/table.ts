@@ -97,11 +97,11 @@ const toRelay = (endpoints: readonly Endpoint[]): RelayEndpoint[] =>
 /** The listener routes of a service port, read from the routes compute decided (no policy is decided here). */
 function routesOf(service: ServicePortPlan): { internalRoute: ListenerRoute; externalRoute?: ListenerRoute } {
   const { clusterIP, external } = service.routes;
-  // Routes that share an endpoint set share one relay list (render shows "(same)" for them).
-  const relayed = new Map<readonly Endpoint[], RelayEndpoint[]>();
+  // One relay list per route: under ETP Cluster both external classes are one route, and render shows "(same)".
+  const relayed = new Map<Route, RelayEndpoint[]>();
   const relay = (route: Route): RelayEndpoint[] => {
-    let list = relayed.get(route.endpoints);
-    if (!list) relayed.set(route.endpoints, list = toRelay(route.endpoints));
+    let list = relayed.get(route);
+    if (!list) relayed.set(route, list = toRelay(route.endpoints));
     return list;
   };
   const affinity = (route: Route) => (route.affinity ? { affinityTimeoutMs: route.affinity.timeoutSeconds * 1000 } : {});

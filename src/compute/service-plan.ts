@@ -1,5 +1,5 @@
 // One Service (+ its EndpointSlices) → the ServicePortPlans of each family. Pure.
-import type { Frontend, IPFamily, ServicePortPlan } from '../model/types.ts';
+import type { Endpoint, Frontend, IPFamily, ServicePortPlan } from '../model/types.ts';
 import { ipFamily, parseCidr } from '../util/ip.ts';
 import { categorizeEndpoints } from './categorize.ts';
 import { collectEndpoints } from './endpoints.ts';
@@ -45,6 +45,9 @@ function sourceRangesFor(service: ServiceRecord, family: IPFamily): string[] {
   return ranges.some((text) => parseCidr(text)?.prefix === 0) ? [] : ranges;
 }
 
+const sameEndpoints = (a: readonly Endpoint[], b: readonly Endpoint[]): boolean =>
+  a.length === b.length && a.every((endpoint, i) => endpoint === b[i]);
+
 /**
  * The plans of one Service: one per (port, family of its cluster IPs), sorted by port name.
  * `slices` are the Service's EndpointSlices in a stable order (by slice name).
@@ -68,6 +71,9 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
         candidates, usesCluster, usesLocal,
         topology: { nodeName: context.nodeName, zone: context.zone },
       });
+      const all = candidates.map((c) => c.endpoint);
+      // The usual case, every endpoint usable: one array serves both (memory at 10k+ services).
+      const cluster = sameEndpoints(categorized.cluster, all) ? all : categorized.cluster;
       const facts = {
         key: planKey(service.namespace, service.name, port.name),
         namespace: service.namespace, name: service.name, portName: port.name, protocol: port.protocol, family,
@@ -79,12 +85,12 @@ export function planService(service: ServiceRecord, slices: readonly SliceRecord
         ...(healthCheckNodePort !== undefined ? { healthCheckNodePort } : {}),
         sourceRanges,
         // The model's clusterEndpoints is what in-cluster traffic reaches, so ITP Local narrows it to this node.
-        clusterEndpoints: internalPolicyLocal ? categorized.local : categorized.cluster,
+        clusterEndpoints: internalPolicyLocal ? categorized.local : cluster,
         // ITP Local narrows clusterEndpoints; external frontends still need the cluster-wide set: for outside traffic
         // under ETP Cluster, and for pod/node traffic that ETP Local short-circuits (upstream's KUBE-SVC chain).
-        ...(internalPolicyLocal && external ? { externalClusterEndpoints: categorized.cluster } : {}),
+        ...(internalPolicyLocal && external ? { externalClusterEndpoints: cluster } : {}),
         localEndpoints: categorized.local,
-        allEndpoints: candidates.map((c) => c.endpoint),
+        allEndpoints: all,
         hasEndpoints: categorized.hasAny,
       };
       result[family].push({ ...facts, routes: decideRoutes(facts, context.masqueradeAll) });
