@@ -1,6 +1,7 @@
 // The few Linux system calls the splice relay needs (splice-loop.ts), called through koffi: a foreign-function
 // library that ships prebuilt for each platform, since Node itself offers neither splice(2) nor epoll.
 // Every call returns what the system call returns: -1 on failure, with the reason in errno().
+import { loadLibcFunctions } from '../../src/util/ffi.ts';
 
 /** Bytes for a pointer argument (the kernel reads or fills them). */
 type Bytes = Uint8Array | Int32Array;
@@ -21,15 +22,6 @@ export interface Libc {
   read(fd: number, buffer: Bytes, length: number): number;
   write(fd: number, buffer: Bytes, length: number): number;
   setsockopt(fd: number, level: number, name: number, value: Bytes, length: number): number;
-  errno(): number;
-}
-
-interface KoffiFunction {
-  (...args: unknown[]): unknown;
-  async(...args: unknown[]): void;
-}
-interface Koffi {
-  load(path: string): { func(definition: string): KoffiFunction };
   errno(): number;
 }
 
@@ -54,16 +46,7 @@ let loaded: Promise<Libc> | undefined;
 /** The C library of this process (one per thread that calls it); rejects with one line when it cannot be had. */
 export function loadLibc(): Promise<Libc> {
   loaded ??= (async () => {
-    if (process.platform !== 'linux') throw new Error(`splice needs Linux, not ${process.platform}`);
-    let koffi: Koffi;
-    try {
-      koffi = ((await import('koffi')) as { default: Koffi }).default;
-    } catch (err) {
-      throw new Error(`the koffi module cannot be loaded (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
-    }
-    const lib = koffi.load('libc.so.6');
-    const f = Object.fromEntries(Object.entries(DEFINITIONS).map(([k, d]) => [k, lib.func(d)])) as
-      Record<keyof typeof DEFINITIONS, KoffiFunction>;
+    const { call: f, errno } = await loadLibcFunctions('splice', DEFINITIONS);
     // koffi answers 64-bit results as numbers (or bigints past 2^53, which these never reach).
     const n = (value: unknown): number => Number(value);
     return {
@@ -84,7 +67,7 @@ export function loadLibc(): Promise<Libc> {
       read: (fd, buffer, length) => n(f.read(fd, buffer, length)),
       write: (fd, buffer, length) => n(f.write(fd, buffer, length)),
       setsockopt: (fd, level, name, value, length) => n(f.setsockopt(fd, level, name, value, length)),
-      errno: () => koffi.errno(),
+      errno,
     };
   })();
   return loaded;
