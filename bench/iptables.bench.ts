@@ -69,6 +69,7 @@ const median = (values: readonly number[]): number => {
 // Inner: the agent, inside the namespace.
 async function inner(services: number, variant: 'legacy' | 'nft', outDir: string): Promise<void> {
   const { silentLogger } = await import('../src/log.ts');
+  const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
   const { runCommand } = await import('../modes/iptables/exec.ts');
   const { mutateOneEndpoint, syntheticCluster } = await import('../test/fixtures/synthetic.ts');
@@ -111,7 +112,7 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   const fullStart = performance.now();
   const { store, state } = await ingest(cluster, nodeName);
   const computeMs = performance.now() - fullStart;
-  const proxy = await createIptablesProxy({ log: silentLogger(), config: { variant }, run });
+  const proxy = await createIptablesProxy({ log: silentLogger(), settings: defaultModeSettings(), config: { variant }, run });
   toolsMs = 0; // variant and family probes are start-up costs, not part of a sync
   const report = await proxy.sync(state, { full: true });
   const fullSyncMs = performance.now() - fullStart;
@@ -155,6 +156,7 @@ async function ingest(cluster: import('../test/fixtures/synthetic.ts').Synthetic
 // Restart: a second agent, inside the namespace the first one filled (the same synthetic cluster).
 async function restart(services: number, variant: 'legacy' | 'nft'): Promise<void> {
   const { silentLogger } = await import('../src/log.ts');
+  const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
   const { runCommand } = await import('../modes/iptables/exec.ts');
   const { syntheticCluster } = await import('../test/fixtures/synthetic.ts');
@@ -176,7 +178,7 @@ async function restart(services: number, variant: 'legacy' | 'nft'): Promise<voi
   };
   const fullStart = performance.now();
   const { state } = await ingest(cluster, nodeName);
-  const proxy = await createIptablesProxy({ log: silentLogger(), config: { variant }, run });
+  const proxy = await createIptablesProxy({ log: silentLogger(), settings: defaultModeSettings(), config: { variant }, run });
   const rssBeforeSyncMiB = process.memoryUsage().rss / 1048576;
   saveMs = 0;
   restoreMs = 0;

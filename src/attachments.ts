@@ -50,7 +50,7 @@ export async function startServers(config: ProxyConfig, log: AppLogger): Promise
       attachments.push({ name: 'service-health', observer: serviceHealth, stop: () => serviceHealth.close() });
     }
     if (metrics) {
-      const server = await listenOrRetry(() => startMetricsServer({ bindAddress: config.metricsBindAddress, metrics, configz: () => config }),
+      const server = await listenOrRetry(() => startMetricsServer({ bindAddress: config.metricsBindAddress, metrics, configz: () => config.effective }),
         { what: 'metrics server', hardFail: config.bindAddressHardFail, log });
       attachments.push({
         name: 'metrics', observer: metrics, tap: metrics.changeTap(),

@@ -1,8 +1,9 @@
 // Composition root. `main(args)` is what bin/kproxy.js calls: parse the command line, then run the proxy,
 // or one of the offline commands (plan, trace). Everything is wired here and nowhere else.
-import { loadConfig } from './config/index.ts';
+import { writeFileSync } from 'node:fs';
+import { effectiveYaml, loadConfig } from './config/index.ts';
 import type { ProxyConfig } from './config/types.ts';
-import { KproxyError } from './errors.ts';
+import { ConfigUnreadableError, KproxyError } from './errors.ts';
 import { createLogger, type AppLogger } from './log.ts';
 import type { ModeOptions, ProxyMode } from './model/mode.ts';
 import type { ClusterSource } from './model/source.ts';
@@ -38,9 +39,14 @@ export async function main(args: readonly string[], io: MainIO = processIO): Pro
     const { config, warnings } = loadConfig(command.flags);
     log = createLogger(config.log);
     for (const warning of warnings) log.warn({}, warning);
+    if (config.writeConfigTo !== undefined) {
+      writeEffectiveConfig(config.writeConfigTo, config);
+      log.info({ file: config.writeConfigTo }, 'Wrote configuration');
+      return 0;
+    }
     const modes: LoadModeOptions = { modesDir: modesDirFromEnvironment() };
     if (command.kind === 'plan') {
-      io.stdout(await plan({ config, renderMode: command.flags.proxyMode !== undefined, format: command.format, log, modes }));
+      io.stdout(await plan({ config, renderMode: command.flags['proxy-mode'] !== undefined, format: command.format, log, modes }));
       return 0;
     }
     if (command.kind === 'trace') {
@@ -59,6 +65,15 @@ export async function main(args: readonly string[], io: MainIO = processIO): Pro
   }
 }
 
+/** --write-config-to: the effective configuration as a KubeProxyConfiguration, as kube-proxy writes it. */
+function writeEffectiveConfig(path: string, config: ProxyConfig): void {
+  try {
+    writeFileSync(path, effectiveYaml(config.effective));
+  } catch (err) {
+    throw new ConfigUnreadableError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+}
+
 export interface RunOptions {
   readonly config: ProxyConfig;
   readonly log: AppLogger;
@@ -73,7 +88,7 @@ export interface RunOptions {
 export async function runProxy(options: RunOptions): Promise<number> {
   const { config, log } = options;
   const mode = await loadMode(config.mode, options.modes ?? {});
-  const modeOptions: ModeOptions = { log: log.child({ mode: mode.name }), config: config.modeSettings };
+  const modeOptions: ModeOptions = { log: log.child({ mode: mode.name }), settings: config.settings, config: config.modeSettings };
 
   if (config.cleanup) {
     await mode.cleanup(modeOptions);

@@ -44,6 +44,7 @@ export function computeOptionsOf(config: ProxyConfig, nodeName: string): Compute
     nodePortAddresses: config.nodePortAddresses,
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
+    ...(config.featureGates.PreferSameTrafficDistribution === false && { nodeHints: false }),
   };
 }
 

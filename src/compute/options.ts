@@ -19,6 +19,8 @@ export interface ComputeOptions {
   /** `--nodeport-addresses`: CIDRs and/or the word 'primary'. Empty: NodePorts on every local address. */
   readonly nodePortAddresses: readonly string[];
   readonly masqueradeAll: boolean;
+  /** Honour EndpointSlice node hints (feature gate PreferSameTrafficDistribution; default true). */
+  readonly nodeHints?: boolean;
   /** fwmark bit for masquerade (0..31). */
   readonly masqueradeBit: number;
 }

@@ -41,7 +41,15 @@ function readHints(hints: RawRecord | undefined, key: 'forZones' | 'forNodes', p
   });
 }
 
-function readEndpoint(item: unknown, path: string, family: IPFamily): EndpointRecord {
+export interface ParseSliceOptions {
+  /**
+   * Read hints.forNodes (kube-proxy's PreferSameTrafficDistribution feature gate, on by default); off, node hints
+   * are dropped and only zone hints count, as upstream's endpoint slice cache does.
+   */
+  readonly nodeHints?: boolean;
+}
+
+function readEndpoint(item: unknown, path: string, family: IPFamily, options: ParseSliceOptions): EndpointRecord {
   const endpoint = requireRecord(item, path);
   const addresses = optionalArray(endpoint, 'addresses', `${path}.addresses`) ?? [];
   if (addresses.length === 0) throw new FieldError(`${path}.addresses: missing`);
@@ -57,7 +65,7 @@ function readEndpoint(item: unknown, path: string, family: IPFamily): EndpointRe
   const zone = optionalString(endpoint, 'zone', `${path}.zone`);
   const hints = optionalRecord(endpoint, 'hints', `${path}.hints`);
   const zoneHints = readHints(hints, 'forZones', `${path}.hints`);
-  const nodeHints = readHints(hints, 'forNodes', `${path}.hints`);
+  const nodeHints = options.nodeHints === false ? undefined : readHints(hints, 'forNodes', `${path}.hints`);
   return {
     ip: address.ip, ready, serving, terminating,
     ...(nodeName !== undefined && nodeName !== '' ? { nodeName } : {}),
@@ -68,7 +76,7 @@ function readEndpoint(item: unknown, path: string, family: IPFamily): EndpointRe
 }
 
 /** Validate and reduce one raw EndpointSlice. */
-export function parseEndpointSlice(raw: unknown): Parsed<SliceRecord> {
+export function parseEndpointSlice(raw: unknown, options: ParseSliceOptions = {}): Parsed<SliceRecord> {
   const meta = readMeta('EndpointSlice', raw);
   if (typeof meta === 'string') return { kind: 'invalid', invalid: { kind: 'EndpointSlice', ref: refOf('EndpointSlice', raw), reason: meta } };
   const ref = `${meta.namespace}/${meta.name}`;
@@ -87,7 +95,7 @@ export function parseEndpointSlice(raw: unknown): Parsed<SliceRecord> {
     let firstProblem: string | undefined;
     let dropped = 0;
     list.forEach((item, index) => {
-      const read = catchField(() => readEndpoint(item, `endpoints[${index}]`, addressType));
+      const read = catchField(() => readEndpoint(item, `endpoints[${index}]`, addressType, options));
       if (read.ok) endpoints.push(read.value);
       else {
         dropped++;

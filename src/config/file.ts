@@ -4,7 +4,7 @@ import { isRecord } from '../util/record.ts';
 import { readFileSync } from 'node:fs';
 import { parseYamlDocuments, yamlErrorText } from '../util/yaml.ts';
 import { ConfigError, ConfigUnreadableError } from '../errors.ts';
-import { KUBE_PROXY_CONFIGURATION_FIELDS, unknownFields } from './schema.ts';
+import { unknownFields } from './schema.ts';
 
 export const KUBE_PROXY_CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 export const KUBE_PROXY_CONFIG_KIND = 'KubeProxyConfiguration';
@@ -26,7 +26,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     throw new ConfigUnreadableError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
   const config = parseConfigText(text, path);
-  return { path, config, unknownFields: unknownFields(config, KUBE_PROXY_CONFIGURATION_FIELDS) };
+  return { path, config, unknownFields: unknownFields(config) };
 }
 
 export function parseConfigText(text: string, path: string): ConfigObject {

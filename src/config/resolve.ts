@@ -1,330 +1,268 @@
-// Flags + KubeProxyConfiguration → ProxyConfig. Precedence as kube-proxy: a flag given on the command line
-// overrides the file, the file overrides the defaults. Every invalid value is a ConfigError naming the field.
-import { isIP } from 'node:net';
-import { ConfigError } from '../errors.ts';
+// Flags + KubeProxyConfiguration → ProxyConfig, with kube-proxy's precedence:
+//   - without --config, the flags set the configuration over kube-proxy's defaults;
+//   - with --config, the file is the configuration and kube-proxy's other flags are IGNORED, as kube-proxy ignores
+//     them — except the logging flags (-v, --logging-format, …) and --hostname-override, which override the file;
+//   - kproxy's own flags (--log-format, --iptables-variant, --sync-period, --min-sync-period, --manifests,
+//     --service-proxy-name) always apply, over the file.
+// Every invalid value is a ConfigError naming the flag or field; everything kproxy does not apply is one warning.
 import type { ProxyModeName } from '../model/types.ts';
-import { parseCidr } from '../util/ip.ts';
-import { parseDuration } from './duration.ts';
-import { isRecord, readConfigFile, type ConfigObject } from './file.ts';
-import { DURATION_FIELDS } from './schema.ts';
-import type { DetectLocalMode, FlagValues, ProxyConfig, ResolvedConfig } from './types.ts';
+import type { ModeSettings } from '../model/settings.ts';
+import { parseIPSloppy } from '../util/ip.ts';
+import { hostPort, invalid } from './checks.ts';
+import { formatDuration } from './duration.ts';
+import { toV1Alpha1 } from './effective.ts';
+import { FLAGS, flagNamed, parseFlagValue, type FlagValues, type ParsedFlag } from './flags.ts';
+import { readConfigFile, type ConfigObject } from './file.ts';
+import { internalFromFile } from './from-file.ts';
+import { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, defaultInternalConfig, modeBlockOf, originOf, type InternalConfig } from './internal.ts';
+import { leaves } from './schema.ts';
+import type { DetectLocalMode, ProxyConfig, ResolvedConfig } from './types.ts';
 
 export const PROXY_MODES: readonly ProxyModeName[] = ['iptables', 'ipvs', 'nftables', 'userspace'];
+const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
+/** Feature gates kproxy reads; others are accepted with a warning. */
+export const HONOURED_FEATURE_GATES: readonly string[] = ['PreferSameTrafficDistribution'];
 
 export const DEFAULTS = {
   mode: 'iptables' as ProxyModeName,
-  bindAddress: '0.0.0.0',
-  healthzBindAddress: '0.0.0.0:10256',
-  metricsBindAddress: '127.0.0.1:10249',
-  healthzPort: 10256,
-  metricsPort: 10249,
-  masqueradeBit: 14,
-  syncPeriodMs: 30_000,
-  minSyncPeriodMs: 1_000,
-  ipvsMinSyncPeriodMs: 0,
-  configSyncPeriodMs: 15 * 60_000,
+  healthzPort: DEFAULT_HEALTHZ_PORT,
+  metricsPort: DEFAULT_METRICS_PORT,
 } as const;
 
-/** Read `flags.config` (when given) and merge it with the flags. */
+/** kube-proxy's defaults as a mode sees them (tests and benchmarks that create a mode directly). */
+export function defaultModeSettings(): ModeSettings {
+  return resolveConfig({ flags: {} }).config.settings;
+}
+
+/** Read `--config` (when given) and resolve it with the flags. */
 export function loadConfig(flags: FlagValues): ResolvedConfig {
+  const path = typeof flags.config === 'string' && flags.config !== '' ? flags.config : undefined;
+  if (path === undefined) return resolveConfig({ flags });
+  const loaded = readConfigFile(path);
   const warnings: string[] = [];
-  let file: ConfigObject = {};
-  if (flags.config !== undefined && flags.config !== '') {
-    const loaded = readConfigFile(flags.config);
-    file = loaded.config;
-    if (loaded.unknownFields.length > 0) {
-      warnings.push(`config file ${loaded.path}: unknown fields ignored: ${loaded.unknownFields.join(', ')}`);
-    }
-  }
-  return resolveConfig({ flags, file, warnings });
+  if (loaded.unknownFields.length > 0) warnings.push(`config file ${loaded.path}: unknown fields ignored: ${loaded.unknownFields.join(', ')}`);
+  return resolveConfig({ flags, file: loaded.config, warnings });
 }
 
 export interface ResolveInput {
   readonly flags: FlagValues;
-  /** The KubeProxyConfiguration object ({} without --config). */
-  readonly file: ConfigObject;
+  /** The KubeProxyConfiguration object of --config; absent: no config file (the flags configure). */
+  readonly file?: ConfigObject;
   readonly warnings?: string[];
 }
 
 export function resolveConfig(input: ResolveInput): ResolvedConfig {
-  const { flags, file } = input;
   const warnings = input.warnings ?? [];
-  for (const field of DURATION_FIELDS) optionalDuration(file, field); // reject bad durations anywhere
-
-  const mode = resolveMode(flags.proxyMode, file.mode);
-  const block = modeBlockName(mode);
-  const masqueradeBlock = mode === 'nftables' ? 'nftables' : 'iptables';
-
-  const syncPeriodMs = flags.syncPeriod !== undefined
-    ? requireDuration('--sync-period', flags.syncPeriod)
-    : optionalDuration(file, `${block}.syncPeriod`) ?? DEFAULTS.syncPeriodMs;
-  const minSyncPeriodMs = flags.minSyncPeriod !== undefined
-    ? requireDuration('--min-sync-period', flags.minSyncPeriod)
-    : optionalDuration(file, `${block}.minSyncPeriod`) ?? (mode === 'ipvs' ? DEFAULTS.ipvsMinSyncPeriodMs : DEFAULTS.minSyncPeriodMs);
-  if (syncPeriodMs <= 0) {
-    throw new ConfigError({ field: flags.syncPeriod !== undefined ? '--sync-period' : `${block}.syncPeriod`, value: flags.syncPeriod ?? get(file, `${block}.syncPeriod`), reason: 'must be greater than 0' });
+  const flags = input.flags;
+  // Every given flag is parsed (a bad value is an error even when --config makes kube-proxy ignore the flag).
+  const parsed = new Map<string, ParsedFlag>();
+  for (const [name, raw] of Object.entries(flags)) {
+    const spec = flagNamed(name);
+    if (spec === undefined) invalid(`--${name}`, raw, 'is not a flag of kproxy');
+    parsed.set(name, parseFlagValue(spec, raw));
   }
-  if (minSyncPeriodMs > syncPeriodMs) {
-    throw new ConfigError({
-      field: flags.minSyncPeriod !== undefined ? '--min-sync-period' : `${block}.minSyncPeriod`,
-      value: flags.minSyncPeriod ?? get(file, `${block}.minSyncPeriod`),
-      reason: 'must not be longer than the sync period',
-    });
+  const withFile = input.file !== undefined;
+  const c = withFile ? internalFromFile(input.file ?? {}) : defaultInternalConfig();
+  const ignored: string[] = [];
+  for (const spec of FLAGS) {
+    const value = parsed.get(spec.name);
+    if (value === undefined) continue;
+    if (spec.noEffect !== undefined) warnings.push(`--${spec.name} has no effect in kproxy: ${spec.noEffect}`);
+    if (withFile && spec.scope === 'config') { ignored.push(`--${spec.name}`); continue; }
+    spec.apply?.(c, value);
+  }
+  if (ignored.length > 0) {
+    warnings.push(`${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} ignored because --config is given (as kube-proxy does); set ${ignored.length === 1 ? 'it' : 'them'} in the config file`);
+  }
+  if (!withFile && flags['write-config-to'] === undefined) applyDeprecatedPorts(c, parsed);
+  return finish(c, flags, warnings);
+}
+
+/** --healthz-port / --metrics-port (kube-proxy, without --config): 0 disables; a bare bind address gets the port. */
+function applyDeprecatedPorts(c: InternalConfig, parsed: ReadonlyMap<string, ParsedFlag>): void {
+  const healthz = parsed.get('healthz-port');
+  const metrics = parsed.get('metrics-port');
+  if (healthz !== undefined) { c.healthzBindAddress = withPort(c.healthzBindAddress, Number(healthz)); c.origin.healthzBindAddress ??= '--healthz-port'; }
+  if (metrics !== undefined) { c.metricsBindAddress = withPort(c.metricsBindAddress, Number(metrics)); c.origin.metricsBindAddress ??= '--metrics-port'; }
+}
+
+function withPort(address: string, port: number): string {
+  if (port === 0) return '';
+  const ip = parseIPSloppy(address);
+  if (ip === undefined) return address;
+  return ip.family === 'IPv6' ? `[${ip.ip}]:${port}` : `${ip.ip}:${port}`;
+}
+
+/** Platform defaults, checks across fields, warnings for what has no effect, and the ProxyConfig. */
+function finish(c: InternalConfig, flags: FlagValues, warnings: string[]): ResolvedConfig {
+  if (c.mode === '') c.mode = DEFAULTS.mode;
+  const mode = checkMode(c);
+  const block = modeBlockOf(mode);
+  if (mode === 'nftables' && c.nodePortAddresses.length === 0) c.nodePortAddresses = ['primary'];
+  if (c.detectLocalMode === '') c.detectLocalMode = 'ClusterCIDR';
+  if (c.logging.format === '') c.logging.format = 'json';
+
+  const syncName = originOf(c, 'syncPeriodMs', `${block}.syncPeriod`);
+  const minName = originOf(c, 'minSyncPeriodMs', `${block}.minSyncPeriod`);
+  if (c.syncPeriodMs <= 0) invalid(syncName, formatDuration(c.syncPeriodMs), 'must be greater than 0');
+  if (c.minSyncPeriodMs > c.syncPeriodMs) invalid(minName, formatDuration(c.minSyncPeriodMs), 'must not be longer than the sync period');
+  if (c.configSyncPeriodMs <= 0) invalid(originOf(c, 'configSyncPeriod', 'configSyncPeriod'), formatDuration(c.configSyncPeriodMs), 'must be greater than 0');
+  checkBit(c, 'iptables.masqueradeBit', c.iptables.masqueradeBit);
+  if (mode === 'nftables') checkBit(c, 'nftables.masqueradeBit', c.nftables.masqueradeBit);
+  const bindIP = parseIPSloppy(c.bindAddress);
+  if (bindIP === undefined) invalid(originOf(c, 'bindAddress', 'bindAddress'), c.bindAddress, 'is not an IP address');
+  c.bindAddress = bindIP.ip;
+  c.healthzBindAddress = hostPort(originOf(c, 'healthzBindAddress', 'healthzBindAddress'), c.healthzBindAddress, DEFAULT_HEALTHZ_PORT);
+  c.metricsBindAddress = hostPort(originOf(c, 'metricsBindAddress', 'metricsBindAddress'), c.metricsBindAddress, DEFAULT_METRICS_PORT);
+  const detectLocalMode = checkDetectLocal(c, warnings);
+  const format = c.logging.format;
+  if (format !== 'json' && format !== 'text') invalid(originOf(c, 'logging.format', 'logging.format'), format, 'must be json or text');
+  const variant = c.iptables.variant;
+  if (!['', 'auto', 'legacy', 'nft'].includes(variant)) invalid(originOf(c, 'iptables.variant', 'iptables.variant'), variant, 'must be legacy, nft or auto');
+  if (c.clientConnection.burst < 0) invalid(originOf(c, 'clientConnection.burst', 'clientConnection.burst'), c.clientConnection.burst, 'must be 0 or more');
+
+  const effective = toV1Alpha1(c);
+  warnings.push(...noEffectWarnings(c, effective));
+  const gates = Object.keys(c.featureGates).filter((gate) => !HONOURED_FEATURE_GATES.includes(gate));
+  if (gates.length > 0) {
+    warnings.push(`feature gates ${gates.join(', ')} have no effect in kproxy (it reads only ${HONOURED_FEATURE_GATES.join(', ')})`);
+  }
+  if (mode === 'iptables' && c.iptables.localhostNodePorts && c.origin['iptables.localhostNodePorts'] !== undefined) {
+    warnings.push(`${originOf(c, 'iptables.localhostNodePorts', 'iptables.localhostNodePorts')} true has no effect in kproxy: NodePorts are never served on 127.0.0.0/8 (CVE-2020-8558)`);
   }
 
-  const masqueradeAll = flags.masqueradeAll ?? optionalBoolean(file, `${masqueradeBlock}.masqueradeAll`) ?? false;
-  const masqueradeBit = flags.iptablesMasqueradeBit !== undefined
-    ? checkMasqueradeBit('--iptables-masquerade-bit', flags.iptablesMasqueradeBit)
-    : checkMasqueradeBit(`${masqueradeBlock}.masqueradeBit`, get(file, `${masqueradeBlock}.masqueradeBit`) ?? DEFAULTS.masqueradeBit);
-
-  const clusterCIDRs = flags.clusterCidr !== undefined
-    ? parseClusterCIDRs('--cluster-cidr', flags.clusterCidr)
-    : parseClusterCIDRs('clusterCIDR', optionalString(file, 'clusterCIDR') ?? '');
-  const nodePortAddresses = flags.nodeportAddresses !== undefined
-    ? parseNodePortAddresses('--nodeport-addresses', splitList(flags.nodeportAddresses))
-    : parseNodePortAddresses('nodePortAddresses', optionalStringList(file, 'nodePortAddresses'));
-
-  const detectLocalMode = resolveDetectLocal(file, clusterCIDRs, warnings);
-  const verbosity = flags.v !== undefined ? checkVerbosity('-v', flags.v) : checkVerbosity('logging.verbosity', get(file, 'logging.verbosity') ?? 0);
-  const format = resolveLogFormat(flags.logFormat, get(file, 'logging.format'));
-
-  const hostnameOverride = nonEmpty(flags.hostnameOverride ?? optionalString(file, 'hostnameOverride'))?.trim().toLowerCase();
-  const kubeconfig = nonEmpty(flags.kubeconfig ?? optionalString(file, 'clientConnection.kubeconfig'));
-  const master = nonEmpty(flags.master);
-  const clientConnection = resolveClientConnection(file);
-  const manifests = nonEmpty(flags.manifests);
-  const serviceProxyName = nonEmpty(flags.serviceProxyName);
-  const bindAddress = checkIP(flags.bindAddress !== undefined ? '--bind-address' : 'bindAddress', nonEmpty(flags.bindAddress ?? optionalString(file, 'bindAddress')) ?? DEFAULTS.bindAddress);
-  const healthzBindAddress = flags.healthzBindAddress !== undefined
-    ? checkHostPort('--healthz-bind-address', flags.healthzBindAddress, DEFAULTS.healthzPort)
-    : checkHostPort('healthzBindAddress', optionalString(file, 'healthzBindAddress') || DEFAULTS.healthzBindAddress, DEFAULTS.healthzPort);
-  const metricsBindAddress = flags.metricsBindAddress !== undefined
-    ? checkHostPort('--metrics-bind-address', flags.metricsBindAddress, DEFAULTS.metricsPort)
-    : checkHostPort('metricsBindAddress', optionalString(file, 'metricsBindAddress') || DEFAULTS.metricsBindAddress, DEFAULTS.metricsPort);
-  const localhostNodePorts = optionalBoolean(file, 'iptables.localhostNodePorts') ?? true;
-  const configSyncPeriodMs = optionalDuration(file, 'configSyncPeriod') ?? DEFAULTS.configSyncPeriodMs;
-  checkOomScoreAdj(get(file, 'oomScoreAdj'));
-  if (mode === 'ipvs') optionalString(file, 'ipvs.scheduler');
-
-  const rawBlock = get(file, block);
-  const userspaceBlock = mode === 'userspace' ? get(file, 'userspace') : undefined;
-  const iptablesVariant = resolveIptablesVariant(flags.iptablesVariant, get(file, 'iptables.variant'));
-  const modeSettings: Record<string, unknown> = {
-    ...(isRecord(rawBlock) ? rawBlock : {}),
-    ...(isRecord(userspaceBlock) ? userspaceBlock : {}),
-    masqueradeAll, masqueradeBit, syncPeriodMs, minSyncPeriodMs,
-    ...(mode === 'iptables' && { localhostNodePorts }),
-    ...(mode === 'iptables' && iptablesVariant !== undefined && { variant: iptablesVariant }),
+  const settings: ModeSettings = {
+    syncPeriodMs: c.syncPeriodMs,
+    minSyncPeriodMs: c.minSyncPeriodMs,
+    masqueradeAll: c.masqueradeAll,
+    masqueradeBit: mode === 'nftables' ? c.nftables.masqueradeBit : c.iptables.masqueradeBit,
+    localhostNodePorts: c.iptables.localhostNodePorts,
+    ...(variant === 'legacy' || variant === 'nft' ? { iptablesVariant: variant } : {}),
+    conntrack: { ...c.conntrack },
+    ipvs: { ...c.ipvs, excludeCIDRs: [...c.ipvs.excludeCIDRs] },
   };
-  delete modeSettings.syncPeriod;
-  delete modeSettings.minSyncPeriod;
-  if (iptablesVariant === undefined) delete modeSettings.variant; // auto: the mode detects it
-
+  const str = (value: unknown): string | undefined => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
+  const hostnameOverride = str(c.hostnameOverride)?.trim().toLowerCase();
+  const kubeconfig = str(c.clientConnection.kubeconfig);
+  const master = str(flags.master);
+  const manifests = str(flags.manifests);
+  const serviceProxyName = str(flags['service-proxy-name']);
+  const writeConfigTo = str(flags['write-config-to']);
+  const configFile = str(flags.config);
   const config: ProxyConfig = {
     mode,
     ...(hostnameOverride !== undefined && { hostnameOverride }),
     ...(kubeconfig !== undefined && { kubeconfig }),
     ...(master !== undefined && { master }),
-    clientConnection,
+    clientConnection: explicitClientConnection(c),
     ...(manifests !== undefined && { manifests }),
     ...(serviceProxyName !== undefined && { serviceProxyName }),
-    clusterCIDRs, nodePortAddresses, detectLocalMode,
-    masqueradeAll, masqueradeBit, syncPeriodMs, minSyncPeriodMs, configSyncPeriodMs,
-    bindAddress, healthzBindAddress, metricsBindAddress, localhostNodePorts,
-    cleanup: flags.cleanup ?? false,
-    bindAddressHardFail: flags.bindAddressHardFail ?? optionalBoolean(file, 'bindAddressHardFail') ?? false,
-    log: { format, verbosity },
-    modeSettings,
-    ...(flags.config !== undefined && flags.config !== '' && { configFile: flags.config }),
+    clusterCIDRs: c.clusterCIDRs,
+    nodePortAddresses: c.nodePortAddresses,
+    detectLocalMode,
+    masqueradeAll: settings.masqueradeAll,
+    masqueradeBit: settings.masqueradeBit,
+    syncPeriodMs: c.syncPeriodMs,
+    minSyncPeriodMs: c.minSyncPeriodMs,
+    configSyncPeriodMs: c.configSyncPeriodMs,
+    bindAddress: c.bindAddress,
+    healthzBindAddress: c.healthzBindAddress,
+    metricsBindAddress: c.metricsBindAddress,
+    localhostNodePorts: c.iptables.localhostNodePorts,
+    cleanup: flags.cleanup === true,
+    initOnly: flags['init-only'] === true,
+    ...(writeConfigTo !== undefined && { writeConfigTo }),
+    bindAddressHardFail: c.bindAddressHardFail,
+    log: { format, verbosity: c.logging.verbosity },
+    featureGates: { ...c.featureGates },
+    oomScoreAdj: c.oomScoreAdj,
+    conntrack: settings.conntrack,
+    settings,
+    modeSettings: modeSettingsOf(mode, settings, effective, c.userspace),
+    effective,
+    ...(configFile !== undefined && { configFile }),
   };
   return { config, warnings };
 }
 
-function resolveMode(flag: string | undefined, fromFile: unknown): ProxyModeName {
-  const field = flag !== undefined ? '--proxy-mode' : 'mode';
-  const value = flag ?? fromFile ?? '';
-  if (value === null || value === '') return DEFAULTS.mode;
-  if (typeof value === 'string' && (PROXY_MODES as readonly string[]).includes(value)) return value as ProxyModeName;
-  const hint = value === 'kernelspace' ? 'kernelspace is the Windows mode; ' : '';
-  throw new ConfigError({ field, value, reason: `${hint}must be one of ${PROXY_MODES.join(', ')}` });
+function checkMode(c: InternalConfig): ProxyModeName {
+  if ((PROXY_MODES as readonly string[]).includes(c.mode)) return c.mode as ProxyModeName;
+  const hint = c.mode === 'kernelspace' ? 'kernelspace is the Windows mode; ' : '';
+  return invalid(originOf(c, 'mode', 'mode'), c.mode, `${hint}must be one of ${PROXY_MODES.join(', ')}`);
 }
 
-function resolveIptablesVariant(flag: string | undefined, fromFile: unknown): 'legacy' | 'nft' | undefined {
-  const field = flag !== undefined ? '--iptables-variant' : 'iptables.variant';
-  const value = flag ?? fromFile ?? 'auto';
-  if (value === 'legacy' || value === 'nft') return value;
-  if (value === 'auto' || value === '') return undefined;
-  throw new ConfigError({ field, value, reason: 'must be legacy, nft or auto' });
+function checkBit(c: InternalConfig, key: string, bit: number): void {
+  if (!Number.isInteger(bit) || bit < 0 || bit > 31) invalid(originOf(c, key, key), bit, 'must be an integer from 0 to 31');
 }
 
-/** The config block a mode reads its sync periods from (userspace, like upstream's old one, uses iptables'). */
-function modeBlockName(mode: ProxyModeName): 'iptables' | 'ipvs' | 'nftables' {
-  if (mode === 'ipvs' || mode === 'nftables') return mode;
-  return 'iptables';
-}
-
-function resolveLogFormat(flag: string | undefined, fromFile: unknown): 'json' | 'text' {
-  const field = flag !== undefined ? '--log-format' : 'logging.format';
-  const value = flag ?? fromFile ?? 'json';
-  if (value === 'json' || value === 'text') return value;
-  if (value === '' || value === null) return 'json';
-  throw new ConfigError({ field, value, reason: 'must be json or text' });
-}
-
-function resolveDetectLocal(file: ConfigObject, clusterCIDRs: readonly string[], warnings: string[]): DetectLocalMode {
-  const value = get(file, 'detectLocalMode');
-  if (value === undefined || value === null || value === '') return 'ClusterCIDR';
-  const modes: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
-  if (typeof value !== 'string' || !(modes as readonly string[]).includes(value)) {
-    throw new ConfigError({ field: 'detectLocalMode', value, reason: `must be one of ${modes.join(', ')}` });
-  }
+function checkDetectLocal(c: InternalConfig, warnings: string[]): DetectLocalMode {
+  const name = originOf(c, 'detectLocalMode', 'detectLocalMode');
+  const value = c.detectLocalMode;
+  if (!(DETECT_LOCAL_MODES as readonly string[]).includes(value)) invalid(name, value, `must be one of ${DETECT_LOCAL_MODES.join(', ')}`);
   if (value === 'BridgeInterface' || value === 'InterfaceNamePrefix') {
-    warnings.push(`detectLocalMode ${value} is not supported yet; local traffic is detected by clusterCIDR${clusterCIDRs.length === 0 ? ' (empty: no detection)' : ''}`);
+    const [key, field] = value === 'BridgeInterface' ? ['bridgeInterface', 'detectLocal.bridgeInterface'] as const : ['interfaceNamePrefix', 'detectLocal.interfaceNamePrefix'] as const;
+    if (c.detectLocal[key] === '') invalid(originOf(c, field, field), '', `must be set with detectLocalMode ${value}`);
+    warnings.push(`detectLocalMode ${value} is not supported yet; local traffic is detected by clusterCIDR${c.clusterCIDRs.length === 0 ? ' (empty: no detection)' : ''}`);
   }
   return value as DetectLocalMode;
 }
 
-/** kubeadm writes "" and 0 for unset client settings: those mean "use the defaults". */
-function resolveClientConnection(file: ConfigObject): ProxyConfig['clientConnection'] {
-  const contentType = nonEmpty(optionalString(file, 'clientConnection.contentType'));
-  const acceptContentTypes = nonEmpty(optionalString(file, 'clientConnection.acceptContentTypes'));
-  const qps = optionalNumber(file, 'clientConnection.qps');
-  const burst = optionalNumber(file, 'clientConnection.burst');
+/** The client settings given explicitly: unset ones are left to the Kubernetes client's defaults. */
+function explicitClientConnection(c: InternalConfig): ProxyConfig['clientConnection'] {
+  const cc = c.clientConnection;
+  const set = (key: string): boolean => c.origin[`clientConnection.${key}`] !== undefined;
   return {
-    ...(contentType !== undefined && { contentType }),
-    ...(acceptContentTypes !== undefined && { acceptContentTypes }),
-    ...(qps !== undefined && qps !== 0 && { qps }),
-    ...(burst !== undefined && burst !== 0 && { burst }),
+    ...(set('contentType') && cc.contentType !== '' && { contentType: cc.contentType }),
+    ...(set('acceptContentTypes') && cc.acceptContentTypes !== '' && { acceptContentTypes: cc.acceptContentTypes }),
+    ...(set('qps') && { qps: cc.qps }),
+    ...(set('burst') && { burst: cc.burst }),
   };
 }
 
-function optionalNumber(file: ConfigObject, path: string): number | undefined {
-  const value = get(file, path);
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  throw new ConfigError({ field: path, value, reason: 'must be a non-negative number' });
-}
-
-function parseClusterCIDRs(field: string, text: string): string[] {
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
-  const cidrs = parts.map((part) => {
-    const cidr = part.includes('/') ? parseCidr(part) : undefined;
-    if (!cidr) throw new ConfigError({ field, value: part, reason: 'is not a CIDR (e.g. 10.244.0.0/16)' });
-    return cidr;
+/** One warning per field kproxy does not apply that differs from kube-proxy's default. */
+function noEffectWarnings(c: InternalConfig, effective: Readonly<Record<string, unknown>>): string[] {
+  const defaults = defaultInternalConfig();
+  defaults.mode = c.mode;
+  const defaultEffective = toV1Alpha1(defaults);
+  // portRange is dropped from the effective configuration (as kube-proxy drops it) but was still asked for.
+  const asked = { ...effective, portRange: c.portRange };
+  return leaves().flatMap(({ path, spec }) => {
+    if (spec.noEffect === undefined) return [];
+    const value = valueAt(asked, path);
+    if (JSON.stringify(value) === JSON.stringify(valueAt(defaultEffective, path))) return [];
+    const name = c.origin[path] ?? path;
+    const shown = name.startsWith('--') ? name : `${path}${spec.flag !== undefined ? ` (${spec.flag})` : ''}`;
+    return [`${shown} ${JSON.stringify(value)} has no effect in kproxy: ${spec.noEffect}`];
   });
-  if (cidrs.length > 2 || (cidrs.length === 2 && cidrs[0]?.family === cidrs[1]?.family)) {
-    throw new ConfigError({ field, value: text, reason: 'allows at most one CIDR per IP family' });
-  }
-  return cidrs.map((c) => c.text);
 }
 
-function parseNodePortAddresses(field: string, values: readonly string[]): string[] {
-  const result = values.map((value) => {
-    if (value === 'primary') return value;
-    const cidr = value.includes('/') ? parseCidr(value) : undefined;
-    if (!cidr) throw new ConfigError({ field, value, reason: 'must be CIDRs or the word "primary"' });
-    return cidr.text;
-  });
-  if (result.includes('primary') && result.length > 1) {
-    throw new ConfigError({ field, value: values.join(','), reason: '"primary" cannot be combined with CIDRs' });
-  }
-  return result;
-}
-
-function checkMasqueradeBit(field: string, value: unknown): number {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 31) return value;
-  throw new ConfigError({ field, value, reason: 'must be an integer from 0 to 31' });
-}
-
-function checkVerbosity(field: string, value: unknown): number {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
-  throw new ConfigError({ field, value, reason: 'must be a non-negative integer' });
-}
-
-function checkOomScoreAdj(value: unknown): void {
-  if (value === undefined || value === null) return;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= -1000 && value <= 1000) return;
-  throw new ConfigError({ field: 'oomScoreAdj', value, reason: 'must be an integer from -1000 to 1000' });
-}
-
-function checkIP(field: string, value: string): string {
-  if (isIP(value) !== 0) return value;
-  throw new ConfigError({ field, value, reason: 'is not an IP address' });
-}
-
-/**
- * "ip:port", "[ipv6]:port", or a bare IP (the default port is added, as kube-proxy does). Empty disables.
- * A port of 0 also disables the server.
- */
-export function checkHostPort(field: string, value: string, defaultPort: number): string {
-  const text = value.trim();
-  if (text === '') return '';
-  if (isIP(text) !== 0) return isIP(text) === 6 ? `[${text}]:${defaultPort}` : `${text}:${defaultPort}`;
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-  const host = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  if (host === undefined || isIP(host) === 0 || (match?.[1] !== undefined && isIP(host) !== 6)) {
-    throw new ConfigError({ field, value, reason: 'must be IP:port (e.g. 0.0.0.0:10256)' });
-  }
-  if (!Number.isInteger(port) || port > 65535) {
-    throw new ConfigError({ field, value, reason: 'port must be from 0 to 65535' });
-  }
-  return port === 0 ? '' : text;
-}
-
-function requireDuration(field: string, value: unknown): number {
-  const ms = typeof value === 'string' ? parseDuration(value) : undefined;
-  if (ms === undefined) throw new ConfigError({ field, value, reason: 'is not a duration (e.g. "1s", "30s", "1m0s")' });
-  return ms;
-}
-
-/**
- * A duration field of the file; null/absent → undefined. Zero also → undefined: kubeadm writes "0s" for every
- * unset duration and kube-proxy's defaulting treats zero as unset (so the file cannot ask for a 0 minSyncPeriod;
- * the --min-sync-period=0s flag can).
- */
-function optionalDuration(file: ConfigObject, path: string): number | undefined {
-  const value = get(file, path);
-  if (value === undefined || value === null) return undefined;
-  const ms = requireDuration(path, value);
-  return ms === 0 ? undefined : ms;
-}
-
-function optionalBoolean(file: ConfigObject, path: string): boolean | undefined {
-  const value = get(file, path);
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'boolean') return value;
-  throw new ConfigError({ field: path, value, reason: 'must be true or false' });
-}
-
-function optionalString(file: ConfigObject, path: string): string | undefined {
-  const value = get(file, path);
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  throw new ConfigError({ field: path, value, reason: 'must be a string' });
-}
-
-function optionalStringList(file: ConfigObject, path: string): string[] {
-  const value = get(file, path);
-  if (value === undefined || value === null) return [];
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
-  throw new ConfigError({ field: path, value, reason: 'must be a list of strings' });
-}
-
-function splitList(value: string | readonly string[]): string[] {
-  const items = typeof value === 'string' ? [value] : value;
-  return items.flatMap((item) => item.split(',')).map((s) => s.trim()).filter((s) => s !== '');
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value.trim() === '' ? undefined : value;
-}
-
-function get(object: ConfigObject, path: string): unknown {
+function valueAt(object: Readonly<Record<string, unknown>>, path: string): unknown {
   let current: unknown = object;
   for (const key of path.split('.')) {
-    if (!isRecord(current)) return undefined;
-    current = current[key];
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[key];
   }
   return current;
+}
+
+/**
+ * ModeOptions.config (the untyped view, kept for modes that read their own block): the mode's block of the
+ * effective configuration plus the userspace block in userspace mode, with the resolved values in milliseconds.
+ */
+function modeSettingsOf(mode: ProxyModeName, settings: ModeSettings, effective: Readonly<Record<string, unknown>>, userspace: Record<string, unknown>): Record<string, unknown> {
+  const block = effective[modeBlockOf(mode)];
+  const result: Record<string, unknown> = {
+    ...(block !== null && typeof block === 'object' ? block : {}),
+    ...(mode === 'userspace' ? userspace : {}),
+    masqueradeAll: settings.masqueradeAll,
+    masqueradeBit: settings.masqueradeBit,
+    syncPeriodMs: settings.syncPeriodMs,
+    minSyncPeriodMs: settings.minSyncPeriodMs,
+    ...(mode === 'iptables' && { localhostNodePorts: settings.localhostNodePorts }),
+  };
+  delete result.syncPeriod;
+  delete result.minSyncPeriod;
+  delete result.variant;
+  if (settings.iptablesVariant !== undefined && mode === 'iptables') result.variant = settings.iptablesVariant;
+  return result;
 }

@@ -1,6 +1,7 @@
 // The seam between the composition root and a proxy mode.
 import type { DesiredState, ProxyModeName } from './types.ts';
 import type { Packet, Verdict } from './trace.ts';
+import type { ModeSettings } from './settings.ts';
 
 /** Minimal structured logger (pino's shape) so modes do not depend on the logging library. */
 export interface Logger {
@@ -49,7 +50,12 @@ export interface ProxyMode {
 
 export interface ModeOptions {
   readonly log: Logger;
-  /** Mode-specific settings from flags/config (e.g. iptables.minSyncPeriod, dummy interface name). */
+  /** The resolved configuration a mode needs, typed (sync periods, masquerade, conntrack, ipvs, …). */
+  readonly settings: ModeSettings;
+  /**
+   * The selected mode's block of the config file as written, with the resolved values added (see
+   * docs/config.md "What a mode receives"); kproxy's own per-mode settings (userspace.*) are read from here.
+   */
   readonly config: Readonly<Record<string, unknown>>;
 }
 

@@ -281,7 +281,7 @@ export class ClusterStore implements ClusterEvents {
     const ref = refOf('EndpointSlice', object);
     const stored = this.#slices.get(ref);
     if (stored && version !== undefined && stored.version === version) return false;
-    const parsed = parseEndpointSlice(object);
+    const parsed = parseEndpointSlice(object, { nodeHints: this.#options.compute.nodeHints !== false });
     const { keep, key } = this.#digest('EndpointSlice', parsed, version, stored?.record);
     if (key === '<unnamed>') return false;
     const entry = this.#slices.get(key);

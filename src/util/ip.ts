@@ -99,3 +99,142 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
 export function joinHostPort(ip: string, port: number): string {
   return ipFamily(ip) === 'IPv6' ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
+
+// --- Addresses as kube-proxy reads them -------------------------------------------------------------------------
+// kube-proxy parses every address with k8s.io/utils/net ParseIPSloppy / ParseCIDRSloppy: Go's parser from before
+// Go 1.17, which the API server of this Kubernetes version still accepts for objects stored earlier. Octets may
+// carry leading zeros and are DECIMAL ("010" is 10, not octal 8), IPv6 groups may have more than four hex digits
+// while their value fits 16 bits, a prefix length may have leading zeros, and an IPv4-mapped IPv6 address
+// (::ffff:a.b.c.d) is an IPv4 address.
+
+/** What ParseIPSloppy makes of a text: the canonical address, its family, and whether the text was a legacy form. */
+export interface SloppyIP {
+  readonly ip: string;
+  readonly family: IPFamily;
+  /** true when only the legacy (pre-Go-1.17) parser accepts the text, e.g. "10.096.000.012". */
+  readonly legacy: boolean;
+}
+
+/** Decimal digits at the start of `text` (Go's dtoi): [value, length], or undefined when none / too large. */
+function leadingDecimal(text: string, from: number): [number, number] | undefined {
+  let value = 0;
+  let at = from;
+  while (at < text.length && text.charCodeAt(at) >= 48 && text.charCodeAt(at) <= 57) {
+    value = value * 10 + text.charCodeAt(at) - 48;
+    if (value >= 0xffffff) return undefined;
+    at++;
+  }
+  return at === from ? undefined : [value, at - from];
+}
+
+/** Four decimal octets as a 32-bit number (leading zeros allowed), or undefined. */
+function sloppyIPv4Value(text: string): number | undefined {
+  let value = 0;
+  let at = 0;
+  for (let octet = 0; octet < 4; octet++) {
+    if (octet > 0) {
+      if (text[at] !== '.') return undefined;
+      at++;
+    }
+    const read = leadingDecimal(text, at);
+    if (!read || read[0] > 255) return undefined;
+    value = value * 256 + read[0];
+    at += read[1];
+  }
+  return at === text.length ? value : undefined;
+}
+
+/** Eight 16-bit groups (with "::" and a trailing dotted IPv4 part) as a 128-bit number, or undefined. */
+function sloppyIPv6Value(text: string): bigint | undefined {
+  const head: number[] = [];
+  const tail: number[] = [];
+  let groups = head;
+  let ellipsis = false;
+  let rest = text;
+  if (rest.startsWith('::')) {
+    ellipsis = true;
+    groups = tail;
+    rest = rest.slice(2);
+    if (rest === '') return 0n;
+  }
+  for (;;) {
+    const hex = /^[0-9a-fA-F]+/.exec(rest)?.[0];
+    if (hex === undefined) return undefined;
+    if (rest[hex.length] === '.') {
+      // A trailing IPv4 part: only as the last 32 bits.
+      const v4 = sloppyIPv4Value(rest);
+      if (v4 === undefined || head.length + tail.length + 2 > 8 || (!ellipsis && head.length !== 6)) return undefined;
+      groups.push(Math.floor(v4 / 65536), v4 % 65536);
+      rest = '';
+      break;
+    }
+    const value = Number.parseInt(hex, 16);
+    if (value > 0xffff || head.length + tail.length >= 8) return undefined;
+    groups.push(value);
+    rest = rest.slice(hex.length);
+    if (rest === '') break;
+    if (rest[0] !== ':' || rest.length === 1) return undefined;
+    rest = rest.slice(1);
+    if (rest[0] === ':') {
+      if (ellipsis) return undefined;
+      ellipsis = true;
+      groups = tail;
+      rest = rest.slice(1);
+      if (rest === '') break;
+    }
+  }
+  const count = head.length + tail.length;
+  if (ellipsis ? count >= 8 : count !== 8) return undefined;
+  const all = [...head, ...new Array<number>(8 - count).fill(0), ...tail];
+  return all.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+}
+
+const MAPPED_PREFIX = 0xffffn << 32n;
+
+/** ParseIPSloppy followed by String(): the address kube-proxy uses for `text`, or undefined. */
+export function parseIPSloppy(text: string): SloppyIP | undefined {
+  const dot = text.indexOf('.');
+  const colon = text.indexOf(':');
+  if (dot < 0 && colon < 0) return undefined;
+  if (colon < 0 || (dot >= 0 && dot < colon)) {
+    const value = sloppyIPv4Value(text);
+    if (value === undefined) return undefined;
+    const ip = bigIntToIp(BigInt(value), 'IPv4');
+    return { ip, family: 'IPv4', legacy: ip !== text };
+  }
+  const value = sloppyIPv6Value(text);
+  if (value === undefined) return undefined;
+  const strict = isIPv6(text);
+  if (value >> 32n === 0xffffn) {
+    // IPv4-mapped: Go's To4() makes it an IPv4 address.
+    return { ip: bigIntToIp(value - MAPPED_PREFIX, 'IPv4'), family: 'IPv4', legacy: !strict };
+  }
+  return { ip: bigIntToIp(value, 'IPv6'), family: 'IPv6', legacy: !strict };
+}
+
+/** What ParseCIDRSloppy makes of a text: the network (host bits cleared), and whether the text was a legacy form. */
+export interface SloppyCidr extends Cidr {
+  readonly legacy: boolean;
+}
+
+/** ParseCIDRSloppy: "address/prefix" with the legacy forms above, the network as the result. */
+export function parseCidrSloppy(text: string): SloppyCidr | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const addressText = text.slice(0, slash);
+  const prefixText = text.slice(slash + 1);
+  const v4 = sloppyIPv4Value(addressText);
+  const v6 = v4 === undefined ? sloppyIPv6Value(addressText) : undefined;
+  if (v4 === undefined && v6 === undefined) return undefined;
+  const family: IPFamily = v4 !== undefined ? 'IPv4' : 'IPv6';
+  const read = leadingDecimal(prefixText, 0);
+  const bits = bitsOf(family);
+  if (!read || read[1] !== prefixText.length || read[0] > bits) return undefined;
+  const prefix = read[0];
+  const value = v4 !== undefined ? BigInt(v4) : v6 ?? 0n;
+  const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
+  const network = bigIntToIp(value & mask, family);
+  const strictAddress = family === 'IPv4' ? isIPv4(addressText) : isIPv6(addressText);
+  const legacy = !strictAddress || !/^(0|[1-9]\d*)$/.test(prefixText);
+  return { family, network, prefix, text: `${network}/${prefix}`, legacy };
+}

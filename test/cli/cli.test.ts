@@ -21,11 +21,12 @@ describe('kproxy command line', () => {
     const { status, stdout } = kproxy(['--help']);
     assert.equal(status, 0);
     for (const flag of ['--proxy-mode', '--config', '--kubeconfig', '--master', '--hostname-override', '--cluster-cidr',
-      '--nodeport-addresses', '--masquerade-all', '--sync-period', '--min-sync-period', '--healthz-bind-address',
-      '--metrics-bind-address', '--cleanup', '--manifests', '--log-format', '--service-proxy-name', 'plan', 'trace']) {
+      '--nodeport-addresses', '--masquerade-all', '--iptables-sync-period', '--iptables-min-sync-period', '--healthz-bind-address',
+      '--metrics-bind-address', '--cleanup', '--init-only', '--write-config-to', '--manifests', '--log-format', '--service-proxy-name',
+      '--sync-period', 'plan', 'trace']) {
       assert.ok(stdout.includes(flag), `--help does not mention ${flag}`);
     }
-    assert.match(stdout, /^ {2}-v\s/m);
+    assert.match(stdout, /^ {2}-v, --v\s/m);
   });
 
   test('a bad config file value: exit 2, one line naming field and value', () => {

@@ -54,8 +54,8 @@ function processDriver(options: DriverOptions): ProxyDriver {
 function inProcessDriver(options: DriverOptions): ProxyDriver {
   const run: CommandRunner = (cmd, args, input, commandOptions) => runCommand('ip', ['netns', 'exec', options.cluster.nodeNs, cmd, ...args], input, commandOptions);
   const log = silentLogger();
-  const modeOptions = { log, config: { variant: options.variant }, run };
-  const { config } = loadConfig({ manifests: options.manifests, hostnameOverride: 'node1', clusterCidr: `${CLUSTER_CIDR},${CLUSTER_CIDR6}` });
+  const { config } = loadConfig({ 'manifests': options.manifests, 'hostname-override': 'node1', 'cluster-cidr': `${CLUSTER_CIDR},${CLUSTER_CIDR6}` });
+  const modeOptions = { log, settings: config.settings, config: { variant: options.variant }, run };
   let proxy: ProxyMode | undefined;
   const syncNow = async (full: boolean): Promise<void> => {
     const { state } = await desiredStateFromManifests(config, log);

@@ -11,30 +11,40 @@ import { UsageError, ModeUnavailableError, ModeInvalidError } from '../../src/er
 import { loadMode, isModeAvailable } from '../../src/modes.ts';
 import { createLogger, formatTextLine, levelForVerbosity } from '../../src/log.ts';
 
-describe('parseCommandLine', () => {
-  test('kube-proxy style flags → FlagValues; unset flags stay absent', async () => {
+describe('parseCommandLine (pflag\'s rules)', () => {
+  test('kube-proxy flags → raw values by flag name; unset flags stay absent', async () => {
     const cmd = await parseCommandLine(['--proxy-mode=ipvs', '--v=3', '--masquerade-all', '--cluster-cidr', '10.244.0.0/16',
-      '--nodeport-addresses=10.0.0.0/8,primary', '--sync-period=1m0s', '--min-sync-period', '2s', '--hostname-override=n1',
+      '--nodeport-addresses=10.0.0.0/8,primary', '--iptables-sync-period=1m0s', '--iptables-min-sync-period', '2s', '--hostname-override=n1',
       '--healthz-bind-address=0.0.0.0:10256', '--metrics-bind-address', '127.0.0.1:10249', '--cleanup', '--manifests', 'x',
       '--log-format=text', '--service-proxy-name', 'mine', '--kubeconfig', '/k', '--master', 'https://m', '--config', '/c',
       '--iptables-masquerade-bit=15', '--bind-address=0.0.0.0']);
     assert.deepEqual(cmd, {
       kind: 'run',
       flags: {
-        proxyMode: 'ipvs', v: 3, masqueradeAll: true, clusterCidr: '10.244.0.0/16', nodeportAddresses: '10.0.0.0/8,primary',
-        syncPeriod: '1m0s', minSyncPeriod: '2s', hostnameOverride: 'n1', healthzBindAddress: '0.0.0.0:10256',
-        metricsBindAddress: '127.0.0.1:10249', cleanup: true, manifests: 'x', logFormat: 'text', serviceProxyName: 'mine',
-        kubeconfig: '/k', master: 'https://m', config: '/c', iptablesMasqueradeBit: 15, bindAddress: '0.0.0.0',
+        'proxy-mode': 'ipvs', 'v': '3', 'masquerade-all': true, 'cluster-cidr': '10.244.0.0/16', 'nodeport-addresses': ['10.0.0.0/8,primary'],
+        'iptables-sync-period': '1m0s', 'iptables-min-sync-period': '2s', 'hostname-override': 'n1', 'healthz-bind-address': '0.0.0.0:10256',
+        'metrics-bind-address': '127.0.0.1:10249', 'cleanup': true, 'manifests': 'x', 'log-format': 'text', 'service-proxy-name': 'mine',
+        'kubeconfig': '/k', 'master': 'https://m', 'config': '/c', 'iptables-masquerade-bit': '15', 'bind-address': '0.0.0.0',
       },
     });
     assert.deepEqual(await parseCommandLine([]), { kind: 'run', flags: {} });
-    assert.deepEqual(await parseCommandLine(['-v', '2', '--masquerade-all=false']), { kind: 'run', flags: { v: 2, masqueradeAll: false } });
   });
 
-  test('plan and trace subcommands', async () => {
+  test('booleans take a value only after "=", -v in its three spellings, "_" reads as "-", lists append, the last single value wins', async () => {
+    assert.deepEqual(await parseCommandLine(['-v', '2', '--masquerade-all=false']), { kind: 'run', flags: { 'v': '2', 'masquerade-all': 'false' } });
+    assert.deepEqual(await parseCommandLine(['-v4']), { kind: 'run', flags: { v: '4' } });
+    assert.deepEqual(await parseCommandLine(['-v=5', '--conntrack_max_per_core=0']), { kind: 'run', flags: { 'v': '5', 'conntrack-max-per-core': '0' } });
+    assert.deepEqual(await parseCommandLine(['--nodeport-addresses', 'a', '--nodeport-addresses=b', '--kubeconfig=1', '--kubeconfig=2']),
+      { kind: 'run', flags: { 'nodeport-addresses': ['a', 'b'], 'kubeconfig': '2' } });
+    await assert.rejects(parseCommandLine(['--masquerade-all', 'true']), /unknown command "true"/);
+    assert.deepEqual(await parseCommandLine(['plan', '--', '--x']).catch((e: Error) => e.message), 'unexpected argument "--x"; see kproxy --help');
+  });
+
+  test('plan and trace subcommands, their flags before or after the command', async () => {
     assert.deepEqual(await parseCommandLine(['plan', '--manifests', 'm', '--format', 'json']), { kind: 'plan', flags: { manifests: 'm' }, format: 'json' });
+    assert.deepEqual(await parseCommandLine(['--format=json', 'plan']), { kind: 'plan', flags: {}, format: 'json' });
     assert.deepEqual(await parseCommandLine(['trace', '--manifests', 'm', '--proxy-mode', 'iptables', '--src', '10.0.0.1', '--dst', '10.96.0.1:80/UDP', '--from', 'node']), {
-      kind: 'trace', flags: { manifests: 'm', proxyMode: 'iptables' }, format: 'text', trace: { src: '10.0.0.1', dst: '10.96.0.1:80/UDP', from: 'node' },
+      kind: 'trace', flags: { 'manifests': 'm', 'proxy-mode': 'iptables' }, format: 'text', trace: { src: '10.0.0.1', dst: '10.96.0.1:80/UDP', from: 'node' },
     });
   });
 
@@ -42,22 +52,32 @@ describe('parseCommandLine', () => {
     const help = await parseCommandLine(['--help']);
     assert.equal(help.kind, 'print');
     const helpText = help.kind === 'print' ? help.output : '';
-    assert.match(helpText, /--proxy-mode/);
-    // Every flag sits under "kube-proxy flags:" or "kproxy flags:"; only yargs' own land under "Options:".
-    const ungrouped = [...(helpText.split('\nOptions:\n')[1] ?? '').matchAll(/--[a-z-]+/g)].map((m) => m[0]);
-    assert.deepEqual(ungrouped.sort(), ['--help', '--version']);
-    assert.match(helpText.split('kproxy flags:')[1] ?? '', /--iptables-variant/);
+    const kubeProxyPart = helpText.split('kube-proxy flags:')[1]?.split('kproxy flags:')[0] ?? '';
+    const kproxyPart = helpText.split('kproxy flags:')[1] ?? '';
+    for (const flag of ['--proxy-mode', '--iptables-sync-period', '--conntrack-max-per-core', '--feature-gates', '--help', '--version']) assert.match(kubeProxyPart, new RegExp(`${flag}\\b`));
+    assert.match(kubeProxyPart, /^ {2}-v, --v level/m);
+    assert.doesNotMatch(helpText, /--healthz-port/, 'deprecated flags stay hidden, as in kube-proxy');
+    for (const flag of ['--iptables-variant', '--manifests', '--sync-period']) assert.match(kproxyPart, new RegExp(flag));
+    assert.equal((await parseCommandLine(['-h'])).kind, 'print');
+    assert.equal((await parseCommandLine(['plan', '--help'])).kind, 'print');
     const version = await parseCommandLine(['--version']);
-    assert.match(version.kind === 'print' ? version.output : '', /^\d+\.\d+\.\d+/);
+    assert.match(version.kind === 'print' ? version.output : '', /^kproxy v\d+\.\d+\.\d+/);
+    const raw = await parseCommandLine(['--version=raw']);
+    assert.match(raw.kind === 'print' ? raw.output : '', /"gitVersion":"v\d/);
   });
 
   const bad: Array<[string[], RegExp]> = [
-    [['--bogus'], /^Unknown argument: bogus/],
+    [['--bogus'], /^unknown flag --bogus; see kproxy --help$/],
+    [['-x'], /^unknown shorthand flag "x"/],
+    [['--kubeconfig'], /^flag needs an argument: --kubeconfig/],
+    [['--format', 'json'], /^unknown flag --format;/],
+    [['plan', '--src', '1.1.1.1'], /^unknown flag --src for kproxy plan/],
     [['plan', '--format', 'xml'], /invalid --format "xml"/],
     [['trace', '--dst', '10.0.0.1:80'], /needs --src/],
     [['trace', '--src', '10.0.0.1'], /needs --dst/],
     [['trace', '--src', '1.1.1.1', '--dst', '10.0.0.1:80', '--from', 'mars'], /invalid --from "mars"/],
-    [['frobnicate'], /Unknown argument: frobnicate/],
+    [['frobnicate'], /^unknown command "frobnicate"/],
+    [['plan', 'extra'], /^unexpected argument "extra"/],
   ];
   for (const [args, message] of bad) {
     test(`usage error: ${args.join(' ')}`, async () => {

@@ -178,6 +178,15 @@ describe('parseEndpointSlice', () => {
     assert.deepEqual(parsed.value.endpoints.map((e) => [e.ready, e.serving, e.terminating]), [[true, true, false], [false, true, false], [true, false, true]]);
   });
 
+  test('node hints are read unless the PreferSameTrafficDistribution feature gate is off (zone hints always)', () => {
+    const raw = slice({ endpoints: [endpoint({ ip: '10.244.0.1', forNodes: ['n1'], forZones: ['z1'] })] });
+    const on = parseEndpointSlice(raw);
+    const off = parseEndpointSlice(raw, { nodeHints: false });
+    assert.ok(on.kind === 'ok' && off.kind === 'ok');
+    assert.deepEqual([on.value.endpoints[0]?.nodeHints, on.value.endpoints[0]?.zoneHints], [['n1'], ['z1']]);
+    assert.deepEqual([off.value.endpoints[0]?.nodeHints, off.value.endpoints[0]?.zoneHints], [undefined, ['z1']]);
+  });
+
   test('ports without a number are ignored; missing name is ""; missing protocol is TCP', () => {
     const parsed = parseEndpointSlice(slice({ ports: [{ name: 'all' }, { port: 8080 }, { name: 'x', port: null }] }));
     assert.ok(parsed.kind === 'ok');
