@@ -16,6 +16,7 @@ import { computeOptionsOf, createSource, createStore, nodeNameFor } from './cli/
 import { nodeEventsFor, startServers, type Attachment } from './attachments.ts';
 import type { NodeEvents } from './events/node-events.ts';
 import { tapClusterEvents } from './health/tap.ts';
+import { applyStartupSettings } from './startup/index.ts';
 
 export interface MainIO {
   readonly stdout: (text: string) => void;
@@ -93,6 +94,11 @@ export async function runProxy(options: RunOptions): Promise<number> {
   if (config.cleanup) {
     await mode.cleanup(modeOptions);
     log.info({ mode: mode.name }, `Cleaned up ${mode.name} proxy rules`);
+    return 0;
+  }
+  applyStartupSettings(config, mode, { log });
+  if (config.initOnly) {
+    log.info({ mode: mode.name }, 'Applied the start-up settings (--init-only)');
     return 0;
   }
 

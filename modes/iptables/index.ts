@@ -30,6 +30,7 @@ const loadApply = (): Promise<typeof import('./apply.ts')> => import('./apply.ts
 
 export const mode: ModeModule = {
   name: 'iptables',
+  usesConntrack: true,
   create: async (options) => (await loadApply()).createIptablesProxy(options),
   cleanup: async (options) => (await loadApply()).cleanupIptables(options),
   render: renderPlan,

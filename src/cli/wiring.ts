@@ -42,6 +42,8 @@ export function computeOptionsOf(config: ProxyConfig, nodeName: string): Compute
     // BridgeInterface / InterfaceNamePrefix are not built: the config warned, and the cluster CIDRs serve.
     detectLocal: config.detectLocalMode === 'NodeCIDR' ? 'NodeCIDR' : 'ClusterCIDR',
     nodePortAddresses: config.nodePortAddresses,
+    // 0.0.0.0 / :: (the default) leave the primary address to the Node object, as kube-proxy.
+    ...(config.bindAddress !== '0.0.0.0' && config.bindAddress !== '::' && { primaryIP: config.bindAddress }),
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
     ...(config.featureGates.PreferSameTrafficDistribution === false && { nodeHints: false }),

@@ -1,5 +1,5 @@
 // The configuration the Kubernetes semantics depend on (from flags / config file, fixed for a store's life).
-import { parseCidr } from '../util/ip.ts';
+import { normalizeIP, parseCidr } from '../util/ip.ts';
 
 export interface ComputeOptions {
   /** This node's name: endpoints with this nodeName are local. */
@@ -16,6 +16,11 @@ export interface ComputeOptions {
    * spec.podCIDRs counts as local.
    */
   readonly detectLocal?: 'ClusterCIDR' | 'NodeCIDR';
+  /**
+   * `--bind-address` when it names an address (not 0.0.0.0 / ::): this node's primary IP of its family, over the
+   * Node object's, as kube-proxy takes it (for `nodePortAddresses: primary` and the node's own addresses).
+   */
+  readonly primaryIP?: string;
   /** `--nodeport-addresses`: CIDRs and/or the word 'primary'. Empty: NodePorts on every local address. */
   readonly nodePortAddresses: readonly string[];
   readonly masqueradeAll: boolean;
@@ -38,6 +43,9 @@ export function validateComputeOptions(options: ComputeOptions): string[] {
   if (options.nodeName.trim() === '') problems.push('nodeName: must not be empty');
   if (!Number.isInteger(options.masqueradeBit) || options.masqueradeBit < 0 || options.masqueradeBit > 31) {
     problems.push(`masqueradeBit: ${String(options.masqueradeBit)} is not an integer in 0..31`);
+  }
+  if (options.primaryIP !== undefined && normalizeIP(options.primaryIP) !== options.primaryIP) {
+    problems.push(`primaryIP: ${JSON.stringify(options.primaryIP)} is not a canonical IP address`);
   }
   options.clusterCIDRs.forEach((text, index) => {
     if (!text.includes('/') || parseCidr(text) === undefined) problems.push(`clusterCIDRs[${index}]: ${JSON.stringify(text)} is not a CIDR`);

@@ -62,6 +62,11 @@ export interface ModeOptions {
 /** What every mode module exports as `mode`. */
 export interface ModeModule {
   readonly name: ProxyModeName;
+  /**
+   * The mode's traffic goes through netfilter's connection tracking (the kernel modes): kproxy then applies
+   * kube-proxy's conntrack sysctls (conntrack.*) at start-up. Unset: they are left alone.
+   */
+  readonly usesConntrack?: boolean;
   create(options: ModeOptions): Promise<ProxyMode>;
   /** Remove everything this mode ever programmed on the node, and nothing else. */
   cleanup(options: ModeOptions): Promise<void>;

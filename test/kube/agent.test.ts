@@ -6,6 +6,7 @@
 // socket, so the agent uses the ordinary kubeconfig of system:kube-proxy (token, only system:node-proxier).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { ControlPlane, freePort, kubeTestsDisabled } from './apiserver.ts';
 import { eventually, serviceBody, sliceBody } from './harness.ts';
 import { createCluster, KPROXY_BIN, nsRun, type Cluster, type ProbeSummary } from '../harness/index.ts';
@@ -60,7 +61,7 @@ describe('the kproxy agent process against a real kube-apiserver (userspace mode
     agent = cluster.spawn(cluster.nodeNs, process.execPath, [
       KPROXY_BIN, '--proxy-mode', 'userspace', '--kubeconfig', plane.proxyKubeconfig, '--hostname-override', NODE,
       '--healthz-bind-address', `127.0.0.1:${healthPort}`, '--metrics-bind-address', `127.0.0.1:${metricsPort}`,
-      '--log-format', 'json',
+      '--log-format', 'json', '--oom-score-adj', '250',
     ]);
     agent.stdout?.on('data', (d: Buffer) => { agentOutput += d.toString(); });
     agent.stderr?.removeAllListeners('data');
@@ -88,6 +89,11 @@ describe('the kproxy agent process against a real kube-apiserver (userspace mode
       return items.length > 0 ? items : undefined;
     });
     assert.equal(events.length, 1);
+  });
+
+  test('the agent applies --oom-score-adj to its own process', () => {
+    // 250, not kube-proxy's -999: lowering needs CAP_SYS_RESOURCE, which this machine's root lacks (unit-tested).
+    assert.equal(readFileSync(`/proc/${agent?.pid ?? 0}/oom_score_adj`, 'utf8').trim(), '250');
   });
 
   test('a Service and EndpointSlice created through the API become reachable and balanced', async () => {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCommandLine } from '../../src/cli/parse.ts';
 import { parseDestination, packetOf } from '../../src/cli/trace.ts';
-import { resolveNodeName } from '../../src/cli/wiring.ts';
+import { computeOptionsOf, resolveNodeName } from '../../src/cli/wiring.ts';
+import { resolveConfig } from '../../src/config/index.ts';
 import { formatVerdict } from '../../src/cli/format-state.ts';
 import { UsageError, ModeUnavailableError, ModeInvalidError } from '../../src/errors.ts';
 import { loadMode, isModeAvailable } from '../../src/modes.ts';
@@ -122,6 +123,17 @@ describe('node name', () => {
     [{ systemHostname: ' Host.Example ', env: {} }, 'host.example'],
   ];
   for (const [input, want] of cases) test(`${JSON.stringify(input)} → ${want}`, () => assert.equal(resolveNodeName(input), want));
+});
+
+describe('the options of the Kubernetes semantics, from the configuration', () => {
+  test('--bind-address becomes the primary IP unless unspecified; PreferSameTrafficDistribution=false drops node hints', () => {
+    const of = (flags: Record<string, string>): ReturnType<typeof computeOptionsOf> => computeOptionsOf(resolveConfig({ flags }).config, 'n');
+    assert.equal(of({}).primaryIP, undefined);
+    assert.equal(of({ 'bind-address': '::' }).primaryIP, undefined);
+    assert.equal(of({ 'bind-address': '010.000.000.005' }).primaryIP, '10.0.0.5');
+    assert.equal(of({}).nodeHints, undefined);
+    assert.equal(of({ 'feature-gates': 'PreferSameTrafficDistribution=false' }).nodeHints, false);
+  });
 });
 
 describe('mode registry', () => {

@@ -293,6 +293,20 @@ describe('source ranges, NodePort addresses, local-traffic detector', () => {
     });
   }
 
+  test('--bind-address is the primary address of its family, over the Node\'s, as kube-proxy takes it', () => {
+    const options = testOptions({ nodePortAddresses: ['primary'], primaryIP: '192.168.0.99' });
+    const state = stateOf({ node: thisNode }, options);
+    assert.deepEqual(state.families.IPv4.nodePortAddresses, ['192.168.0.99']);
+    assert.deepEqual(state.families.IPv6.nodePortAddresses, ['fd00::10'], 'the other family keeps the Node\'s');
+    assert.deepEqual(state.families.IPv4.nodeIPs, ['192.168.0.99', '192.168.0.10', '203.0.113.10']);
+    assert.deepEqual(state.families.IPv6.nodeIPs, ['fd00::10']);
+    const before = stateOf({}, options);
+    assert.deepEqual(before.families.IPv4.nodePortAddresses, ['192.168.0.99'], 'known before the Node is');
+    assert.deepEqual(before.families.IPv6.nodePortAddresses, []);
+    const six = stateOf({ node: thisNode }, testOptions({ nodePortAddresses: ['primary'], primaryIP: 'fd00::99' }));
+    assert.deepEqual([six.families.IPv4.nodePortAddresses, six.families.IPv6.nodePortAddresses], [['192.168.0.10'], ['fd00::99']]);
+  });
+
   test('detectLocalMode NodeCIDR: the Node\'s own pod CIDRs per family; none before the Node is known', () => {
     const withCidrs = { ...thisNode, spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', 'fd00:10:244:7::/64'] } };
     const options = testOptions({ detectLocal: 'NodeCIDR', clusterCIDRs: ['10.244.0.0/16'] });
@@ -365,9 +379,10 @@ test('NodeView and node IPs per family', () => {
 
 test('validateComputeOptions: one clear line per bad option', () => {
   assert.deepEqual(validateComputeOptions(testOptions({ clusterCIDRs: ['10.244.0.0/16'], nodePortAddresses: ['primary', '192.168.0.0/16'] })), []);
-  assert.deepEqual(validateComputeOptions(testOptions({ nodeName: ' ', masqueradeBit: 32, clusterCIDRs: ['10.244.0.0'], nodePortAddresses: ['primry'] })), [
+  assert.deepEqual(validateComputeOptions(testOptions({ nodeName: ' ', masqueradeBit: 32, clusterCIDRs: ['10.244.0.0'], nodePortAddresses: ['primry'], primaryIP: '010.0.0.1' })), [
     'nodeName: must not be empty',
     'masqueradeBit: 32 is not an integer in 0..31',
+    'primaryIP: "010.0.0.1" is not a canonical IP address',
     'clusterCIDRs[0]: "10.244.0.0" is not a CIDR',
     'nodePortAddresses[0]: "primry" is not a CIDR or "primary"',
   ]);
