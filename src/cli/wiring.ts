@@ -54,13 +54,20 @@ export interface StoreHooks {
   readonly onInvalid?: (invalid: InvalidObject) => void;
 }
 
-/** The store, reporting each skipped object in one warning line (namespace/name and why). */
+/**
+ * The store, reporting each skipped object in one warning line (namespace/name and why), and each object read
+ * from legacy address forms in one warning line (namespace/name, the fields and how they are read).
+ */
 export function createStore(compute: ComputeOptions, log: Logger, hooks: StoreHooks = {}): ClusterStore {
   return new ClusterStore({
     compute,
     onInvalid: (invalid) => {
       log.warn({ kind: invalid.kind, object: invalid.ref, reason: invalid.reason }, `Skipping invalid ${invalid.kind} ${invalid.ref}: ${invalid.reason}`);
       hooks.onInvalid?.(invalid);
+    },
+    onNotice: (notice) => {
+      log.warn({ kind: notice.kind, object: notice.ref, notes: notice.notes },
+        `${notice.kind} ${notice.ref} uses legacy address forms, read as kube-proxy reads them: ${notice.notes.join('; ')}`);
     },
   });
 }

@@ -2,7 +2,7 @@
 // functions catch it and turn it into an InvalidObject, so nothing escapes to the caller.
 import { isIPv4 } from 'node:net';
 import type { IPFamily, Protocol } from '../model/types.ts';
-import { ipFamily, normalizeIP, parseCidr } from '../util/ip.ts';
+import { parseCidrSloppy, parseIPSloppy } from '../util/ip.ts';
 import { isRecord } from '../util/record.ts';
 
 export class FieldError extends Error {
@@ -88,21 +88,29 @@ export function readProtocol(parent: RawRecord, key: string, path: string): Prot
   return optionalEnum(parent, key, path, PROTOCOLS, 'TCP, UDP or SCTP') ?? 'TCP';
 }
 
-/** A literal IP address (any family), normalised. */
-export function readIP(value: unknown, path: string): { ip: string; family: IPFamily } {
+/**
+ * A literal IP address (any family), read as kube-proxy reads it (ParseIPSloppy: leading zeros in IPv4 octets are
+ * decimal, an IPv4-mapped address is IPv4) and normalised. A legacy form is noted in `notes` (one line naming the
+ * field, what was written and what it reads as).
+ */
+export function readIP(value: unknown, path: string, notes?: string[]): { ip: string; family: IPFamily } {
   if (typeof value !== 'string') return fail(path, `${show(value)} is not an IP address`);
   // Fast path: node's isIPv4 accepts only the canonical dotted quad (no leading zeros), so it is already normal.
   if (isIPv4(value)) return { ip: value, family: 'IPv4' };
-  const ip = normalizeIP(value);
-  const family = ip === undefined ? undefined : ipFamily(ip);
-  if (ip === undefined || family === undefined || value.trim() !== value) return fail(path, `${show(value)} is not an IP address`);
-  return { ip, family };
+  const parsed = parseIPSloppy(value);
+  if (parsed === undefined) return fail(path, `${show(value)} is not an IP address`);
+  if (parsed.legacy) notes?.push(`${path} ${show(value)} read as ${parsed.ip}`);
+  return { ip: parsed.ip, family: parsed.family };
 }
 
-/** A CIDR "address/prefix" (a bare address is refused: the API wants CIDRs), canonical text. */
-export function readCidr(value: unknown, path: string): { text: string; family: IPFamily } {
-  const cidr = typeof value === 'string' && value.includes('/') ? parseCidr(value) : undefined;
+/**
+ * A CIDR "address/prefix" (a bare address is refused: the API wants CIDRs), read as kube-proxy reads it
+ * (ParseCIDRSloppy), canonical text (host bits cleared); a legacy form is noted in `notes`.
+ */
+export function readCidr(value: unknown, path: string, notes?: string[]): { text: string; family: IPFamily } {
+  const cidr = typeof value === 'string' && value.includes('/') ? parseCidrSloppy(value) : undefined;
   if (cidr === undefined) return fail(path, `${show(value)} is not a CIDR`);
+  if (cidr.legacy) notes?.push(`${path} ${show(value)} read as ${cidr.text}`);
   return { text: cidr.text, family: cidr.family };
 }
 

@@ -49,11 +49,11 @@ export interface ParseSliceOptions {
   readonly nodeHints?: boolean;
 }
 
-function readEndpoint(item: unknown, path: string, family: IPFamily, options: ParseSliceOptions): EndpointRecord {
+function readEndpoint(item: unknown, path: string, family: IPFamily, options: ParseSliceOptions, notes: string[]): EndpointRecord {
   const endpoint = requireRecord(item, path);
   const addresses = optionalArray(endpoint, 'addresses', `${path}.addresses`) ?? [];
   if (addresses.length === 0) throw new FieldError(`${path}.addresses: missing`);
-  const address = readIP(addresses[0], `${path}.addresses[0]`);
+  const address = readIP(addresses[0], `${path}.addresses[0]`, notes);
   if (address.family !== family) throw new FieldError(`${path}.addresses[0]: ${show(addresses[0])} is not an ${family} address`);
   const conditions = optionalRecord(endpoint, 'conditions', `${path}.conditions`) ?? {};
   // Unset conditions read as upstream kube-proxy reads them (endpointslicecache): ready and serving mean true,
@@ -92,10 +92,11 @@ export function parseEndpointSlice(raw: unknown, options: ParseSliceOptions = {}
     const ports = readSlicePorts(object);
     const list = optionalArray(object, 'endpoints', 'endpoints') ?? [];
     const endpoints: EndpointRecord[] = [];
+    const notes: string[] = [];
     let firstProblem: string | undefined;
     let dropped = 0;
     list.forEach((item, index) => {
-      const read = catchField(() => readEndpoint(item, `endpoints[${index}]`, addressType, options));
+      const read = catchField(() => readEndpoint(item, `endpoints[${index}]`, addressType, options, notes));
       if (read.ok) endpoints.push(read.value);
       else {
         dropped++;
@@ -103,9 +104,10 @@ export function parseEndpointSlice(raw: unknown, options: ParseSliceOptions = {}
       }
     });
     const value: SliceRecord = { namespace: meta.namespace, name: meta.name, serviceName, family: addressType, ports, endpoints };
-    if (firstProblem === undefined) return { kind: 'ok', value };
+    const noted = notes.length > 0 ? { notes } : {};
+    if (firstProblem === undefined) return { kind: 'ok', value, ...noted };
     const problem = `${firstProblem} (${dropped === 1 ? 'that endpoint is' : `${dropped} endpoints are`} skipped)`;
-    return { kind: 'ok', value, problem };
+    return { kind: 'ok', value, problem, ...noted };
   });
   if (!result.ok) return { kind: 'invalid', invalid: { kind: 'EndpointSlice', ref, reason: result.reason } };
   return result.value;

@@ -12,9 +12,12 @@ export interface Meta {
   readonly deleting: boolean;
 }
 
-/** What parsing one object gave: a value (maybe with parts dropped, see `problem`), "not ours", or invalid. */
+/**
+ * What parsing one object gave: a value (maybe with parts dropped, see `problem`; maybe read from legacy forms,
+ * see `notes`), "not ours", or invalid.
+ */
 export type Parsed<T> =
-  | { readonly kind: 'ok'; readonly value: T; readonly problem?: string }
+  | { readonly kind: 'ok'; readonly value: T; readonly problem?: string; readonly notes?: readonly string[] }
   | { readonly kind: 'skipped'; readonly ref: string; readonly reason: string }
   | { readonly kind: 'invalid'; readonly invalid: InvalidObject };
 

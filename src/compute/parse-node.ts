@@ -9,11 +9,11 @@ export const TAINT_TO_BE_DELETED = 'ToBeDeletedByClusterAutoscaler';
 
 interface Address { readonly type: 'InternalIP' | 'ExternalIP'; readonly ip: string; readonly family: IPFamily }
 
-function readAddress(item: unknown, path: string): Address | undefined {
+function readAddress(item: unknown, path: string, notes: string[]): Address | undefined {
   const entry = requireRecord(item, path);
   const type = optionalString(entry, 'type', `${path}.type`);
   if (type !== 'InternalIP' && type !== 'ExternalIP') return undefined; // Hostname, InternalDNS…: not addresses we use
-  const { ip, family } = readIP(entry.address, `${path}.address`);
+  const { ip, family } = readIP(entry.address, `${path}.address`, notes);
   return { type, ip, family };
 }
 
@@ -33,9 +33,10 @@ export function parseNode(raw: unknown): Parsed<NodeRecord> {
     const status = optionalRecord(object, 'status', 'status');
     const list = status ? optionalArray(status, 'addresses', 'status.addresses') ?? [] : [];
     const addresses: Address[] = [];
+    const notes: string[] = [];
     let problem: string | undefined;
     list.forEach((item, index) => {
-      const read = catchField(() => readAddress(item, `status.addresses[${index}]`));
+      const read = catchField(() => readAddress(item, `status.addresses[${index}]`, notes));
       if (!read.ok) problem ??= `${read.reason} (that address is skipped)`;
       else if (read.value !== undefined) addresses.push(read.value);
     });
@@ -43,7 +44,7 @@ export function parseNode(raw: unknown): Parsed<NodeRecord> {
     const cidrList = spec ? optionalArray(spec, 'podCIDRs', 'spec.podCIDRs') ?? [] : [];
     const single = spec ? optionalString(spec, 'podCIDR', 'spec.podCIDR') : undefined;
     (cidrList.length > 0 ? cidrList : single ? [single] : []).forEach((item, index) => {
-      const read = catchField(() => readCidr(item, `spec.podCIDRs[${index}]`));
+      const read = catchField(() => readCidr(item, `spec.podCIDRs[${index}]`, notes));
       if (!read.ok) problem ??= `${read.reason} (that CIDR is skipped)`;
       else podCIDRs.push(read.value.text);
     });
@@ -59,7 +60,8 @@ export function parseNode(raw: unknown): Parsed<NodeRecord> {
       // ordered puts InternalIPs first, so the first of a family is its primary address.
       primary: { ...(v4[0] !== undefined ? { IPv4: v4[0] } : {}), ...(v6[0] !== undefined ? { IPv6: v6[0] } : {}) },
     };
-    return problem === undefined ? { kind: 'ok', value } : { kind: 'ok', value, problem };
+    const noted = notes.length > 0 ? { notes } : {};
+    return problem === undefined ? { kind: 'ok', value, ...noted } : { kind: 'ok', value, problem, ...noted };
   });
   if (!result.ok) return { kind: 'invalid', invalid: { kind: 'Node', ref: meta.name, reason: result.reason } };
   return result.value;

@@ -33,10 +33,11 @@ function notOursReason(labels: RawRecord, spec: RawRecord, options: ParseService
   return undefined;
 }
 
-function readClusterIPs(spec: RawRecord): ServiceRecord['clusterIPs'] {
+function readClusterIPs(spec: RawRecord, notes: string[]): ServiceRecord['clusterIPs'] {
   const single = spec.clusterIP === undefined || spec.clusterIP === null || spec.clusterIP === ''
-    ? undefined : readIP(spec.clusterIP, 'spec.clusterIP');
-  const list = readList(spec, 'clusterIPs', 'spec.clusterIPs', readIP);
+    ? undefined : readIP(spec.clusterIP, 'spec.clusterIP', notes);
+  // clusterIPs[0] repeats clusterIP: note a legacy form once.
+  const list = readList(spec, 'clusterIPs', 'spec.clusterIPs', (item, path) => readIP(item, path, item === spec.clusterIP ? undefined : notes));
   if (list.length > 2) throw new FieldError(`spec.clusterIPs: ${list.length} addresses, at most one per family (2) allowed`);
   const second = list[1];
   if (second !== undefined && second.family === list[0]?.family) {
@@ -84,7 +85,7 @@ function readPorts(spec: RawRecord, type: ServiceType): ServicePortRecord[] {
   });
 }
 
-function readLoadBalancerIPs(raw: RawRecord): string[] {
+function readLoadBalancerIPs(raw: RawRecord, notes: string[]): string[] {
   const status = optionalRecord(raw, 'status', 'status');
   const loadBalancer = status && optionalRecord(status, 'loadBalancer', 'status.loadBalancer');
   const ingress = loadBalancer ? optionalArray(loadBalancer, 'ingress', 'status.loadBalancer.ingress') ?? [] : [];
@@ -93,18 +94,18 @@ function readLoadBalancerIPs(raw: RawRecord): string[] {
     const path = `status.loadBalancer.ingress[${index}]`;
     const entry = requireRecord(item, path);
     const ipMode = optionalEnum(entry, 'ipMode', `${path}.ipMode`, ['VIP', 'Proxy'], 'VIP or Proxy');
-    const ip = entry.ip === undefined || entry.ip === null || entry.ip === '' ? undefined : readIP(entry.ip, `${path}.ip`).ip;
+    const ip = entry.ip === undefined || entry.ip === null || entry.ip === '' ? undefined : readIP(entry.ip, `${path}.ip`, notes).ip;
     // Hostname-only entries have nothing to program; ipMode Proxy means the load balancer delivers to the node.
     if (ip !== undefined && ipMode !== 'Proxy' && !ips.includes(ip)) ips.push(ip);
   });
   return ips;
 }
 
-function readSourceRanges(spec: RawRecord): string[] {
+function readSourceRanges(spec: RawRecord, notes: string[]): string[] {
   // Only the field counts: kube-proxy ignores the older load-balancer-source-ranges annotation (cloud providers read
   // it). API validation lets whitespace padding through, and upstream trims it, so a padded range is not an error.
   const ranges = readList(spec, 'loadBalancerSourceRanges', 'spec.loadBalancerSourceRanges',
-    (item, path) => readCidr(typeof item === 'string' ? item.trim() : item, path));
+    (item, path) => readCidr(typeof item === 'string' ? item.trim() : item, path, notes));
   return [...new Set(ranges.map((range) => range.text))];
 }
 
@@ -132,11 +133,12 @@ export function parseService(raw: unknown, options: ParseServiceOptions = {}): P
     const skip = notOursReason(meta.labels, spec, options);
     if (skip !== undefined) return { kind: 'skipped', ref, reason: skip };
     const type = (optionalString(spec, 'type', 'spec.type') ?? 'ClusterIP') as ServiceType;
-    const clusterIPs = readClusterIPs(spec);
+    const notes: string[] = [];
+    const clusterIPs = readClusterIPs(spec, notes);
     const ports = readPorts(spec, type);
-    const externalIPs = [...new Set(readList(spec, 'externalIPs', 'spec.externalIPs', readIP).map((entry) => entry.ip))];
-    const loadBalancerIPs = type === 'LoadBalancer' ? readLoadBalancerIPs(object) : [];
-    const sourceRanges = readSourceRanges(spec);
+    const externalIPs = [...new Set(readList(spec, 'externalIPs', 'spec.externalIPs', (item, path) => readIP(item, path, notes)).map((entry) => entry.ip))];
+    const loadBalancerIPs = type === 'LoadBalancer' ? readLoadBalancerIPs(object, notes) : [];
+    const sourceRanges = readSourceRanges(spec, notes);
     const affinityTimeoutSeconds = readAffinityTimeout(spec);
     const etp = optionalEnum(spec, 'externalTrafficPolicy', 'spec.externalTrafficPolicy', POLICIES, 'Cluster or Local');
     const itp = optionalEnum(spec, 'internalTrafficPolicy', 'spec.internalTrafficPolicy', POLICIES, 'Cluster or Local');
@@ -147,7 +149,7 @@ export function parseService(raw: unknown, options: ParseServiceOptions = {}): P
       ...(affinityTimeoutSeconds !== undefined ? { affinityTimeoutSeconds } : {}),
       ...(healthCheckNodePort !== undefined ? { healthCheckNodePort } : {}),
     };
-    return { kind: 'ok', value: record };
+    return notes.length > 0 ? { kind: 'ok', value: record, notes } : { kind: 'ok', value: record };
   });
   if (!result.ok) return { kind: 'invalid', invalid: { kind: 'Service', ref, reason: result.reason } };
   return result.value;

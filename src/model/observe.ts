@@ -39,3 +39,11 @@ export interface InvalidObject {
   readonly ref: string;
   readonly reason: string;
 }
+
+/** An object that is used as it is, but read from a legacy form (e.g. an address with leading zeros). */
+export interface ObjectNotice {
+  readonly kind: ObjectKind;
+  readonly ref: string;
+  /** One line each: the field, what it says and how it is read. */
+  readonly notes: readonly string[];
+}

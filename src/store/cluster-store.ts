@@ -4,7 +4,7 @@
 //
 // Bad input never removes working rules: an invalid UPDATE of an object keeps its last good version, and
 // each bad version is reported once through onInvalid.
-import type { InvalidObject } from '../model/observe.ts';
+import type { InvalidObject, ObjectNotice } from '../model/observe.ts';
 import type { ClusterEvents, ObjectKind } from '../model/source.ts';
 import type { DesiredState } from '../model/types.ts';
 import { assembleDesiredState, compareStrings, serviceSortKey } from '../compute/desired-state.ts';
@@ -21,6 +21,8 @@ export interface ClusterStoreOptions {
   readonly compute: ComputeOptions;
   /** Called once per bad version of an object (also for slices/nodes of which only parts were dropped). */
   readonly onInvalid?: (invalid: InvalidObject) => void;
+  /** Called once per version of an object read from legacy forms (used as kube-proxy reads it). */
+  readonly onNotice?: (notice: ObjectNotice) => void;
 }
 
 export interface StoreCounts {
@@ -58,6 +60,8 @@ export class ClusterStore implements ClusterEvents {
   /** `${kind} ${ref}` → signature of the bad version already reported. */
   readonly #reported = new Map<string, string>();
   readonly #reportedUnnamed = new Set<string>();
+  /** `${kind} ${ref}` → the notes of the version already reported. */
+  readonly #noticed = new Map<string, string>();
 
   readonly #plans = new Map<string, ServicePlans>();
   readonly #dirty = new Set<string>();
@@ -116,6 +120,7 @@ export class ClusterStore implements ClusterEvents {
   remove(kind: ObjectKind, namespace: string | undefined, name: string): void {
     const key = kind === 'Node' ? name : `${namespace === undefined || namespace === '' ? 'default' : namespace}/${name}`;
     this.#reported.delete(`${kind} ${key}`);
+    this.#noticed.delete(`${kind} ${key}`);
     if (this.#removeKey(kind, key)) this.#notify();
   }
 
@@ -127,6 +132,7 @@ export class ClusterStore implements ClusterEvents {
     for (const key of known) {
       if (!present.has(key)) {
         this.#reported.delete(`${kind} ${key}`);
+        this.#noticed.delete(`${kind} ${key}`);
         if (this.#removeKey(kind, key)) changed = true;
       }
     }
@@ -228,6 +234,19 @@ export class ClusterStore implements ClusterEvents {
     this.#options.onInvalid?.(invalid);
   }
 
+  /** Tell about legacy forms once per distinct set of notes of an object. */
+  #notice(kind: ObjectKind, ref: string, notes: readonly string[] | undefined): void {
+    const id = `${kind} ${ref}`;
+    if (notes === undefined || notes.length === 0) {
+      this.#noticed.delete(id);
+      return;
+    }
+    const signature = notes.join('\n');
+    if (this.#noticed.get(id) === signature) return;
+    this.#noticed.set(id, signature);
+    this.#options.onNotice?.({ kind, ref, notes });
+  }
+
   /** Returns whether anything the desired state depends on changed. */
   #apply(kind: ObjectKind, object: unknown): boolean {
     if (kind === 'Service') return this.#applyService(object);
@@ -245,6 +264,7 @@ export class ClusterStore implements ClusterEvents {
     const key = parsed.kind === 'skipped' ? parsed.ref : this.#keyOf(kind, parsed.value);
     if (parsed.kind === 'ok' && parsed.problem !== undefined) this.#report({ kind, ref: key, reason: parsed.problem }, version);
     else this.#reported.delete(`${kind} ${key}`);
+    this.#notice(kind, key, parsed.kind === 'ok' ? parsed.notes : undefined);
     return { keep: parsed.kind === 'ok' ? parsed.value : undefined, key };
   }
 

@@ -22,7 +22,7 @@ describe('kube source against a real kube-apiserver', { skip }, () => {
 
   before(async () => {
     plane = await ControlPlane.start();
-    for (const ns of ['crud', 'labels', 'hc']) await plane.request('POST', '/api/v1/namespaces', { metadata: { name: ns } });
+    for (const ns of ['crud', 'labels', 'hc', 'legacy']) await plane.request('POST', '/api/v1/namespaces', { metadata: { name: ns } });
     await plane.request('POST', '/api/v1/nodes', { metadata: { name: NODE } });
     proxy = await startPipeline({ kubeconfig: plane.proxyKubeconfig, nodeName: NODE });
     healthServer = await startHealthServer({ bindAddress: '127.0.0.1:0', health: proxy.health, onAnswer: (path, code) => proxy.metrics.healthAnswered(path, code) });
@@ -46,6 +46,19 @@ describe('kube source against a real kube-apiserver', { skip }, () => {
     });
     assert.equal((allowed.status as { allowed: boolean }).allowed, true);
     assert.equal(proxy.store.hasSynced, true);
+  });
+
+  test('addresses in the legacy forms this apiserver still accepts are served normalised, as kube-proxy reads them', async () => {
+    // The apiserver keeps what was written (here, leading zeros); kube-proxy parses it with ParseIPSloppy.
+    const service = await plane.request('POST', '/api/v1/namespaces/legacy/services', serviceBody('old', {
+      type: 'LoadBalancer', clusterIP: '10.096.000.012', loadBalancerSourceRanges: ['192.168.000.000/016'],
+    }));
+    assert.equal((service.spec as { clusterIP: string }).clusterIP, '10.096.000.012', 'stored as written');
+    await plane.request('POST', '/apis/discovery.k8s.io/v1/namespaces/legacy/endpointslices', sliceBody('old-1', 'old', [{ ip: '10.244.001.002', node: 'node-b' }]));
+    const plan = await eventually('old served', () => servicePlans(proxy.applied(), 'legacy').find((p) => p.clusterEndpoints.length === 1));
+    assert.deepEqual(plan.frontends.filter((f) => f.kind === 'ClusterIP').map((f) => ('ip' in f ? f.ip : '')), ['10.96.0.12']);
+    assert.equal(plan.clusterEndpoints[0]?.ip, '10.244.1.2');
+    assert.deepEqual(plan.sourceRanges, ['192.168.0.0/16']);
   });
 
   test('Services and EndpointSlices created, updated and deleted reach the applied state', async () => {

@@ -249,3 +249,55 @@ describe('parseNode', () => {
     assert.equal(reasonOf(parseNode({ metadata: { name: 'node-a' }, status: { addresses: {} } })), 'status.addresses: an object is not a list');
   });
 });
+
+describe('legacy address forms (leading zeros), read as kube-proxy reads them (ParseIPSloppy), with notes', () => {
+  test('a Service: cluster IP, external IP, load-balancer IP and source range normalised; each field noted once', () => {
+    const parsed = parseService(service({
+      spec: {
+        type: 'LoadBalancer', clusterIP: '10.096.000.012', clusterIPs: ['10.096.000.012'], externalIPs: ['010.1.2.3', '10.1.2.4'],
+        loadBalancerSourceRanges: ['192.168.000.000/016', '10.0.0.0/8'], ports: [{ port: 80, nodePort: 30080 }],
+      },
+      status: { loadBalancer: { ingress: [{ ip: '192.168.001.001' }] } },
+    }));
+    assert.ok(parsed.kind === 'ok');
+    assert.deepEqual(parsed.value.clusterIPs, [{ ip: '10.96.0.12', family: 'IPv4' }]);
+    assert.deepEqual(parsed.value.externalIPs, ['10.1.2.3', '10.1.2.4']);
+    assert.deepEqual(parsed.value.loadBalancerIPs, ['192.168.1.1']);
+    assert.deepEqual(parsed.value.sourceRanges, ['192.168.0.0/16', '10.0.0.0/8']);
+    assert.deepEqual(parsed.notes, [
+      'spec.clusterIP "10.096.000.012" read as 10.96.0.12',
+      'spec.externalIPs[0] "010.1.2.3" read as 10.1.2.3',
+      'status.loadBalancer.ingress[0].ip "192.168.001.001" read as 192.168.1.1',
+      'spec.loadBalancerSourceRanges[0] "192.168.000.000/016" read as 192.168.0.0/16',
+    ]);
+  });
+
+  test('octets with leading zeros are decimal, not octal (010 is 10)', () => {
+    const parsed = parseService(service({ spec: { clusterIP: '010.010.010.010' } }));
+    assert.ok(parsed.kind === 'ok');
+    assert.equal(parsed.value.clusterIPs[0]?.ip, '10.10.10.10');
+  });
+
+  test('canonical addresses carry no note', () => {
+    const parsed = parseService(service({ spec: { clusterIP: '10.96.0.12', loadBalancerSourceRanges: ['10.0.0.1/8'] } }));
+    assert.ok(parsed.kind === 'ok');
+    assert.equal(parsed.notes, undefined);
+  });
+
+  test('an EndpointSlice: endpoint addresses normalised and noted', () => {
+    const parsed = parseEndpointSlice(slice({ endpoints: [endpoint({ ip: '10.244.001.002' }), endpoint({ ip: '10.244.1.3' })] }));
+    assert.ok(parsed.kind === 'ok');
+    assert.deepEqual(parsed.value.endpoints.map((e) => e.ip), ['10.244.1.2', '10.244.1.3']);
+    assert.deepEqual(parsed.notes, ['endpoints[0].addresses[0] "10.244.001.002" read as 10.244.1.2']);
+    assert.equal(parsed.problem, undefined);
+  });
+
+  test('a Node: addresses and pod CIDRs', () => {
+    const raw = { ...node({ addresses: [['InternalIP', '192.168.000.010']] }), spec: { podCIDRs: ['10.244.007.000/024'] } };
+    const parsed = parseNode(raw);
+    assert.ok(parsed.kind === 'ok');
+    assert.deepEqual(parsed.value.addresses.IPv4, ['192.168.0.10']);
+    assert.deepEqual(parsed.value.podCIDRs, ['10.244.7.0/24']);
+    assert.equal(parsed.notes?.length, 2);
+  });
+});

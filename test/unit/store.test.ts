@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { InvalidObject } from '../../src/model/observe.ts';
+import type { InvalidObject, ObjectNotice } from '../../src/model/observe.ts';
 import { ClusterStore } from '../../src/store/cluster-store.ts';
 import { testOptions, stateOf } from '../fixtures/compute-helpers.ts';
 import { endpoint, node, service, slice } from '../fixtures/objects.ts';
@@ -184,5 +184,29 @@ describe('ClusterStore', () => {
     scratch.upsert('Node', cluster.node);
     assert.deepEqual(store.snapshot(), scratch.snapshot());
     assert.ok(store.snapshot().families.IPv6.services.length > 0);
+  });
+});
+
+describe('ClusterStore: objects in legacy address forms', () => {
+  test('are served on the normalised addresses, reported once per version, not counted as invalid', () => {
+    const notices: ObjectNotice[] = [];
+    const invalid: InvalidObject[] = [];
+    const store = new ClusterStore({ compute: testOptions(), onInvalid: (i) => invalid.push(i), onNotice: (n) => notices.push(n) });
+    const legacy = v(service({ spec: { clusterIP: '10.096.000.012' } }), '1');
+    store.upsert('Service', legacy);
+    store.upsert('EndpointSlice', slice({ endpoints: [endpoint({ ip: '10.244.001.002' })] }));
+    store.upsert('Service', legacy);
+    store.upsert('Service', v(service({ spec: { clusterIP: '10.096.000.012' } }), '2'));
+    const plan = store.snapshot().families.IPv4.services[0];
+    assert.deepEqual(plan?.frontends.map((f) => ('ip' in f ? f.ip : f.kind)), ['10.96.0.12']);
+    assert.deepEqual(plan?.allEndpoints.map((e) => e.ip), ['10.244.1.2']);
+    assert.deepEqual(notices.map((n) => `${n.kind} ${n.ref}: ${n.notes.join('; ')}`), [
+      'Service default/web: spec.clusterIP "10.096.000.012" read as 10.96.0.12',
+      'EndpointSlice default/web-abc: endpoints[0].addresses[0] "10.244.001.002" read as 10.244.1.2',
+    ], 'a new version with the same notes is not reported again');
+    assert.deepEqual(invalid, []);
+    store.upsert('Service', v(service({ spec: { clusterIP: '10.96.0.12' } }), '3'));
+    store.upsert('Service', v(service({ spec: { clusterIP: '10.096.000.012' } }), '4'));
+    assert.equal(notices.length, 3, 'fixed, then legacy again: reported again');
   });
 });
