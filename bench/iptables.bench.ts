@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KPROXY_NODE_ENV, KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
+import type { CommandInput } from '../kit/exec.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 /**
@@ -71,7 +72,7 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   const { silentLogger } = await import('../src/log.ts');
   const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
-  const { runCommand } = await import('../modes/iptables/exec.ts');
+  const { runCommand } = await import('../kit/exec.ts');
   const { mutateOneEndpoint, syntheticCluster } = await import('../test/fixtures/synthetic.ts');
 
   const nodeName = 'node-0';
@@ -83,13 +84,14 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   let toolsMs = 0;
   const verbose = process.env.KPROXY_BENCH_VERBOSE === '1';
   // A streamed input is copied to the file piece by piece as the tool pulls it (never held whole).
-  const recorded = (input: string | Iterable<string>): string | Iterable<string> => {
+  const recorded = (input: CommandInput): CommandInput => {
     const fd = openSync(restoreFile, 'a');
     if (typeof input === 'string') {
       writeSync(fd, input);
       closeSync(fd);
       return input;
     }
+    if (!(Symbol.iterator in input)) throw new Error('the benchmark records synchronous restore input only');
     return (function* () {
       try {
         for (const piece of input) {
@@ -158,7 +160,7 @@ async function restart(services: number, variant: 'legacy' | 'nft'): Promise<voi
   const { silentLogger } = await import('../src/log.ts');
   const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
-  const { runCommand } = await import('../modes/iptables/exec.ts');
+  const { runCommand } = await import('../kit/exec.ts');
   const { syntheticCluster } = await import('../test/fixtures/synthetic.ts');
   const nodeName = 'node-0';
   const cluster = syntheticCluster({ services, endpointsPerService: ENDPOINTS, nodeName, seed: 42 });

@@ -30,8 +30,9 @@ import type { DesiredState, Endpoint, ExternalRoutes, FamilyPlan, Frontend, IPFa
 import { isIPv4, isIPv6 } from 'node:net';
 import { cidrContains, parseCidr } from '../../src/util/ip.ts';
 import { endpointChainName, serviceChainNames, TOP_CHAINS, type ServiceChainNames } from './names.ts';
-import type { Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, Target } from './ruleset.ts';
-import { DISPATCH_SLOTS } from './ruleset.ts';
+import type { Chain, DispatchChain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Target } from '../../kit/iptables/ruleset.ts';
+import { materialize } from '../../kit/iptables/ruleset.ts';
+import type { CompiledFamilies } from '../../kit/family-sync.ts';
 
 const NEW_CONN: Match = { kind: 'conntrack', states: ['NEW'] };
 const jump = (chain: string): Target => ({ kind: 'jump', chain });
@@ -60,8 +61,23 @@ interface FamilyContext {
   readonly key: string;
 }
 
-/** Rules of a service (or of every service), gathered by the chain they go to. */
-type Collector = { -readonly [K in keyof ServiceRules]: Rule[] } & { readonly chains: Chain[] };
+/** The dispatch chains a service adds rules to. */
+const DISPATCH = {
+  natServices: { table: 'nat', chain: TOP_CHAINS.services },
+  natNodePorts: { table: 'nat', chain: TOP_CHAINS.nodePorts },
+  filterServices: { table: 'filter', chain: TOP_CHAINS.services },
+  filterExternal: { table: 'filter', chain: TOP_CHAINS.externalServices },
+  filterFirewall: { table: 'filter', chain: TOP_CHAINS.firewall },
+  filterNodePorts: { table: 'filter', chain: TOP_CHAINS.nodePorts },
+} as const satisfies Record<string, DispatchChain>;
+type DispatchSlot = keyof typeof DISPATCH;
+const SLOTS = Object.keys(DISPATCH) as DispatchSlot[];
+const DISPATCH_CHAINS: readonly DispatchChain[] = SLOTS.map((slot) => DISPATCH[slot]);
+
+/** Rules of a service, gathered by the chain they go to. */
+type Collector = { readonly [K in DispatchSlot]: Rule[] } & { readonly chains: Chain[] };
+
+const collected = (out: Collector): ServiceRules => ({ dispatch: SLOTS.map((slot) => out[slot]), chains: out.chains });
 
 function familyContext(state: DesiredState, family: IPFamily): FamilyContext {
   const plan = state.families[family];
@@ -79,37 +95,23 @@ export function compileSource(state: DesiredState, family: IPFamily): RulesetSou
   const plan = state.families[family];
   const services = plan.services.filter((service) => service.family === family);
   return {
-    family, contextKey: ctx.key, base: baseRuleset(ctx, plan), services,
+    family, contextKey: ctx.key, base: baseRuleset(ctx, plan), dispatch: DISPATCH_CHAINS, services,
     compileService: (service) => {
       const out = emptyCollector();
       compileService(service, ctx, out);
-      return out;
+      return collected(out);
     },
   };
+}
+
+/** Both families' sources, with the state they came from (what a sync applies). */
+export function compileFamilies(state: DesiredState): CompiledFamilies<RulesetSource> {
+  return { state, families: { IPv4: compileSource(state, 'IPv4'), IPv6: compileSource(state, 'IPv6') } };
 }
 
 /** The whole ruleset of one family, every rule materialised (for `kproxy plan`, the tracer and tests). */
 export function compile(state: DesiredState, family: IPFamily): Ruleset {
   return materialize(compileSource(state, family));
-}
-
-export function materialize(source: RulesetSource): Ruleset {
-  const all = emptyCollector();
-  for (const service of source.services) {
-    const rules = source.compileService(service);
-    for (const { slot } of DISPATCH_SLOTS) for (const rule of rules[slot]) all[slot].push(rule); // loops: no spread of 100k+ items
-    for (const chain of rules.chains) all.chains.push(chain);
-  }
-  const filled = (table: Table): Table => {
-    const chains: Chain[] = table.chains.map((chain) => {
-      const slot = DISPATCH_SLOTS.find((d) => d.table === table.name && d.chain === chain.name)?.slot;
-      return chain.kind === 'dispatch' && slot ? { ...chain, rules: all[slot] } : chain;
-    });
-    if (table.name === 'nat') for (const chain of all.chains) chains.push(chain);
-    return { ...table, chains };
-  };
-  const { base } = source;
-  return { family: base.family, nat: filled(base.nat), filter: filled(base.filter) };
 }
 
 /** Every chain that is not per-service, with empty dispatch chains (but their tails), and the hooks. */

@@ -2,17 +2,15 @@
 import type { ModeModule } from '../../src/model/mode.ts';
 import type { Packet, Verdict } from '../../src/model/trace.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
-import { ipFamily } from '../../src/util/ip.ts';
+import { IP_FAMILIES, ipFamily } from '../../src/util/ip.ts';
+import { renderFull } from '../../kit/iptables/render.ts';
+import { traceRuleset } from '../../kit/iptables/trace.ts';
 import { compile } from './compile.ts';
-import { renderFull } from './render.ts';
-import { traceRuleset } from './trace.ts';
-
-const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 const RESTORE_TOOL: Readonly<Record<IPFamily, string>> = { IPv4: 'iptables-restore', IPv6: 'ip6tables-restore' };
 
 /** What `kproxy plan --proxy-mode iptables` prints: the full restore input of each family, hooks included. */
 export function renderPlan(state: DesiredState): string {
-  return FAMILIES.map((family) => {
+  return IP_FAMILIES.map((family) => {
     const ruleset = compile(state, family);
     const hooks = [...ruleset.nat.hooks, ...ruleset.filter.hooks];
     return `# ${family}: ${RESTORE_TOOL[family]} --noflush -w\n${renderFull(ruleset, { insertHooks: hooks })}`;

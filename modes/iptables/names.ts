@@ -1,6 +1,6 @@
 // Chain names: a fixed prefix (so kproxy can run beside kube-proxy's KUBE-* chains) and, per service port or
 // endpoint, a hash of its identity, so names are stable across restarts and independent of ordering.
-import { hash } from 'node:crypto';
+import { nameHash } from '../../kit/name-hash.ts';
 import type { Protocol } from '../../src/model/types.ts';
 
 export const CHAIN_PREFIX = 'KPROXY-';
@@ -25,27 +25,6 @@ export function isKproxyChain(name: string): boolean {
   return name.startsWith(CHAIN_PREFIX);
 }
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** RFC 4648 base32 (no padding) of the first bytes of a SHA-256, `length` characters long. */
-function hash32(text: string, length: number): string {
-  const digest = hash('sha256', text, 'buffer');
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of digest) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5 && out.length < length) {
-      out += BASE32[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    buffer &= 0xff;
-    if (out.length >= length) break;
-  }
-  return out;
-}
-
 const HASH_LENGTH = 16;
 
 export interface ServiceChainNames {
@@ -62,7 +41,7 @@ export interface ServiceChainNames {
 }
 
 export function serviceChainNames(serviceKey: string, protocol: Protocol): ServiceChainNames {
-  const hash = hash32(`${serviceKey}/${protocol.toLowerCase()}`, HASH_LENGTH);
+  const hash = nameHash(`${serviceKey}/${protocol.toLowerCase()}`, HASH_LENGTH);
   return {
     svc: `${CHAIN_PREFIX}SVC-${hash}`,
     svl: `${CHAIN_PREFIX}SVL-${hash}`,
@@ -74,5 +53,5 @@ export function serviceChainNames(serviceKey: string, protocol: Protocol): Servi
 
 /** One chain per endpoint of a service port; also the name of its session-affinity `recent` list. */
 export function endpointChainName(serviceKey: string, protocol: Protocol, endpoint: string): string {
-  return `${CHAIN_PREFIX}SEP-${hash32(`${serviceKey}/${protocol.toLowerCase()}/${endpoint}`, HASH_LENGTH)}`;
+  return `${CHAIN_PREFIX}SEP-${nameHash(`${serviceKey}/${protocol.toLowerCase()}/${endpoint}`, HASH_LENGTH)}`;
 }

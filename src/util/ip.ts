@@ -238,3 +238,11 @@ export function parseCidrSloppy(text: string): SloppyCidr | undefined {
   const legacy = !strictAddress || !/^(0|[1-9]\d*)$/.test(prefixText);
   return { family, network, prefix, text: `${network}/${prefix}`, legacy };
 }
+
+/** 127.0.0.0/8 or ::1 (addresses in canonical form). */
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
+}
+
+/** Both IP families, in the order kproxy handles them. */
+export const IP_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];

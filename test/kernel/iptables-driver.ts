@@ -7,8 +7,8 @@ import { desiredStateFromManifests } from '../../src/cli/wiring.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { ProxyMode } from '../../src/model/mode.ts';
 import { cleanupIptables, createIptablesProxy } from '../../modes/iptables/apply.ts';
-import { runCommand, type CommandRunner } from '../../modes/iptables/exec.ts';
-import type { IptablesVariant } from '../../modes/iptables/variant.ts';
+import { runCommand, type CommandRunner } from '../../kit/exec.ts';
+import type { IptablesVariant } from '../../kit/iptables/variant.ts';
 import { CLUSTER_CIDR, CLUSTER_CIDR6, runKproxyCleanup, startKproxy, type Cluster, type KproxyProcess } from '../harness/index.ts';
 
 export interface ProxyDriver {

@@ -9,7 +9,7 @@ import type { DesiredState } from '../../src/model/types.ts';
 import { ipFamily } from '../../src/util/ip.ts';
 import { FLOW_CASES, FLOW_MANIFEST_PATH, flowClusterState } from '../flows/table.ts';
 import { createCluster, observable, observeFlow, type Cluster } from '../harness/index.ts';
-import { VARIANTS } from '../../modes/iptables/variant.ts';
+import { VARIANTS } from '../../kit/iptables/variant.ts';
 import { createDriver } from './iptables-driver.ts';
 import { kernelSuite, requireKernelTools } from './preflight.ts';
 

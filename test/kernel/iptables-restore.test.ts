@@ -4,13 +4,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { compileSource, materialize } from '../../modes/iptables/compile.ts';
-import { missingHooks, parseSave, renderCleanup, renderDiff, renderFull, renderFullStream, staleChains } from '../../modes/iptables/render.ts';
-import type { Ruleset } from '../../modes/iptables/ruleset.ts';
+import { compileSource } from '../../modes/iptables/compile.ts';
+import { materialize } from '../../kit/iptables/ruleset.ts';
+import { missingHooks, renderCleanup, renderDiff, renderFull, renderFullStream, staleChains } from '../../kit/iptables/render.ts';
+import { parseSave as parseListing } from '../../kit/iptables/save.ts';
+import { RESTORE_ARGS } from '../../kit/iptables/tools.ts';
+import { runCommand } from '../../kit/exec.ts';
+import { CHAIN_PREFIX } from '../../modes/iptables/names.ts';
+import type { Ruleset } from '../../kit/iptables/ruleset.ts';
 import type { DesiredState, IPFamily, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
 import { replan } from '../harness/state.ts';
 import '../harness/xtables-lock.ts';
+
+/** The listing's kproxy chains and hooks. */
+const parseSave = (text: string) => parseListing(text, CHAIN_PREFIX);
 
 type Variant = 'legacy' | 'nft';
 const tool = (variant: Variant, family: IPFamily, what: 'restore' | 'save'): string =>
@@ -87,6 +95,21 @@ for (const variant of ['legacy', 'nft'] as const) {
       for (const ns of [nsA, nsB]) {
         try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* already gone */ }
       }
+    });
+
+    test('a restore whose input keeps streaming for more than 5 s is not cut short', async () => {
+      // A full sync renders while the tool reads (~30 s at 10k services); with `-w 5` iptables-legacy-restore's
+      // lock alarm interrupted its read after 5 s ("COMMIT expected"). The kit's restore arguments must not.
+      async function* slowly(): AsyncGenerator<string> {
+        // More than the runner gathers before writing (64 KiB), so the tool has read it and waits for the rest.
+        yield `*filter\n:KPROXY-SLOW - [0:0]\n${'# padding\n'.repeat(8000)}`;
+        await new Promise((resolve) => setTimeout(resolve, 6000));
+        yield '-A KPROXY-SLOW -j ACCEPT\nCOMMIT\n';
+      }
+      const result = await runCommand('ip', ['netns', 'exec', nsA, tool(variant, 'IPv4', 'restore'), ...RESTORE_ARGS], slowly());
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(save(nsA, variant, 'IPv4'), /-A KPROXY-SLOW -j ACCEPT/);
+      restore(nsA, variant, 'IPv4', '*filter\n:KPROXY-SLOW - [0:0]\n-X KPROXY-SLOW\nCOMMIT\n');
     });
 
     for (const family of ['IPv4', 'IPv6'] as const) {

@@ -1,8 +1,8 @@
 // Variant detection on a real kernel: the variant that already holds rules wins, nft on a tie.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCommand, type CommandRunner } from '../../modes/iptables/exec.ts';
-import { detectVariant } from '../../modes/iptables/variant.ts';
+import { runCommand, type CommandRunner } from '../../kit/exec.ts';
+import { detectVariant } from '../../kit/iptables/variant.ts';
 import { addNamespace, deleteNamespace, nsRun, sweepStaleNamespaces, uniquePrefix } from '../harness/index.ts';
 import { kernelSuite, requireKernelTools } from './preflight.ts';
 

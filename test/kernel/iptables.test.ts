@@ -9,7 +9,7 @@ import {
   createCluster, EXT_IP, NODE_IP, POD_GATEWAY, writeManifests,
   type Cluster, type ProbeSummary, type ServiceSpec,
 } from '../harness/index.ts';
-import { VARIANTS, type IptablesVariant } from '../../modes/iptables/variant.ts';
+import { VARIANTS, type IptablesVariant } from '../../kit/iptables/variant.ts';
 import { createDriver, type ProxyDriver } from './iptables-driver.ts';
 import { eventually, kernelSuite, requireKernelTools } from './preflight.ts';
 

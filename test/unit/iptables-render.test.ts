@@ -1,11 +1,17 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compile, compileSource, materialize } from '../../modes/iptables/compile.ts';
+import { compile, compileSource } from '../../modes/iptables/compile.ts';
+import { materialize } from '../../kit/iptables/ruleset.ts';
 import { serviceChainNames } from '../../modes/iptables/names.ts';
-import { missingHooks, parseSave, renderCleanup, SaveReader, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../modes/iptables/render.ts';
+import { missingHooks, renderCleanup, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../kit/iptables/render.ts';
+import { parseSave as parseListing, SaveReader } from '../../kit/iptables/save.ts';
+import { CHAIN_PREFIX } from '../../modes/iptables/names.ts';
 import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
 import { flowClusterState } from '../flows/cluster.ts';
 import { replan } from '../harness/state.ts';
+
+/** The listing's kproxy chains and hooks. */
+const parseSave = (text: string) => parseListing(text, CHAIN_PREFIX);
 
 /** The flow cluster with `change` applied to its IPv4 services. */
 function withServices(state: DesiredState, change: (services: readonly ServicePortPlan[]) => ServicePortPlan[]): DesiredState {
@@ -211,7 +217,7 @@ describe('reading iptables-save for restarts and --cleanup', () => {
     const whole = parseSave(listing.toString());
     assert.equal(whole.hooks[0]?.spec, 'PREROUTING -m comment --comment "kproxy portals ✓ é" -j KPROXY-SERVICES');
     for (const size of [1, 2, 3, 7, 64, listing.length]) {
-      const reader = new SaveReader();
+      const reader = new SaveReader(CHAIN_PREFIX);
       for (let offset = 0; offset < listing.length; offset += size) reader.push(listing.subarray(offset, offset + size));
       assert.deepEqual(reader.end(), whole, `chunks of ${size} bytes`);
     }

@@ -2,7 +2,7 @@
 // Both can be installed; rules written through one are invisible to the other, so kproxy must use the one the
 // host already uses. Like kube-proxy images' iptables-wrapper, "already uses" means "holds more rules".
 import type { IPFamily } from '../../src/model/types.ts';
-import type { CommandRunner } from './exec.ts';
+import type { CommandRunner } from '../exec.ts';
 
 export type IptablesVariant = 'legacy' | 'nft';
 export const VARIANTS: readonly IptablesVariant[] = ['legacy', 'nft'];

@@ -1,7 +1,7 @@
-// The iptables ruleset as data: tables → chains → rules, one ruleset per IP family.
-// compile.ts builds it, render.ts turns it into iptables-restore text, trace.ts interprets it.
-import type { IPFamily, Protocol, ServicePortPlan } from '../../src/model/types.ts';
-import { TOP_CHAINS } from './names.ts';
+// An iptables ruleset as data: tables → chains → rules, one ruleset per IP family. A mode's compile builds it (the
+// chain layout is the mode's), render.ts turns it into iptables-restore text, trace.ts interprets it.
+import type { IPFamily, Protocol } from '../../src/model/types.ts';
+import type { FamilySource } from '../plan-diff.ts';
 
 export type TableName = 'nat' | 'filter';
 export type BuiltinChain = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
@@ -76,39 +76,29 @@ export interface Ruleset {
   readonly filter: Table;
 }
 
-/** The dispatch chains a service adds rules to, and where each lives. */
-export const DISPATCH_SLOTS = [
-  { slot: 'natServices', table: 'nat', chain: TOP_CHAINS.services },
-  { slot: 'natNodePorts', table: 'nat', chain: TOP_CHAINS.nodePorts },
-  { slot: 'filterServices', table: 'filter', chain: TOP_CHAINS.services },
-  { slot: 'filterExternal', table: 'filter', chain: TOP_CHAINS.externalServices },
-  { slot: 'filterFirewall', table: 'filter', chain: TOP_CHAINS.firewall },
-  { slot: 'filterNodePorts', table: 'filter', chain: TOP_CHAINS.nodePorts },
-] as const;
-export type DispatchSlot = (typeof DISPATCH_SLOTS)[number]['slot'];
+/** A dispatch chain services add rules to: where it lives. */
+export interface DispatchChain {
+  readonly table: TableName;
+  readonly chain: string;
+}
 
 /** Everything one service port contributes: its rules in the dispatch chains and its own (nat) chains. */
-export type ServiceRules = { readonly [slot in DispatchSlot]: readonly Rule[] } & {
-  /** SVC/SVX/SVL/EXT/FW and SEP chains, all in the nat table. */
+export interface ServiceRules {
+  /** Rules for each of the source's `dispatch` chains, in the same order. */
+  readonly dispatch: readonly (readonly Rule[])[];
+  /** The service's own chains (load balancing, endpoints…), all in the nat table. */
   readonly chains: readonly Chain[];
-};
+}
 
 /**
  * A family's ruleset before its service rules are compiled: cheap to keep between syncs (it holds the plans, not
- * the rules), and enough to stream a full restore or to diff two snapshots by plan identity. The store keeps an
- * unchanged ServicePortPlan the same object between snapshots, so compiling only the plans that are not shared
- * covers every change.
+ * the rules), and enough to stream a full restore or to diff two snapshots by plan identity (see FamilySource).
  */
-export interface RulesetSource {
-  readonly family: IPFamily;
-  /** The family-wide inputs of service compilation (mark, cluster CIDRs, node IPs…) as one string. */
-  readonly contextKey: string;
+export interface RulesetSource extends FamilySource<ServiceRules> {
   /** Every chain that is not per-service (dispatch chains hold only their tails) and the hook rules. */
   readonly base: Ruleset;
-  /** This family's service ports, in order. */
-  readonly services: readonly ServicePortPlan[];
-  /** Compiles one of `services` (pure: the same plan object always gives the same rules). */
-  readonly compileService: (plan: ServicePortPlan) => ServiceRules;
+  /** The dispatch chains of `base` that services add rules to (ServiceRules.dispatch follows this order). */
+  readonly dispatch: readonly DispatchChain[];
 }
 
 export const TABLE_NAMES: readonly TableName[] = ['nat', 'filter'];
@@ -116,4 +106,28 @@ export const TABLE_NAMES: readonly TableName[] = ['nat', 'filter'];
 /** The rules of a chain in evaluation order. */
 export function chainRules(chain: Chain): readonly Rule[] {
   return chain.kind === 'dispatch' ? [...chain.rules, ...chain.tail] : chain.rules;
+}
+
+/** The whole ruleset of a source, every service rule compiled (for `kproxy plan`, the tracer and tests). */
+export function materialize(source: RulesetSource): Ruleset {
+  const dispatched: Rule[][] = source.dispatch.map(() => []);
+  const serviceChains: Chain[] = [];
+  for (const service of source.services) {
+    const rules = source.compileService(service);
+    rules.dispatch.forEach((list, slot) => {
+      const into = dispatched[slot];
+      if (into) for (const rule of list) into.push(rule); // loops: no spread of 100k+ items
+    });
+    for (const chain of rules.chains) serviceChains.push(chain);
+  }
+  const filled = (table: Table): Table => {
+    const chains: Chain[] = table.chains.map((chain) => {
+      const slot = source.dispatch.findIndex((d) => d.table === table.name && d.chain === chain.name);
+      return chain.kind === 'dispatch' && slot >= 0 ? { ...chain, rules: dispatched[slot] ?? [] } : chain;
+    });
+    if (table.name === 'nat') for (const chain of serviceChains) chains.push(chain);
+    return { ...table, chains };
+  };
+  const { base } = source;
+  return { family: base.family, nat: filled(base.nat), filter: filled(base.filter) };
 }

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { conntrackDeleteArgs, reconcileUdpEntries, staleUdpDeletions } from '../../modes/iptables/conntrack.ts';
+import { conntrackDeleteArgs, reconcileUdpEntries, staleUdpDeletions } from '../../kit/conntrack.ts';
 import { desiredState, endpoint, servicePort } from '../harness/state.ts';
 import { stateOf, testOptions } from '../fixtures/compute-helpers.ts';
 import { endpoint as rawEndpoint, node, service, slice } from '../fixtures/objects.ts';
@@ -68,7 +68,7 @@ describe('conntrack listing', () => {
   ].join('\n');
 
   test('parses both directions', async () => {
-    const { parseConntrackList } = await import('../../modes/iptables/conntrack.ts');
+    const { parseConntrackList } = await import('../../kit/conntrack.ts');
     assert.deepEqual(parseConntrackList(listing), [
       { origDst: '10.96.0.20', origDport: 53, replySrc: '10.244.1.2', replySport: 8080 },
       { origDst: '192.168.100.2', origDport: 30053, replySrc: '192.168.100.2', replySport: 30053 },
@@ -76,7 +76,7 @@ describe('conntrack listing', () => {
   });
 
   test('keeps only deletions that match a listed entry', async () => {
-    const { parseConntrackList, deletionsWithEntries } = await import('../../modes/iptables/conntrack.ts');
+    const { parseConntrackList, deletionsWithEntries } = await import('../../kit/conntrack.ts');
     const entries = parseConntrackList(listing);
     const gone = { family: 'IPv4', destination: '10.96.0.20', port: 53, kind: 'endpoint-gone', endpoint: '10.244.1.2' } as const;
     const otherEndpoint = { ...gone, endpoint: '10.244.1.3' } as const;

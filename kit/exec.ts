@@ -1,4 +1,4 @@
-// Running the iptables/conntrack tools: the only place this mode starts processes.
+// Running tools (iptables-restore, nft, conntrack, ipset…): the only place a kernel mode starts processes.
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 
@@ -10,9 +10,9 @@ export interface CommandResult {
 
 /**
  * A tool's stdin: a string, or pieces produced on demand (a full restore is tens of MB: it is rendered while the
- * tool reads it, never held whole).
+ * tool reads it, never held whole), synchronously or not.
  */
-export type CommandInput = string | Iterable<string>;
+export type CommandInput = string | Iterable<string> | AsyncIterable<string>;
 
 export interface CommandOptions {
   /**
@@ -95,15 +95,28 @@ async function feed(stdin: Writable, input: CommandInput): Promise<void> {
   } else {
     let pending: string[] = [];
     let size = 0;
-    for (const piece of input) {
-      if (stdin.destroyed) break; // the tool exited early; its exit code tells why
+    /** Gathers pieces; returns a slice of about CHUNK characters when one is full. */
+    const gather = (piece: string): string | undefined => {
       pending.push(piece);
       size += piece.length;
-      if (size >= CHUNK) {
-        const slice = pending.join('');
-        pending = [];
-        size = 0;
-        await write(slice);
+      if (size < CHUNK) return undefined;
+      const slice = pending.join('');
+      pending = [];
+      size = 0;
+      return slice;
+    };
+    // Synchronous pieces are awaited only when a slice is full (a 10k-service restore is ~100k pieces).
+    if (Symbol.iterator in input) {
+      for (const piece of input) {
+        if (stdin.destroyed) break; // the tool exited early; its exit code tells why
+        const slice = gather(piece);
+        if (slice !== undefined) await write(slice);
+      }
+    } else {
+      for await (const piece of input) {
+        if (stdin.destroyed) break;
+        const slice = gather(piece);
+        if (slice !== undefined) await write(slice);
       }
     }
     if (size > 0 && !stdin.destroyed) await write(pending.join(''));

@@ -1,33 +1,17 @@
-// The packet tracer: an interpreter over the typed ruleset (never over text). Pure.
+// The packet tracer of an iptables ruleset: an interpreter over the typed rules (never over text), run at each
+// netfilter hook by the kit's hook walk. Pure.
 // It follows every branch a packet may take (statistic and recent matches may or may not match), so the
 // verdict lists every endpoint the packet can reach, not one random pick.
-import type { Packet, Reach, Verdict } from '../../src/model/trace.ts';
-import type { IPFamily } from '../../src/model/types.ts';
-import { cidrContains, ipFamily, joinHostPort, parseCidr } from '../../src/util/ip.ts';
+import type { Packet, Verdict } from '../../src/model/trace.ts';
+import { cidrContains, ipFamily, isLoopback, joinHostPort, parseCidr } from '../../src/util/ip.ts';
 import type { Cidr } from '../../src/util/ip.ts';
+import { verdictOf, walkHooks, type PacketState, type Path } from '../netfilter.ts';
 import type { BuiltinChain, Chain, Match, Rule, Ruleset, Table } from './ruleset.ts';
 import { chainRules } from './ruleset.ts';
 
 export interface TraceOptions {
   /** The node's own addresses (FamilyPlan.nodeIPs); loopback is always local. */
   readonly nodeIPs: readonly string[];
-}
-
-interface PacketState {
-  readonly src: string;
-  readonly dst: string;
-  readonly port: number;
-  readonly mark: number;
-  /** Set once DNAT rewrote the destination. */
-  readonly dnat?: string;
-  readonly masquerade: boolean;
-}
-
-type Ending = 'CONTINUE' | 'ACCEPT' | 'DROP' | 'REJECT';
-
-interface Path {
-  readonly state: PacketState;
-  readonly ending: Ending;
 }
 
 /** true / false, or 'maybe' for matches that depend on chance or history. */
@@ -128,53 +112,16 @@ class Interpreter {
   }
 }
 
-function loopback(ip: string, family: IPFamily): boolean {
-  if (family === 'IPv6') return ip === '::1';
-  return ip.startsWith('127.');
-}
-
 /** What `ruleset` does with `packet` (its family must be the ruleset's). */
 export function traceRuleset(ruleset: Ruleset, packet: Packet, options: TraceOptions): Verdict {
   const family = ruleset.family;
   if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return { kind: 'untouched' };
-  const isLocal = (ip: string): boolean => loopback(ip, family) || options.nodeIPs.includes(ip);
+  const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
   const nat = new Interpreter(ruleset.nat, packet, isLocal);
   const filter = new Interpreter(ruleset.filter, packet, isLocal);
-  const initial: PacketState = { src: packet.src, dst: packet.dst, port: packet.port, mark: 0, masquerade: false };
-  const fromNode = packet.from === 'node';
-
-  const outcomes: Path[] = [];
-  for (const natPath of nat.runBuiltin(fromNode ? 'OUTPUT' : 'PREROUTING', initial)) {
-    if (natPath.ending === 'DROP' || natPath.ending === 'REJECT') { outcomes.push(natPath); continue; }
-    // Routing decision after DNAT: a local destination is delivered (INPUT), anything else leaves (FORWARD or,
-    // from the node itself, OUTPUT then POSTROUTING).
-    const local = isLocal(natPath.state.dst);
-    const filterChains: BuiltinChain[] = fromNode ? (local ? ['OUTPUT', 'INPUT'] : ['OUTPUT']) : (local ? ['INPUT'] : ['FORWARD']);
-    let paths: Path[] = [{ state: natPath.state, ending: 'CONTINUE' }];
-    for (const builtin of filterChains) {
-      paths = paths.flatMap((p) => (p.ending === 'DROP' || p.ending === 'REJECT' ? [p] : filter.runBuiltin(builtin, p.state)));
-    }
-    for (const path of paths) {
-      if (path.ending === 'DROP' || path.ending === 'REJECT') { outcomes.push(path); continue; }
-      if (local && !fromNode) { outcomes.push({ state: path.state, ending: 'ACCEPT' }); continue; }
-      for (const post of nat.runBuiltin('POSTROUTING', path.state)) outcomes.push({ state: post.state, ending: 'ACCEPT' });
-    }
-  }
-  return verdictOf(outcomes);
-}
-
-function verdictOf(outcomes: readonly Path[]): Verdict {
-  const reaches = new Map<string, boolean>();
-  for (const { state, ending } of outcomes) {
-    if (ending !== 'ACCEPT' || state.dnat === undefined) continue;
-    reaches.set(state.dnat, (reaches.get(state.dnat) ?? false) || state.masquerade);
-  }
-  if (reaches.size > 0) {
-    const list: Reach[] = [...reaches].map(([endpoint, masquerade]) => ({ endpoint, masquerade }));
-    list.sort((a, b) => a.endpoint.localeCompare(b.endpoint));
-    return { kind: 'forward', reaches: list };
-  }
-  if (outcomes.some((o) => o.ending === 'REJECT')) return { kind: 'reject' };
-  if (outcomes.some((o) => o.ending === 'DROP')) return { kind: 'drop' };
-  return { kind: 'untouched' };
+  return verdictOf(walkHooks(packet, isLocal, {
+    dnat: (hook, state) => nat.runBuiltin(hook, state),
+    filter: (hook, state) => filter.runBuiltin(hook, state),
+    snat: (state) => nat.runBuiltin('POSTROUTING', state),
+  }));
 }

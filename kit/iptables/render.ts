@@ -1,9 +1,10 @@
-// The only place iptables rule text is built (and read back: iptables-save listings, streamed). Pure.
+// The only place iptables rule text is built. Pure.
 // Output is `iptables-restore --noflush -w` / `ip6tables-restore --noflush -w` input (legacy and nft variants).
 import type { IPFamily } from '../../src/model/types.ts';
-import { CHAIN_PREFIX, isKproxyChain } from './names.ts';
-import { chainRules, DISPATCH_SLOTS, TABLE_NAMES } from './ruleset.ts';
+import { changedPlans } from '../plan-diff.ts';
+import { chainRules, TABLE_NAMES } from './ruleset.ts';
 import type { BuiltinChain, Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, TableName, Target } from './ruleset.ts';
+import type { SavedHook, SavedState } from './save.ts';
 
 const MAX_COMMENT = 255;
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
@@ -173,9 +174,9 @@ export function* renderFullStream(source: RulesetSource, options: RenderStreamOp
       const prefix = `-A ${chain.name} `;
       for (const rule of chain.rules) lines.push(prefix + ruleText(rule, family));
     }
-    for (const { slot, table, chain } of DISPATCH_SLOTS) {
-      for (const rule of rules[slot]) (table === 'nat' ? lines : filterLines).push(`-A ${chain} ${ruleText(rule, family)}`);
-    }
+    source.dispatch.forEach(({ table, chain }, slot) => {
+      for (const rule of rules.dispatch[slot] ?? []) (table === 'nat' ? lines : filterLines).push(`-A ${chain} ${ruleText(rule, family)}`);
+    });
     if (lines.length > 0) yield lines.join('\n') + '\n';
   }
   yield tail(base.nat);
@@ -212,16 +213,12 @@ export interface RenderedDiff {
  * only plans that are not shared by both sides are compiled (all of them if the family-wide context changed).
  */
 export function renderDiff(prev: RulesetSource, next: RulesetSource): RenderedDiff {
-  if (prev.family !== next.family) throw new Error(`renderDiff: ${prev.family} ruleset diffed against ${next.family}`);
   const family = next.family;
-  const sameContext = prev.contextKey === next.contextKey;
-  const kept = new Set<object>();
-  if (sameContext) {
-    const before = new Set<object>(prev.services);
-    for (const plan of next.services) if (before.has(plan)) kept.add(plan);
-  }
-  const removed = prev.services.filter((plan) => !kept.has(plan)).map((plan) => prev.compileService(plan));
-  const added = next.services.filter((plan) => !kept.has(plan)).map((plan) => next.compileService(plan));
+  const changes = changedPlans(prev, next);
+  const removed = changes.removed.map((plan) => prev.compileService(plan));
+  const added = changes.added.map((plan) => next.compileService(plan));
+  // Both sources come from the same compile, so their dispatch chains are the same, in the same order.
+  const slots = next.dispatch.map((d, slot) => ({ ...d, slot }));
 
   const out: string[] = [];
   for (const tableName of TABLE_NAMES) {
@@ -229,14 +226,14 @@ export function renderDiff(prev: RulesetSource, next: RulesetSource): RenderedDi
       family, prev: prev.base[tableName], next: next.base[tableName],
       removed: tableName === 'nat' ? removed.flatMap((r) => r.chains) : [],
       added: tableName === 'nat' ? added.flatMap((r) => r.chains) : [],
-      dispatch: DISPATCH_SLOTS.filter((d) => d.table === tableName).map(({ slot, chain }) => ({ chain, before: rulesOf(removed, slot), after: rulesOf(added, slot) })),
+      dispatch: slots.filter((d) => d.table === tableName).map(({ slot, chain }) => ({ chain, before: rulesOf(removed, slot), after: rulesOf(added, slot) })),
     });
     if (body.length > 0) out.push(`*${tableName}`, ...body, 'COMMIT');
   }
   return { text: out.length === 0 ? '' : out.join('\n') + '\n', lines: out.length };
 }
 
-const rulesOf = (groups: readonly ServiceRules[], slot: (typeof DISPATCH_SLOTS)[number]['slot']): Rule[] => groups.flatMap((g) => g[slot]);
+const rulesOf = (groups: readonly ServiceRules[], slot: number): Rule[] => groups.flatMap((g) => g.dispatch[slot] ?? []);
 
 interface TableChanges {
   readonly family: IPFamily;
@@ -323,104 +320,6 @@ function sameRules(a: readonly Rule[], b: readonly Rule[], family: IPFamily): bo
 /** Chain names per table, e.g. to compare with what the node holds. */
 export function chainNames(ruleset: Ruleset): Record<TableName, string[]> {
   return { nat: ruleset.nat.chains.map((c) => c.name), filter: ruleset.filter.chains.map((c) => c.name) };
-}
-
-/** A rule of a built-in (or foreign) chain that jumps to a kproxy chain, as iptables-save lists it. */
-export interface SavedHook {
-  readonly table: TableName;
-  readonly builtin: string;
-  /** The rule after `-A ` (so `-D ${spec}` deletes it). */
-  readonly spec: string;
-  readonly target: string;
-}
-
-/** What an `iptables-save` listing (nat and filter tables) shows of kproxy. */
-export interface SavedState {
-  readonly chains: Record<TableName, string[]>;
-  /** Rules in built-in chains that jump to a kproxy chain, as listed (after `-A `). */
-  readonly hooks: readonly SavedHook[];
-}
-
-/** Read kproxy's chains and hook rules from `iptables-save` output; other tables and chains are ignored. */
-export function parseSave(saveText: string): SavedState {
-  const reader = new SaveReader();
-  reader.push(Buffer.from(saveText));
-  return reader.end();
-}
-
-const NEWLINE = 0x0a;
-const bytesOf = (text: string): Buffer => Buffer.from(text, 'latin1');
-const KPROXY_DECLARATION = bytesOf(`:${CHAIN_PREFIX}`);
-const KPROXY_APPEND = bytesOf(`-A ${CHAIN_PREFIX}`);
-const APPEND = bytesOf('-A ');
-
-/**
- * parseSave over a listing that arrives in chunks (a tool's stdout): the listing of a node with 10k services is
- * ≈ 60 MB, so it is never held whole. Lines are examined as bytes and only the few that concern kproxy become
- * strings: declarations of KPROXY- chains (the name only) and rules of other chains that jump to one (the hooks).
- * The rules inside kproxy's own chains — almost the whole listing — are skipped without being decoded. Every kept
- * string is a fresh copy, so nothing retains a chunk.
- */
-export class SaveReader {
-  readonly #chains: Record<TableName, string[]> = { nat: [], filter: [] };
-  readonly #hooks: SavedHook[] = [];
-  #table: TableName | undefined;
-  /** The start of a line whose end has not arrived yet. */
-  #partial: Buffer | undefined;
-
-  push(chunk: Uint8Array): void {
-    const data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    let start = 0;
-    if (this.#partial) {
-      const end = data.indexOf(NEWLINE);
-      if (end < 0) {
-        this.#partial = Buffer.concat([this.#partial, data]);
-        return;
-      }
-      this.#line(Buffer.concat([this.#partial, data.subarray(0, end)]), 0, this.#partial.length + end);
-      this.#partial = undefined;
-      start = end + 1;
-    }
-    for (let end = data.indexOf(NEWLINE, start); end >= 0; end = data.indexOf(NEWLINE, start)) {
-      this.#line(data, start, end);
-      start = end + 1;
-    }
-    // A copy: a view would keep the whole chunk alive.
-    if (start < data.length) this.#partial = Buffer.from(data.subarray(start));
-  }
-
-  /** What the listing showed (a last line without its newline included). */
-  end(): SavedState {
-    if (this.#partial) this.#line(this.#partial, 0, this.#partial.length);
-    this.#partial = undefined;
-    return { chains: this.#chains, hooks: this.#hooks };
-  }
-
-  #line(data: Buffer, from: number, end: number): void {
-    let start = from;
-    while (start < end && (data[start] === 0x20 || data[start] === 0x09)) start++;
-    const first = data[start];
-    if (first === 0x2a /* * */) {
-      const name = data.toString('latin1', start + 1, end).trim();
-      this.#table = name === 'nat' || name === 'filter' ? name : undefined;
-    } else if (this.#table === undefined) {
-      return;
-    } else if (first === 0x3a /* : */) {
-      if (!startsWith(data, start, end, KPROXY_DECLARATION)) return;
-      let nameEnd = start + 1;
-      while (nameEnd < end && data[nameEnd] !== 0x20 && data[nameEnd] !== 0x0d) nameEnd++;
-      this.#chains[this.#table].push(data.toString('latin1', start + 1, nameEnd));
-    } else if (startsWith(data, start, end, APPEND) && !startsWith(data, start, end, KPROXY_APPEND)) {
-      // A rule of a chain that is not kproxy's: a hook if it jumps to a kproxy chain.
-      const spec = data.toString('utf8', start + APPEND.length, end).trim();
-      const target = /(?:^| )-j (\S+)/.exec(spec)?.[1] ?? '';
-      if (isKproxyChain(target)) this.#hooks.push({ table: this.#table, builtin: spec.split(' ', 1)[0] ?? '', spec, target });
-    }
-  }
-}
-
-function startsWith(data: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  return end - start >= prefix.length && data.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
 }
 
 /** Chains the node holds that `ruleset` does not (pass as RenderFullOptions.staleChains). */

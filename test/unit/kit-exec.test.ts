@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCommand } from '../../modes/iptables/exec.ts';
+import { runCommand } from '../../kit/exec.ts';
 
 describe('runCommand', () => {
   test('collects stdout, or hands it over chunk by chunk without collecting it', async () => {

@@ -1,8 +1,8 @@
 // Which UDP conntrack entries a sync makes stale (pure). UDP has no connection teardown: an entry DNATed to an
 // endpoint that went away keeps steering a client's datagrams into the void, and an entry created while a
 // service had no endpoints (no DNAT) keeps them away from the endpoint that just appeared. Both must be deleted.
-import type { DesiredState, Endpoint, FamilyPlan, IPFamily, Route, ServicePortPlan } from '../../src/model/types.ts';
-import { normalizeIP } from '../../src/util/ip.ts';
+import type { DesiredState, Endpoint, FamilyPlan, IPFamily, Route, ServicePortPlan } from '../src/model/types.ts';
+import { normalizeIP } from '../src/util/ip.ts';
 
 export interface ConntrackDeletion {
   readonly family: IPFamily;
