@@ -4,7 +4,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { IpvsClient, IpvsRequestError } from '../../modes/ipvs/netlink/client.ts';
-import { hostNetmask, SVC_FLAG, type Destination, type IpvsRequest, type VirtualService } from '../../modes/ipvs/netlink/ipvs.ts';
+import { hostNetmask, SVC_FLAG, type AddressService, type Destination, type FwmarkService, type IpvsRequest } from '../../modes/ipvs/netlink/ipvs.ts';
 import { ipvsadmSave } from './guest-helpers.ts';
 
 let client: IpvsClient;
@@ -17,7 +17,7 @@ beforeEach(() => {
   assert.deepEqual(client.execute(client.services().map((svc) => ({ op: 'delete-service', service: svc }))), []);
 });
 
-const service = (over: Partial<VirtualService> = {}): VirtualService => ({
+const service = (over: Partial<AddressService> = {}): AddressService => ({
   family: 'IPv4', protocol: 'TCP', address: '10.96.0.1', port: 80,
   scheduler: 'rr', flags: 0, timeout: 0, netmask: hostNetmask(over.family ?? 'IPv4'), ...over,
 });
@@ -94,7 +94,7 @@ test('IPv6, UDP and SCTP services with their destinations', () => {
   client.perform({ op: 'add-service', service: sctp });
   client.perform({ op: 'add-destination', service: v6, destination: destination('fd00:244:1::2', 5353) });
   client.perform({ op: 'add-destination', service: sctp, destination: destination('10.244.1.4', 3868) });
-  const byAddress = new Map(client.services().map((s) => [s.address, s]));
+  const byAddress = new Map(client.services().map((s) => ['address' in s ? s.address : '', s]));
   assert.deepEqual(byAddress.get('fd00:96::a'), v6);
   assert.deepEqual(byAddress.get('10.96.0.3'), sctp);
   const [d6] = client.destinations(v6);
@@ -121,6 +121,18 @@ test('persistence (session affinity), scheduler flags and a scheduler change', (
   client.perform({ op: 'delete-service', service: changed });
 });
 
+test('a firewall-mark service takes marked packets: add, dump, destinations', () => {
+  const marked: FwmarkService = { family: 'IPv4', fwmark: 0x20000001, scheduler: 'rr', flags: 0, timeout: 0, netmask: hostNetmask('IPv4') };
+  client.perform({ op: 'add-service', service: marked });
+  client.perform({ op: 'add-destination', service: marked, destination: destination('10.244.1.3', 8080) });
+  assert.deepEqual(client.services(), [marked]);
+  assert.deepEqual(client.destinations(marked).map((d) => `${d.address}:${d.port}`), ['10.244.1.3:8080']);
+  assert.deepEqual(ipvsadmSave(), ['-A -f 536870913 -s rr', '-a -f 536870913 -r 10.244.1.3:8080 -m -w 1']);
+  assert.equal(refusal(() => client.perform({ op: 'add-service', service: marked })), 'EEXIST');
+  client.perform({ op: 'delete-service', service: marked });
+  assert.equal(refusal(() => client.perform({ op: 'delete-service', service: marked })), 'ESRCH');
+});
+
 test('connection timeouts: set and read back', () => {
   const before = client.timeouts();
   client.perform({ op: 'set-timeouts', timeouts: { tcp: 901, tcpFin: 121, udp: 301 } });
@@ -136,7 +148,7 @@ test('a batch of 3000 requests goes out in few datagrams; only the refused ones 
     { op: 'add-destination', service: svc, destination: destination(`10.245.${i >> 8}.${i & 255}`, 8080) } as const,
   ]);
   // Two refusals in the middle: a duplicate service and a destination of a service that does not exist.
-  requests.splice(1500, 0, { op: 'add-service', service: services[3] as VirtualService });
+  requests.splice(1500, 0, { op: 'add-service', service: services[3] as AddressService });
   requests.splice(2500, 0, { op: 'add-destination', service: service({ address: '10.98.0.1' }), destination: destination('10.244.9.9', 1) });
   const before = { ...client.counters };
   const failures = client.execute(requests);
@@ -147,7 +159,7 @@ test('a batch of 3000 requests goes out in few datagrams; only the refused ones 
   // The dump spans many datagrams; every service and destination is there.
   const dumped = client.services();
   assert.equal(dumped.length, 1000);
-  assert.equal(client.destinations(services[999] as VirtualService).length, 2);
+  assert.equal(client.destinations(services[999] as AddressService).length, 2);
   const expected = services.flatMap((svc, i) => [
     `-A -t ${svc.address}:80 -s rr`,
     `-a -t ${svc.address}:80 -r 10.244.${i >> 8}.${i & 255}:8080 -m -w 1`,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { decodeFamily, encodeFamilyRequest, GENL_ID_CTRL } from '../../modes/ipvs/netlink/genl.ts';
 import {
   decodeDestination, decodeInfo, decodeService, decodeTimeouts, encodeDestinationDump, encodeRequest, encodeServiceDump,
-  hostNetmask, SVC_FLAG, type Destination, type IpvsRequest, type VirtualService,
+  hostNetmask, SVC_FLAG, type AddressService, type Destination, type FwmarkService, type IpvsRequest, type VirtualService,
 } from '../../modes/ipvs/netlink/ipvs.ts';
 import { errnoName } from '../../modes/ipvs/netlink/errno.ts';
 import {
@@ -29,9 +29,10 @@ const encode = (request: IpvsRequest, seq = 7): Buffer => {
 /** A kernel reply: the same attribute layout under another command (dumps answer with NEW_SERVICE/NEW_DEST). */
 const asReply = (bytes: Buffer): NetlinkMessage => only(bytes);
 
-const svc: VirtualService = {
+const svc: AddressService = {
   family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff,
 };
+const dest6: Destination = { address: 'fd00::2', port: 80, forwarding: 'masquerade', weight: 1, upperThreshold: 0, lowerThreshold: 0 };
 const dest: Destination = { address: '10.244.1.2', port: 8080, forwarding: 'masquerade', weight: 1, upperThreshold: 0, lowerThreshold: 0 };
 
 describe('netlink framing', () => {
@@ -119,7 +120,7 @@ describe('acknowledgements', () => {
 });
 
 describe('IPVS services and destinations', () => {
-  const services: readonly VirtualService[] = [
+  const services: readonly AddressService[] = [
     svc,
     { ...svc, protocol: 'UDP', port: 53, scheduler: 'wrr' },
     { ...svc, protocol: 'SCTP', port: 3868, scheduler: 'mh', flags: SVC_FLAG.sched1 | SVC_FLAG.sched2 },
@@ -139,10 +140,20 @@ describe('IPVS services and destinations', () => {
     assert.equal(decodeService(asReply(bytes))?.flags, SVC_FLAG.persistent);
   });
 
-  test('firewall-mark services are someone else\'s: not decoded', () => {
+  test('firewall-mark services: the mark instead of protocol, address and port', () => {
+    const marked: FwmarkService = { family: 'IPv6', fwmark: 0x20000001, scheduler: 'rr', flags: 0, timeout: 0, netmask: 128 };
+    const bytes = encode({ op: 'add-service', service: marked });
+    assert.deepEqual([...parseAttributes(parseAttributes(only(bytes).payload, 4).get(1)!).keys()], [1, 5, 6, 7, 8, 9]);
+    assert.deepEqual(decodeService(asReply(bytes)), marked);
+    const dest = encode({ op: 'add-destination', service: { ...marked, scheduler: 'wrr' } as VirtualService, destination: { ...dest6, port: 1 } });
+    assert.deepEqual([...parseAttributes(parseAttributes(only(dest).payload, 4).get(1)!).keys()], [1, 5], 'the key only');
+  });
+
+  test('services of unknown families or protocols are not decoded', () => {
     const writer = new MessageWriter();
-    writer.beginMessage(FAMILY, 0, 1).raw(Uint8Array.of(1, 1, 0, 0)).beginNested(1).u16(1, 2).u32(5, 42).endNested().endMessage();
-    assert.equal(decodeService(only(Buffer.from(writer.view()))), undefined);
+    writer.beginMessage(FAMILY, 0, 1).raw(Uint8Array.of(1, 1, 0, 0)).beginNested(1).u16(1, 7).u16(2, 6).endNested().endMessage();
+    writer.beginMessage(FAMILY, 0, 1).raw(Uint8Array.of(1, 1, 0, 0)).beginNested(1).u16(1, 2).u16(2, 99).endNested().endMessage();
+    for (const message of parseMessages(Buffer.from(writer.view()))) assert.equal(decodeService(message), undefined);
   });
 
   const destinations: readonly [string, Destination][] = [

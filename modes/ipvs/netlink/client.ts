@@ -1,12 +1,12 @@
 // IPVS over generic netlink: resolve the family, read the kernel's tables, change them in batches. The only
 // part of the ipvs mode that talks to the kernel's IPVS; everything it sends and reads is built and parsed by
 // the pure codec (wire.ts, genl.ts, ipvs.ts).
-import type { IPFamily } from '../../../src/model/types.ts';
+import { joinHostPort } from '../../../src/util/ip.ts';
 import { ERRNO, errnoName } from './errno.ts';
 import { decodeFamily, encodeFamilyRequest } from './genl.ts';
 import {
   decodeDestination, decodeInfo, decodeService, decodeTimeouts, encodeDestinationDump, encodeGetInfo,
-  encodeGetTimeouts, encodeRequest, encodeServiceDump, IPVS_FAMILY_NAME,
+  encodeGetTimeouts, encodeRequest, encodeServiceDump, IPVS_FAMILY_NAME, isFwmarkKey,
   type DestinationStatus, type IpvsInfo, type IpvsRequest, type ServiceKey, type Timeouts, type VirtualService,
 } from './ipvs.ts';
 import { NETLINK_GENERIC, openNetlinkSocket, type NetlinkSocket, type NetlinkSocketOptions } from './socket.ts';
@@ -112,14 +112,14 @@ export class IpvsClient {
     return decodeTimeouts(reply);
   }
 
-  /** Every virtual service kproxy can model (firewall-mark services are skipped). */
+  /** Every virtual service (of the families and protocols kproxy knows). */
   services(): VirtualService[] {
     return this.dump('list services', (writer, seq) => encodeServiceDump(writer, this.familyId, seq))
       .map(decodeService).filter((service): service is VirtualService => service !== undefined);
   }
 
   destinations(service: ServiceKey): DestinationStatus[] {
-    return this.dump(`list destinations of ${describe(service)}`, (writer, seq) => encodeDestinationDump(writer, this.familyId, seq, service))
+    return this.dump(`list destinations of ${describeService(service)}`, (writer, seq) => encodeDestinationDump(writer, this.familyId, seq, service))
       .map((message) => decodeDestination(message, service.family))
       .filter((destination): destination is DestinationStatus => destination !== undefined);
   }
@@ -238,9 +238,10 @@ export class IpvsClient {
   }
 }
 
-function describe(service: ServiceKey): string {
-  const address = service.family === ('IPv6' satisfies IPFamily) ? `[${service.address}]` : service.address;
-  return `${service.protocol} ${address}:${service.port}`;
+/** "TCP 10.96.0.10:80", "UDP [fd00::1]:53", "FWM 0x20000001 IPv4" */
+export function describeService(service: ServiceKey): string {
+  if (isFwmarkKey(service)) return `FWM 0x${service.fwmark.toString(16)} ${service.family}`;
+  return `${service.protocol} ${joinHostPort(service.address, service.port)}`;
 }
 
 export function describeRequest(request: IpvsRequest): string {
@@ -248,12 +249,12 @@ export function describeRequest(request: IpvsRequest): string {
     case 'add-service':
     case 'update-service':
     case 'delete-service':
-      return `${request.op} ${describe(request.service)}`;
+      return `${request.op} ${describeService(request.service)}`;
     case 'add-destination':
     case 'update-destination':
     case 'delete-destination': {
       const d = request.destination;
-      return `${request.op} ${request.service.family === 'IPv6' ? `[${d.address}]` : d.address}:${d.port} of ${describe(request.service)}`;
+      return `${request.op} ${joinHostPort(d.address, d.port)} of ${describeService(request.service)}`;
     }
     case 'set-timeouts':
       return 'set timeouts';

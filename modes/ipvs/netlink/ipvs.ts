@@ -46,15 +46,24 @@ const FWD_MASK = 0x7;
 
 export type Forwarding = (typeof FORWARDING)[number];
 
-/** What identifies a virtual service (kproxy never makes firewall-mark services). */
-export interface ServiceKey {
+/** A virtual service addressed by protocol, address and port. */
+export interface AddressServiceKey {
   readonly family: IPFamily;
   readonly protocol: Protocol;
   readonly address: string;
   readonly port: number;
 }
 
-export interface VirtualService extends ServiceKey {
+/** A virtual service that takes the packets carrying a firewall mark (it wins over address services). */
+export interface FwmarkServiceKey {
+  readonly family: IPFamily;
+  readonly fwmark: number;
+}
+
+/** What identifies a virtual service. */
+export type ServiceKey = AddressServiceKey | FwmarkServiceKey;
+
+export interface ServiceSettings {
   /** Scheduler module name without the ip_vs_ prefix: rr, wrr, lc, sh, mh, … */
   readonly scheduler: string;
   /** IP_VS_SVC_F_* bits, without `hashed`. */
@@ -64,6 +73,12 @@ export interface VirtualService extends ServiceKey {
   /** Persistence granularity: a mask for IPv4, a prefix length for IPv6. */
   readonly netmask: number;
 }
+
+export type VirtualService = ServiceKey & ServiceSettings;
+export type AddressService = AddressServiceKey & ServiceSettings;
+export type FwmarkService = FwmarkServiceKey & ServiceSettings;
+
+export const isFwmarkKey = (key: ServiceKey): key is FwmarkServiceKey => 'fwmark' in key;
 
 export interface DestinationKey {
   readonly address: string;
@@ -145,8 +160,12 @@ const protocolOfNumber = (n: number | undefined): Protocol | undefined =>
 // --- requests ---
 
 function writeServiceKey(writer: MessageWriter, service: ServiceKey): void {
-  writer.u16(SVC_ATTR.af, afOf(service.family))
-    .u16(SVC_ATTR.protocol, PROTOCOL_NUMBER[service.protocol])
+  writer.u16(SVC_ATTR.af, afOf(service.family));
+  if (isFwmarkKey(service)) {
+    writer.u32(SVC_ATTR.fwmark, service.fwmark);
+    return;
+  }
+  writer.u16(SVC_ATTR.protocol, PROTOCOL_NUMBER[service.protocol])
     .bytes(SVC_ATTR.addr, encodeAddress(service.address, service.family))
     .be16(SVC_ATTR.port, service.port);
 }
@@ -213,7 +232,9 @@ export function encodeRequest(writer: MessageWriter, familyId: number, seq: numb
 
 /** Only the identifying fields: a destination request must not carry the service's scheduler. */
 export function keyOf(service: ServiceKey): ServiceKey {
-  return { family: service.family, protocol: service.protocol, address: service.address, port: service.port };
+  return isFwmarkKey(service)
+    ? { family: service.family, fwmark: service.fwmark }
+    : { family: service.family, protocol: service.protocol, address: service.address, port: service.port };
 }
 
 export function encodeServiceDump(writer: MessageWriter, familyId: number, seq: number): void {
@@ -241,26 +262,29 @@ function nested(message: NetlinkMessage, type: number): Attributes | undefined {
   return value === undefined ? undefined : parseAttributes(value);
 }
 
-/**
- * A service of a dump. Undefined for what kproxy does not model (firewall-mark services, unknown families or
- * protocols): such services are someone else's and are left alone.
- */
+/** A service of a dump. Undefined for what kproxy does not model (unknown families or protocols). */
 export function decodeService(message: NetlinkMessage): VirtualService | undefined {
   const attributes = nested(message, CMD_ATTR.service);
-  if (attributes === undefined || attributes.has(SVC_ATTR.fwmark) && (readU32(attributes, SVC_ATTR.fwmark) ?? 0) !== 0) return undefined;
+  if (attributes === undefined) return undefined;
   const family = familyOfAf(readU16(attributes, SVC_ATTR.af));
-  const protocol = protocolOfNumber(readU16(attributes, SVC_ATTR.protocol));
-  if (family === undefined || protocol === undefined) return undefined;
+  if (family === undefined) return undefined;
   const flags = attributes.get(SVC_ATTR.flags);
+  const settings: ServiceSettings = {
+    scheduler: readString(attributes, SVC_ATTR.schedName) ?? '',
+    flags: (flags !== undefined && flags.length >= 4 ? flags.readUInt32LE(0) : 0) & ~SVC_FLAG.hashed,
+    timeout: readU32(attributes, SVC_ATTR.timeout) ?? 0,
+    netmask: readU32(attributes, SVC_ATTR.netmask) ?? 0,
+  };
+  const fwmark = readU32(attributes, SVC_ATTR.fwmark) ?? 0;
+  if (fwmark !== 0) return { family, fwmark, ...settings };
+  const protocol = protocolOfNumber(readU16(attributes, SVC_ATTR.protocol));
+  if (protocol === undefined) return undefined;
   return {
     family,
     protocol,
     address: decodeAddress(attributes.get(SVC_ATTR.addr), family),
     port: readBe16(attributes, SVC_ATTR.port) ?? 0,
-    scheduler: readString(attributes, SVC_ATTR.schedName) ?? '',
-    flags: (flags !== undefined && flags.length >= 4 ? flags.readUInt32LE(0) : 0) & ~SVC_FLAG.hashed,
-    timeout: readU32(attributes, SVC_ATTR.timeout) ?? 0,
-    netmask: readU32(attributes, SVC_ATTR.netmask) ?? 0,
+    ...settings,
   };
 }
 
