@@ -116,8 +116,9 @@ export async function runProxy(options: RunOptions): Promise<number> {
   let source: ClusterSource | undefined;
   let events: NodeEvents | undefined;
   try {
-    proxier = await mode.create(modeOptions);
+    proxier = await mode.create({ ...modeOptions, ...(metrics && { metrics: metrics.modeMetrics }) });
     if (metrics && proxier.trafficStats) metrics.useTrafficStats(proxier.trafficStats.bind(proxier));
+    if (metrics && proxier.netfilterCounters) metrics.useNetfilterCounters(proxier.netfilterCounters.bind(proxier));
     loop = new SyncLoop({
       clock: systemClock, log, proxier,
       snapshot: () => store.snapshot(), isReady: () => store.hasSynced,

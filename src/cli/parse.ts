@@ -5,8 +5,8 @@
 // pflag's rules: --name=value or --name value; booleans (and --version) take a value only as --name=value;
 // -v 2, -v=2 and -v2; "_" in a name reads as "-"; a list flag given twice appends; any other flag given twice
 // keeps the last; "--" ends the flags.
-import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.ts';
+import { packageVersion } from '../version.ts';
 import { FLAGS, accumulates, flagNamed, flagWithShort, takesOptionalValue, type FlagKind, type FlagSpec, type FlagValue, type FlagValues } from '../config/flags.ts';
 import type { PacketOrigin } from '../model/trace.ts';
 
@@ -38,15 +38,6 @@ const SUBCOMMAND_FLAGS: Readonly<Record<Subcommand, Readonly<Record<string, stri
     format: 'Output format: text (default) or json',
   },
 };
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 interface Scan {
   readonly flags: Record<string, FlagValue>;

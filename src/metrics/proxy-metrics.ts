@@ -1,17 +1,19 @@
 // kproxy's Prometheus metrics, one Registry per instance (no package globals): upstream kube-proxy's
 // kubeproxy_* names, types, labels and buckets (pkg/proxy/metrics, v1.34) for what kproxy also does, plus
-// kproxy_* for its own parts. Fed as a SyncObserver (sync loop) and a ClusterEvents tap (changes, triggers).
+// kproxy_* for its own parts. Every metric is registered at start, and its series for each IP family exist from
+// then on (test/kube/metrics.test.ts compares them with the built kube-proxy's). Fed as a SyncObserver (sync
+// loop), a ClusterEvents tap (changes, triggers) and, for the mode-specific ones, ModeMetrics (mode-metrics.ts).
 import { isRecord } from '../util/record.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ServiceTraffic } from '../model/mode.ts';
+import type { NetfilterCounters } from '../model/metrics.ts';
 import type { InvalidObject, SyncFailed, SyncObserver, SyncSucceeded } from '../model/observe.ts';
 import type { ObjectKind, ClusterEvents } from '../model/source.ts';
 import type { DesiredState, IPFamily, ProxyModeName } from '../model/types.ts';
+import { buildInfoLabels } from '../version.ts';
+import { KubeProxyModeMetrics, SYNC_DURATION_BUCKETS, exponentialBuckets } from './mode-metrics.ts';
 
-/** prometheus.ExponentialBuckets(start, factor, count). */
-export function exponentialBuckets(start: number, factor: number, count: number): number[] {
-  return Array.from({ length: count }, (_, i) => start * factor ** i);
-}
+export { exponentialBuckets, SYNC_DURATION_BUCKETS };
 
 /** prometheus.LinearBuckets(start, width, count). */
 export function linearBuckets(start: number, width: number, count: number): number[] {
@@ -22,7 +24,6 @@ export function linearBuckets(start: number, width: number, count: number): numb
 export const NETWORK_PROGRAMMING_BUCKETS = [
   0, ...linearBuckets(0.25, 0.25, 2), ...linearBuckets(1, 1, 59), ...linearBuckets(60, 5, 12), ...linearBuckets(120, 30, 7),
 ];
-export const SYNC_DURATION_BUCKETS = exponentialBuckets(0.001, 2, 15);
 
 const LAST_CHANGE_TRIGGER_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
@@ -55,8 +56,6 @@ export class ProxyMetrics implements SyncObserver {
   private readonly startedAt = Date.now();
 
   readonly syncDuration: Histogram<'ip_family'>;
-  readonly syncFullDuration: Histogram<'ip_family'> | undefined;
-  readonly syncPartialDuration: Histogram<'ip_family'> | undefined;
   readonly lastSyncTimestamp: Gauge<'ip_family'>;
   readonly lastQueuedTimestamp: Gauge<'ip_family'>;
   readonly networkProgramming: Histogram<'ip_family'>;
@@ -65,8 +64,6 @@ export class ProxyMetrics implements SyncObserver {
   readonly serviceChangesPending: Gauge;
   readonly serviceChangesTotal: Counter;
   readonly noLocalEndpoints: Gauge<'traffic_policy' | 'ip_family'>;
-  readonly restoreFailures: Counter<'ip_family'> | undefined;
-  readonly nftablesSyncFailures: Counter<'ip_family'> | undefined;
   readonly healthzTotal: Counter<'code'>;
   readonly livezTotal: Counter<'code'>;
   readonly invalidObjects: Counter<'kind'>;
@@ -76,6 +73,9 @@ export class ProxyMetrics implements SyncObserver {
   readonly relayConnections: Counter<'service' | 'result'>;
   readonly relayBytes: Counter<'service' | 'direction'>;
   readonly relayActive: Gauge<'service'>;
+  readonly buildInfo: Gauge;
+  /** The mode-specific kubeproxy_* metrics; also what the mode reports to (ModeOptions.metrics). */
+  readonly modeMetrics: KubeProxyModeMetrics;
   private trafficSource: (() => Promise<Readonly<Record<string, ServiceTraffic>>>) | undefined;
 
   private pendingServices: TimedChange[] = [];
@@ -86,22 +86,20 @@ export class ProxyMetrics implements SyncObserver {
     this.mode = options.mode;
     this.families = options.families ?? ['IPv4', 'IPv6'];
     const registers = [this.registry];
-    const kernelRules = options.mode === 'iptables' || options.mode === 'nftables';
-    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers });
-    this.syncFullDuration = kernelRules ? new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers }) : undefined;
-    this.syncPartialDuration = kernelRules ? new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers }) : undefined;
+    const perFamily = (histogram: Histogram<'ip_family'>): Histogram<'ip_family'> => {
+      for (const family of this.families) histogram.zero({ ip_family: family });
+      return histogram;
+    };
+    this.syncDuration = perFamily(new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', labelNames: ['ip_family'], buckets: SYNC_DURATION_BUCKETS, registers }));
+    this.modeMetrics = new KubeProxyModeMetrics(options.mode, this.families, this.registry);
     this.lastSyncTimestamp = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', labelNames: ['ip_family'], registers });
     this.lastQueuedTimestamp = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', labelNames: ['ip_family'], registers });
-    this.networkProgramming = new Histogram({ name: 'kubeproxy_network_programming_duration_seconds', help: 'In Cluster Network Programming Latency in seconds', labelNames: ['ip_family'], buckets: NETWORK_PROGRAMMING_BUCKETS, registers });
+    this.networkProgramming = perFamily(new Histogram({ name: 'kubeproxy_network_programming_duration_seconds', help: 'In Cluster Network Programming Latency in seconds', labelNames: ['ip_family'], buckets: NETWORK_PROGRAMMING_BUCKETS, registers }));
     this.endpointChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers });
     this.endpointChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers });
     this.serviceChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers });
     this.serviceChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers });
     this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy', 'ip_family'], registers });
-    this.restoreFailures = options.mode === 'iptables' || options.mode === 'ipvs'
-      ? new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', labelNames: ['ip_family'], registers }) : undefined;
-    this.nftablesSyncFailures = options.mode === 'nftables'
-      ? new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'Cumulative proxy nftables sync failures', labelNames: ['ip_family'], registers }) : undefined;
     this.healthzTotal = new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers });
     this.livezTotal = new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers });
     this.invalidObjects = new Counter({ name: 'kproxy_invalid_objects_skipped_total', help: 'Objects (or parts of objects) skipped because they are invalid', labelNames: ['kind'], registers });
@@ -114,6 +112,12 @@ export class ProxyMetrics implements SyncObserver {
     this.relayConnections = new Counter({ name: 'kproxy_userspace_relay_connections_total', help: 'Connections (TCP) or flows (UDP) of the userspace relay by service port and result (relayed, refused, failed)', labelNames: ['service', 'result'], registers, collect });
     this.relayBytes = new Counter({ name: 'kproxy_userspace_relay_bytes_total', help: 'Bytes relayed by the userspace mode by service port; in = from clients, out = to clients', labelNames: ['service', 'direction'], registers, collect });
     this.relayActive = new Gauge({ name: 'kproxy_userspace_relay_active_connections', help: 'Connections and UDP flows the userspace relay carries now, by service port', labelNames: ['service'], registers, collect });
+    this.buildInfo = new Gauge({
+      name: 'kubernetes_build_info',
+      help: 'A metric with a constant \'1\' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which the proxy was built, and platform on which it is running.',
+      labelNames: ['major', 'minor', 'git_version', 'git_commit', 'git_tree_state', 'build_date', 'go_version', 'compiler', 'platform'], registers,
+    });
+    this.buildInfo.set(buildInfoLabels(), 1);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -128,9 +132,10 @@ export class ProxyMetrics implements SyncObserver {
     for (const family of this.families) {
       const labels = { ip_family: family };
       this.syncDuration.observe(labels, seconds);
-      (event.full ? this.syncFullDuration : this.syncPartialDuration)?.observe(labels, seconds);
       this.lastSyncTimestamp.set(labels, event.finishedAt / 1000);
     }
+    this.modeMetrics.synced(event.full, seconds);
+    this.modeMetrics.attributedFailure = false;
     // Changes that arrived before this sync started are now applied.
     this.pendingServices = this.pendingServices.filter((c) => c.at > event.startedAt);
     this.pendingEndpoints = this.pendingEndpoints.filter((c) => c.at > event.startedAt);
@@ -145,12 +150,12 @@ export class ProxyMetrics implements SyncObserver {
     this.countNoLocalEndpoints(event.state);
   }
 
-  syncFailed(_failed: SyncFailed): void {
+  syncFailed(failed: SyncFailed): void {
     this.syncFailures.inc({ mode: this.mode });
-    for (const family of this.families) {
-      this.restoreFailures?.inc({ ip_family: family });
-      this.nftablesSyncFailures?.inc({ ip_family: family });
-    }
+    // A mode that reported which family failed (ModeMetrics.restoreFailed) was counted there; otherwise the
+    // failure counts for every family, as the mode could not say.
+    if (!this.modeMetrics.attributedFailure) this.modeMetrics.failedWithoutFamily(failed.full);
+    this.modeMetrics.attributedFailure = false;
   }
 
   private countNoLocalEndpoints(state: DesiredState): void {
@@ -208,6 +213,11 @@ export class ProxyMetrics implements SyncObserver {
 
   healthAnswered(path: 'healthz' | 'livez', status: number): void {
     (path === 'healthz' ? this.healthzTotal : this.livezTotal).inc({ code: String(status) });
+  }
+
+  /** Read the mode's kernel packet counters (ProxyMode.netfilterCounters) at every scrape. */
+  useNetfilterCounters(source: () => Promise<NetfilterCounters>): void {
+    this.modeMetrics.useNetfilterCounters(source);
   }
 
   /** Read per-service traffic from a mode that relays it (ProxyMode.trafficStats) at every scrape. */

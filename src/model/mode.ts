@@ -2,6 +2,7 @@
 import type { DesiredState, ProxyModeName } from './types.ts';
 import type { Packet, Verdict } from './trace.ts';
 import type { ModeSettings } from './settings.ts';
+import type { ModeMetrics, NetfilterCounters } from './metrics.ts';
 
 /** Minimal structured logger (pino's shape) so modes do not depend on the logging library. */
 export interface Logger {
@@ -46,6 +47,8 @@ export interface ProxyMode {
   stop(): Promise<void>;
   /** Traffic counters by service port key, for modes that relay traffic themselves (metrics read them). */
   trafficStats?(): Promise<Readonly<Record<string, ServiceTraffic>>>;
+  /** Packet counters the mode keeps in the kernel (kube-proxy's nfacct counters), read at every scrape. */
+  netfilterCounters?(): Promise<NetfilterCounters>;
 }
 
 export interface ModeOptions {
@@ -57,6 +60,8 @@ export interface ModeOptions {
    * docs/config.md "What a mode receives"); kproxy's own per-mode settings (userspace.*) are read from here.
    */
   readonly config: Readonly<Record<string, unknown>>;
+  /** Where the mode reports its own kubeproxy_* metrics (restore failures, rule counts, conntrack reconciles). */
+  readonly metrics?: ModeMetrics;
 }
 
 /** What every mode module exports as `mode`. */

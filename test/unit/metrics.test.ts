@@ -80,7 +80,7 @@ describe('ProxyMetrics', () => {
     assert.equal(value(text, 'kubeproxy_sync_proxy_rules_service_changes_pending'), 0);
     assert.equal(value(text, 'kubeproxy_sync_proxy_rules_endpoint_changes_pending'), 0);
     assert.equal(value(text, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), 1);
-    assert.equal(value(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), undefined);
+    assert.equal(value(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), 0, 'present from the start, at zero');
     assert.equal(value(text, 'kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv4"}'), 0.25);
     assert.equal(value(text, 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}'), (now + 250) / 1000);
     assert.equal(value(text, 'kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}'), 1);
@@ -104,6 +104,60 @@ describe('ProxyMetrics', () => {
     assert.equal(value(text, 'kproxy_userspace_relay_connections_total{service="default/web:http",result="relayed"}'), 5);
     assert.equal(value(text, 'kproxy_userspace_relay_active_connections{service="default/web:http"}'), 2);
     assert.equal(value(text, 'kproxy_source_stale'), 1);
+  });
+
+  test('each mode registers upstream\'s set (RegisterMetrics), every family\'s series present from the start', async () => {
+    const types = async (mode: 'iptables' | 'ipvs' | 'nftables' | 'userspace'): Promise<string[]> => {
+      const text = await new ProxyMetrics({ mode, processMetrics: false }).registry.metrics();
+      return [...text.matchAll(/^# TYPE (kube\w+) /gm)].map((m) => m[1] ?? '').sort();
+    };
+    const core = ['kubeproxy_network_programming_duration_seconds', 'kubeproxy_proxy_healthz_total', 'kubeproxy_proxy_livez_total',
+      'kubeproxy_sync_proxy_rules_duration_seconds', 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_no_local_endpoints_total', 'kubeproxy_sync_proxy_rules_service_changes_pending',
+      'kubeproxy_sync_proxy_rules_service_changes_total', 'kubernetes_build_info'];
+    const conntrack = ['kubeproxy_conntrack_reconciler_deleted_entries_total', 'kubeproxy_conntrack_reconciler_sync_duration_seconds'];
+    const fullPartial = ['kubeproxy_sync_full_proxy_rules_duration_seconds', 'kubeproxy_sync_partial_proxy_rules_duration_seconds'];
+    assert.deepEqual(await types('userspace'), [...core].sort());
+    assert.deepEqual(await types('iptables'), [...core, ...conntrack, ...fullPartial, 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total',
+      'kubeproxy_iptables_localhost_nodeports_accepted_packets_total', 'kubeproxy_sync_proxy_rules_iptables_last',
+      'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
+      'kubeproxy_sync_proxy_rules_iptables_total'].sort());
+    assert.deepEqual(await types('ipvs'), [...core, ...conntrack, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total'].sort());
+    assert.deepEqual(await types('nftables'), [...core, ...conntrack, ...fullPartial, 'kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total',
+      'kubeproxy_sync_proxy_rules_nftables_sync_failures_total'].sort());
+    const fresh = await new ProxyMetrics({ mode: 'iptables', processMetrics: false }).registry.metrics();
+    for (const family of ['IPv4', 'IPv6']) {
+      assert.equal(value(fresh, `kubeproxy_network_programming_duration_seconds_count{ip_family="${family}"}`), 0);
+      assert.equal(value(fresh, `kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="${family}"}`), 0);
+      assert.equal(value(fresh, `kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="${family}"}`), 0);
+    }
+    assert.equal(value(fresh, 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total'), 0);
+    assert.match(fresh, /^kubernetes_build_info\{major="\d+",minor="\d+",git_version="v\d+\.\d+\.\d+",.*compiler="node",platform="linux\/\w+"\} 1$/m);
+  });
+
+  test('the mode reports per family; an unattributed failure counts for every family', async () => {
+    const metrics = new ProxyMetrics({ mode: 'iptables', processMetrics: false });
+    const failed = (full: boolean): void => metrics.syncFailed({ full, startedAt: 0, finishedAt: 0, error: new Error('x'), attempt: 1, retryInMs: 1000 });
+    metrics.modeMetrics.restoreFailed('IPv6', true);
+    failed(false);
+    let text = await metrics.registry.metrics();
+    assert.deepEqual(['IPv4', 'IPv6'].map((f) => value(text, `kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="${f}"}`)), [0, 1]);
+    assert.deepEqual(['IPv4', 'IPv6'].map((f) => value(text, `kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="${f}"}`)), [0, 1]);
+    failed(true);
+    text = await metrics.registry.metrics();
+    assert.deepEqual(['IPv4', 'IPv6'].map((f) => value(text, `kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="${f}"}`)), [1, 2]);
+    assert.deepEqual(['IPv4', 'IPv6'].map((f) => value(text, `kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="${f}"}`)), [0, 1], 'a full sync is no partial failure');
+    metrics.modeMetrics.rulesCounted('IPv4', 'nat', 120, 7);
+    metrics.modeMetrics.conntrackReconciled('IPv4', 0.003, 4);
+    metrics.useNetfilterCounters(async () => ({ ctStateInvalidDropped: 12 }));
+    text = await metrics.registry.metrics();
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"}'), 120);
+    assert.equal(value(text, 'kubeproxy_sync_proxy_rules_iptables_last{table="nat",ip_family="IPv4"}'), 7);
+    assert.equal(value(text, 'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}'), 4);
+    assert.equal(value(text, 'kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv4"}'), 1);
+    assert.equal(value(text, 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total'), 12);
+    assert.equal(value(text, 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total'), 0);
   });
 
   test('metrics server: /metrics, /healthz, /proxyMode, /configz', async () => {
