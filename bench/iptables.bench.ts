@@ -72,6 +72,7 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   const { silentLogger } = await import('../src/log.ts');
   const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
+  const { compileFamilies } = await import('../modes/iptables/compile.ts');
   const { runCommand } = await import('../kit/exec.ts');
   const { mutateOneEndpoint, syntheticCluster } = await import('../test/fixtures/synthetic.ts');
 
@@ -116,7 +117,7 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
   const computeMs = performance.now() - fullStart;
   const proxy = await createIptablesProxy({ log: silentLogger(), settings: defaultModeSettings(), config: { variant }, run });
   toolsMs = 0; // variant and family probes are start-up costs, not part of a sync
-  const report = await proxy.sync(state, { full: true });
+  const report = await proxy.sync(compileFamilies(state), { full: true });
   const fullSyncMs = performance.now() - fullStart;
   const fullToolsMs = toolsMs;
   const fullFile = restoreFile;
@@ -130,7 +131,7 @@ async function inner(services: number, variant: 'legacy' | 'nft', outDir: string
       restoreFile = file;
       const started = performance.now();
       store.upsert('EndpointSlice', slice);
-      const result = await proxy.sync(store.snapshot(), { full: false });
+      const result = await proxy.sync(compileFamilies(store.snapshot()), { full: false });
       const ms = performance.now() - started;
       partial.push({ change, ms, lines: result.stats?.['linesWritten'] ?? -1, file });
     }
@@ -160,6 +161,7 @@ async function restart(services: number, variant: 'legacy' | 'nft'): Promise<voi
   const { silentLogger } = await import('../src/log.ts');
   const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createIptablesProxy } = await import('../modes/iptables/apply.ts');
+  const { compileFamilies } = await import('../modes/iptables/compile.ts');
   const { runCommand } = await import('../kit/exec.ts');
   const { syntheticCluster } = await import('../test/fixtures/synthetic.ts');
   const nodeName = 'node-0';
@@ -184,7 +186,7 @@ async function restart(services: number, variant: 'legacy' | 'nft'): Promise<voi
   const rssBeforeSyncMiB = process.memoryUsage().rss / 1048576;
   saveMs = 0;
   restoreMs = 0;
-  const report = await proxy.sync(state, { full: true });
+  const report = await proxy.sync(compileFamilies(state), { full: true });
   const result: RestartResult = {
     fullSyncMs: performance.now() - fullStart, saveMs, restoreMs, fullLines: report.stats?.['linesWritten'] ?? -1,
     rssBeforeSyncMiB, peakRssMiB: process.resourceUsage().maxRSS / 1024,

@@ -2,16 +2,15 @@
 // sync driver, restore/save tools, conntrack cleanup); this file says what a full and a partial sync of one family
 // write. Everything goes through iptables-restore --noflush (never a flush of anything but kproxy's own chains,
 // so neither start nor stop interrupts traffic).
-import { FamilySync, type FamilyWriter } from '../../kit/family-sync.ts';
+import { FamilySync, type CompiledFamilies, type FamilyWriter } from '../../kit/family-sync.ts';
 import { runCommand, type CommandRunner } from '../../kit/exec.ts';
 import { missingHooks, renderCleanup, renderDiff, renderFullStream } from '../../kit/iptables/render.ts';
 import type { RulesetSource } from '../../kit/iptables/ruleset.ts';
 import { familyUsable, readNodeState, restore, save } from '../../kit/iptables/tools.ts';
 import { detectVariant, toolsFor, variantSetting, VARIANTS, type IptablesTools, type IptablesVariant } from '../../kit/iptables/variant.ts';
-import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
+import type { Logger, ModeOptions, Proxier } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
 import { IP_FAMILIES } from '../../src/util/ip.ts';
-import { compileFamilies } from './compile.ts';
 import { CHAIN_PREFIX } from './names.ts';
 
 export interface IptablesProxyOptions extends ModeOptions {
@@ -49,7 +48,7 @@ function familyWriter(run: CommandRunner, log: Logger, tools: IptablesTools, fam
   };
 }
 
-export async function createIptablesProxy(options: IptablesProxyOptions): Promise<ProxyMode> {
+export async function createIptablesProxy(options: IptablesProxyOptions): Promise<Proxier<CompiledFamilies<RulesetSource>>> {
   const run = options.run ?? runCommand;
   const variant = await resolveVariant(run, options.config);
   const log = options.log.child({ mode: 'iptables', variant });
@@ -62,8 +61,7 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
   }
   const driver = new FamilySync<RulesetSource>({ families: writers, run, log });
   return {
-    name: 'iptables',
-    sync: (state: DesiredState, request: SyncRequest): Promise<SyncReport> => driver.sync(compileFamilies(state), request),
+    sync: (compiled, request) => driver.sync(compiled, request),
     async stop(): Promise<void> {
       // Nothing runs in the background, and the rules stay: a restart must not interrupt traffic.
     },

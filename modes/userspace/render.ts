@@ -1,6 +1,4 @@
 // render (pure): the listener table as text for `kproxy plan --proxy-mode userspace`.
-import type { DesiredState } from '../../src/model/types.ts';
-import { compile } from './table.ts';
 import type { Listener, ListenerTable } from './table.ts';
 
 const endpointsText = (list: Listener['route']['internal']): string =>
@@ -39,8 +37,4 @@ export function renderTable(table: ListenerTable): string {
   for (const c of table.conflicts) lines.push(`# conflict: ${c.key} is served for ${c.kept}; ${c.dropped} left out`);
   for (const u of table.unsupported) lines.push(`# not relayed (SCTP is left to the kernel modes): ${u}`);
   return `${lines.join('\n')}\n`;
-}
-
-export function render(state: DesiredState): string {
-  return renderTable(compile(state));
 }

@@ -3,7 +3,7 @@ import type { DesiredState } from '../../src/model/types.ts';
 import type { Packet, Verdict } from '../../src/model/trace.ts';
 import { normalizeIP } from '../../src/util/ip.ts';
 import { classifyClient, decide } from './decide.ts';
-import { compile, listenerKey } from './table.ts';
+import { listenerKey } from './table.ts';
 import type { ListenerTable } from './table.ts';
 
 export function traceTable(table: ListenerTable, nodeIPs: readonly string[], packet: Packet): Verdict {
@@ -25,9 +25,9 @@ export function traceTable(table: ListenerTable, nodeIPs: readonly string[], pac
   return { kind: 'forward', reaches: reaches.sort((a, b) => a.endpoint.localeCompare(b.endpoint)) };
 }
 
-export function trace(state: DesiredState, packet: Packet): Verdict {
-  const nodeIPs = [...state.families.IPv4.nodeIPs, ...state.families.IPv6.nodeIPs]
+/** The node's own addresses, from the Node object (a connection from the node itself is internal). */
+export function nodeAddressesOf(state: DesiredState): string[] {
+  return [...state.families.IPv4.nodeIPs, ...state.families.IPv6.nodeIPs]
     .map((ip) => normalizeIP(ip))
     .filter((ip): ip is string => ip !== undefined);
-  return traceTable(compile(state), nodeIPs, packet);
 }

@@ -1,8 +1,6 @@
 // Small pieces of the composition root shared by `kproxy` (run), `plan` and `trace`: which node we are, the
 // options of the Kubernetes semantics, the cluster store and the source of cluster objects.
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ManifestSource, readManifests } from '../../controllers/manifests/index.ts';
 import type { ComputeOptions } from '../compute/options.ts';
 import type { ProxyConfig } from '../config/types.ts';
@@ -12,6 +10,7 @@ import type { InvalidObject } from '../model/observe.ts';
 import type { ClusterSource, ObjectKind } from '../model/source.ts';
 import type { DesiredState } from '../model/types.ts';
 import { ClusterStore } from '../store/cluster-store.ts';
+import { firstLineOf } from '../util/errors.ts';
 
 export interface NodeNameInput {
   readonly hostnameOverride?: string;
@@ -92,19 +91,6 @@ export function nodeNameFor(config: ProxyConfig, log: Logger): string {
   });
 }
 
-const KUBE_SOURCE_PATH = fileURLToPath(new URL('../../controllers/kube/source.ts', import.meta.url));
-
-/** The part of controllers/kube/source.ts used here (loaded only when needed: it pulls in the API client). */
-interface KubeSourceModule {
-  createKubeSource(options: {
-    nodeName: string;
-    connection: ProxyConfig['clientConnection'] & { kubeconfig?: string; master?: string };
-    proxyName?: string;
-    log?: Logger;
-    onRestart?: (kind: ObjectKind) => void;
-  }): ClusterSource;
-}
-
 export interface SourceHooks {
   /** Told about every informer restart of the Kubernetes source (metrics). */
   readonly onRestart?: (kind: ObjectKind) => void;
@@ -116,15 +102,9 @@ export interface SourceHooks {
  */
 export async function createSource(config: ProxyConfig, nodeName: string, log: Logger, hooks: SourceHooks = {}): Promise<ClusterSource> {
   if (config.manifests !== undefined) return new ManifestSource({ path: config.manifests, log, nodeName });
-  if (!existsSync(KUBE_SOURCE_PATH)) {
-    throw new SourceUnavailableError('the Kubernetes API source is not available in this build; use --manifests PATH');
-  }
-  const module = (await import(pathToFileURL(KUBE_SOURCE_PATH).href)) as Partial<KubeSourceModule>;
-  if (typeof module.createKubeSource !== 'function') {
-    throw new SourceUnavailableError('controllers/kube/source.ts does not export createKubeSource');
-  }
+  const { createKubeSource } = await loadKubeSource();
   try {
-    return module.createKubeSource({
+    return createKubeSource({
       nodeName,
       connection: {
         ...config.clientConnection,
@@ -136,8 +116,20 @@ export async function createSource(config: ProxyConfig, nodeName: string, log: L
       ...(hooks.onRestart && { onRestart: hooks.onRestart }),
     });
   } catch (err) {
-    const reason = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);
-    throw new SourceUnavailableError(`cannot use the Kubernetes API: ${reason}; use --kubeconfig, --master or --manifests`);
+    throw new SourceUnavailableError(`cannot use the Kubernetes API: ${firstLineOf(err)}; use --kubeconfig, --master or --manifests`);
+  }
+}
+
+/** The Kubernetes source, loaded only when needed (it pulls in the API client); typed by its own module. */
+async function loadKubeSource(): Promise<typeof import('../../controllers/kube/source.ts')> {
+  try {
+    return await import('../../controllers/kube/source.ts');
+  } catch (err) {
+    // A package built without controllers/kube (the import cannot be resolved) still runs from --manifests.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
+      throw new SourceUnavailableError('the Kubernetes API source is not available in this build; use --manifests PATH');
+    }
+    throw err;
   }
 }
 

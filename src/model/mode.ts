@@ -38,7 +38,10 @@ export interface ServiceTraffic {
   readonly bytesOut: number;
 }
 
-/** A running proxy mode: the only place that touches the kernel or sockets. */
+/**
+ * A running proxy mode as the sync loop drives it: desired state in. The registry (src/modes.ts) builds it from
+ * a ModeModule: the module's compile, then its proxier's sync.
+ */
 export interface ProxyMode {
   readonly name: ProxyModeName;
   /** Make the node match `state`. Throws on failure (the sync loop retries with backoff). */
@@ -49,6 +52,16 @@ export interface ProxyMode {
   trafficStats?(): Promise<Readonly<Record<string, ServiceTraffic>>>;
   /** Packet counters the mode keeps in the kernel (kube-proxy's nfacct counters), read at every scrape. */
   netfilterCounters?(): Promise<NetfilterCounters>;
+}
+
+/** A mode's running half: the only place that touches the kernel or sockets. It applies what compile produced. */
+export interface Proxier<Compiled> {
+  /** Make the node match `compiled`. Throws on failure (the sync loop retries with backoff). */
+  sync(compiled: Compiled, request: SyncRequest): Promise<SyncReport>;
+  /** Stop background work; leave programmed state in place (a restart must not interrupt traffic). */
+  stop(): Promise<void>;
+  /** Traffic counters by service port key, for modes that relay traffic themselves (metrics read them). */
+  trafficStats?(): Promise<Readonly<Record<string, ServiceTraffic>>>;
 }
 
 export interface ModeOptions {
@@ -64,19 +77,26 @@ export interface ModeOptions {
   readonly metrics?: ModeMetrics;
 }
 
-/** What every mode module exports as `mode`. */
-export interface ModeModule {
+/**
+ * What every mode module exports as `mode`, typed by its compiled form. `compile` is the one pure step from the
+ * desired state that `sync` (through the proxier), `plan` (render) and `trace` share; it must be cheap enough to
+ * run at every sync (a kernel mode compiles lazily: see kit/plan-diff.ts FamilySource).
+ */
+export interface ModeModule<Compiled> {
   readonly name: ProxyModeName;
   /**
    * The mode's traffic goes through netfilter's connection tracking (the kernel modes): kproxy then applies
    * kube-proxy's conntrack sysctls (conntrack.*) at start-up. Unset: they are left alone.
    */
   readonly usesConntrack?: boolean;
-  create(options: ModeOptions): Promise<ProxyMode>;
+  /** The desired state in this mode's terms (ruleset sources, listener table…); pure. */
+  compile(state: DesiredState): Compiled;
+  /** The compiled form as text for `kproxy plan` (the ruleset, the listener table); pure. */
+  render(compiled: Compiled): string;
+  /** What the compiled rules do with `packet`; pure. */
+  trace(compiled: Compiled, packet: Packet): Verdict;
+  /** Start the mode's running half (loaded on demand: plan and trace never load it). */
+  create(options: ModeOptions): Promise<Proxier<Compiled>>;
   /** Remove everything this mode ever programmed on the node, and nothing else. */
   cleanup(options: ModeOptions): Promise<void>;
-  /** The rendered ruleset (or listener table) for `kproxy plan`; pure. */
-  render(state: DesiredState): string;
-  /** What the rules compiled from `state` do with `packet`; pure. */
-  trace(state: DesiredState, packet: Packet): Verdict;
 }

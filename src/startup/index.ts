@@ -19,7 +19,7 @@ export interface StartupResult {
   readonly oomScoreAdj: boolean;
 }
 
-export function applyStartupSettings(config: ProxyConfig, mode: Pick<ModeModule, 'name' | 'usesConntrack'>, options: StartupOptions): StartupResult {
+export function applyStartupSettings(config: ProxyConfig, mode: Pick<ModeModule<unknown>, 'name' | 'usesConntrack'>, options: StartupOptions): StartupResult {
   const oomScoreAdj = applyOomScoreAdj(config.oomScoreAdj, options.log, options.oomScoreAdjPath);
   if (mode.usesConntrack !== true) {
     options.log.debug({ mode: mode.name }, 'Conntrack sysctls left alone: this mode does not use the kernel\'s connection tracking');

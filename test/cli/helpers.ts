@@ -39,10 +39,10 @@ import { appendFileSync } from 'node:fs';
 const note = (event) => appendFileSync(${JSON.stringify(calls)}, JSON.stringify(event) + '\\n');
 export const mode = {
   name: 'iptables',
+  compile(state) { return state; },
   async create(options) {
     note({ call: 'create', config: options.config });
     return {
-      name: 'iptables',
       async sync(state, request) {
         note({ call: 'sync', full: request.full, node: state.node.name, services: state.families.IPv4.services.map((s) => s.key) });
         return { full: request.full };

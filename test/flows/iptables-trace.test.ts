@@ -9,7 +9,7 @@ describe('packet-flow table: iptables tracer', () => {
   for (const flow of FLOW_CASES) {
     test(flow.name, () => {
       const { src, dst, port, protocol, from } = flow.packet;
-      assert.deepEqual(mode.trace(state, flow.packet), flow.expect, `${from} ${src} -> ${dst}:${port}/${protocol}`);
+      assert.deepEqual(mode.trace(mode.compile(state), flow.packet), flow.expect, `${from} ${src} -> ${dst}:${port}/${protocol}`);
     });
   }
 });

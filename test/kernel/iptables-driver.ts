@@ -5,8 +5,8 @@
 import { loadConfig } from '../../src/config/index.ts';
 import { desiredStateFromManifests } from '../../src/cli/wiring.ts';
 import { silentLogger } from '../../src/log.ts';
-import type { ProxyMode } from '../../src/model/mode.ts';
 import { cleanupIptables, createIptablesProxy } from '../../modes/iptables/apply.ts';
+import { compileFamilies } from '../../modes/iptables/compile.ts';
 import { runCommand, type CommandRunner } from '../../kit/exec.ts';
 import type { IptablesVariant } from '../../kit/iptables/variant.ts';
 import { CLUSTER_CIDR, CLUSTER_CIDR6, runKproxyCleanup, startKproxy, type Cluster, type KproxyProcess } from '../harness/index.ts';
@@ -56,10 +56,10 @@ function inProcessDriver(options: DriverOptions): ProxyDriver {
   const log = silentLogger();
   const { config } = loadConfig({ 'manifests': options.manifests, 'hostname-override': 'node1', 'cluster-cidr': `${CLUSTER_CIDR},${CLUSTER_CIDR6}` });
   const modeOptions = { log, settings: config.settings, config: { variant: options.variant }, run };
-  let proxy: ProxyMode | undefined;
+  let proxy: Awaited<ReturnType<typeof createIptablesProxy>> | undefined;
   const syncNow = async (full: boolean): Promise<void> => {
     const { state } = await desiredStateFromManifests(config, log);
-    await proxy?.sync(state, { full });
+    await proxy?.sync(compileFamilies(state), { full });
   };
   return {
     kind: 'inproc',

@@ -9,7 +9,9 @@ import { computeOptionsOf, resolveNodeName } from '../../src/cli/wiring.ts';
 import { resolveConfig } from '../../src/config/index.ts';
 import { formatVerdict } from '../../src/cli/format-state.ts';
 import { UsageError, ModeUnavailableError, ModeInvalidError } from '../../src/errors.ts';
-import { loadMode, isModeAvailable } from '../../src/modes.ts';
+import { bindMode, loadMode, isModeAvailable } from '../../src/modes.ts';
+import type { ModeModule } from '../../src/model/mode.ts';
+import { desiredState } from '../harness/state.ts';
 import { createLogger, formatTextLine, levelForVerbosity } from '../../src/log.ts';
 
 describe('parseCommandLine (pflag\'s rules)', () => {
@@ -151,12 +153,39 @@ describe('mode registry', () => {
   });
   test('a proper module loads', async () => {
     mkdirSync(join(dir, 'userspace'));
-    writeFileSync(join(dir, 'userspace', 'index.ts'), 'export const mode = { name: "userspace", create() {}, cleanup() {}, render() { return "r"; }, trace() { return { kind: "untouched" }; } };\n');
+    writeFileSync(join(dir, 'userspace', 'index.ts'), 'export const mode = { name: "userspace", compile(s) { return [s]; }, create() {}, cleanup() {}, render(c) { return `r${c.length}`; }, trace() { return { kind: "untouched" }; } };\n');
     const mode = await loadMode('userspace', { modesDir: dir });
-    assert.equal(mode.render({} as never), 'r');
+    assert.equal(mode.render({} as never), 'r1', 'render gets what compile returned');
   });
-  test('the project modes folder is the default', () => {
+  test('the built-in modes are the default, loaded through their typed imports', async () => {
     assert.equal(isModeAvailable('iptables'), true);
+    assert.equal(isModeAvailable('userspace'), true);
+    for (const name of ['iptables', 'userspace'] as const) assert.equal((await loadMode(name)).name, name);
+  });
+  test('bindMode: render, trace and every sync go through the module\'s one compile', async () => {
+    const compiled: string[] = [];
+    const synced: unknown[] = [];
+    const module: ModeModule<{ node: string }> = {
+      name: 'iptables',
+      compile: (state) => {
+        compiled.push(state.node.name);
+        return { node: state.node.name };
+      },
+      render: (c) => `rules for ${c.node}`,
+      trace: (c) => (c.node === 'n1' ? { kind: 'drop' } : { kind: 'untouched' }),
+      create: async () => ({ sync: async (c, request) => { synced.push(c); return { full: request.full }; }, stop: async () => undefined }),
+      cleanup: async () => undefined,
+    };
+    const loaded = bindMode(module);
+    const state = (name: string) => ({ ...desiredState([]), node: { name, shuttingDown: false } });
+    assert.equal(loaded.render(state('n1')), 'rules for n1');
+    assert.deepEqual(loaded.trace(state('n1'), { src: '10.0.0.1', dst: '10.0.0.2', port: 1, protocol: 'TCP', from: 'pod' }), { kind: 'drop' });
+    const running = await loaded.create({} as never);
+    await running.sync(state('n2'), { full: true });
+    assert.deepEqual(compiled, ['n1', 'n1', 'n2']);
+    assert.deepEqual(synced, [{ node: 'n2' }]);
+    assert.equal(running.name, 'iptables');
+    assert.equal(running.trafficStats, undefined, 'only a proxier with traffic counters gets them');
   });
 });
 

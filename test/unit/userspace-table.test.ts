@@ -71,7 +71,7 @@ describe('userspace render', () => {
       { ...web, affinitySeconds: 30 },
       { name: 'empty', clusterIP: '10.96.0.20', port: 443, endpoints: [] },
     ], { nodeIPs: ['192.168.100.2'] });
-    const text = mode.render(state);
+    const text = mode.render(mode.compile(state));
     const lines = text.trimEnd().split('\n');
     assert.match(lines[0] ?? '', /^LISTENER\s+FRONTEND\s+SERVICE\s+ENDPOINTS/);
     assert.match(text, /TCP 10\.96\.0\.10:80\s+ClusterIP\s+default\/web:\s+10\.244\.1\.2:8080,10\.244\.2\.2:8080\s+\(same\)\s+affinity=ClientIP\/30s/);

@@ -22,7 +22,7 @@ const state = desiredState(
 
 const pkt = (p: Partial<Packet> & Pick<Packet, 'dst' | 'port'>): Packet => ({ src: '10.244.1.10', protocol: 'TCP', from: 'pod', ...p });
 const reaches = (p: Packet): string[] | string => {
-  const v = mode.trace(state, p);
+  const v = mode.trace(mode.compile(state), p);
   if (v.kind !== 'forward') return v.kind;
   assert.ok(v.reaches.every((r) => r.masquerade), 'a relay always shows the node as source');
   return v.reaches.map((r) => r.endpoint).sort();

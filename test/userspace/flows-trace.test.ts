@@ -11,7 +11,7 @@ describe('packet-flow table: userspace tracer', () => {
   for (const flow of FLOW_CASES) {
     test(flow.name, () => {
       const { src, dst, port, protocol, from } = flow.packet;
-      assert.deepEqual(mode.trace(state, flow.packet), relayExpectation(flow), `${from} ${src} -> ${dst}:${port}/${protocol}`);
+      assert.deepEqual(mode.trace(mode.compile(state), flow.packet), relayExpectation(flow), `${from} ${src} -> ${dst}:${port}/${protocol}`);
     });
   }
 });
