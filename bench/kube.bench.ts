@@ -4,10 +4,9 @@
 // Targets (issue #5): first state ≤ 10 s, RSS ≤ 250 MiB, p99 ≤ 200 ms. Needs tools/kube/build.sh binaries.
 //   npm run bench kube        (BENCH_KUBE_SERVICES=2000 for a quicker, smaller run)
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Agent, fetch } from 'undici';
-import { syntheticCluster, type RawObject } from '../test/fixtures/synthetic.ts';
+import { syntheticCluster } from '../test/fixtures/synthetic.ts';
+import { adminFromKubeconfig, populate } from './apiserver-load.ts';
 import { ControlPlane, kubeTestsDisabled } from '../test/kube/apiserver.ts';
 import { KPROXY_NODE_ENV, KPROXY_NODE_FLAGS } from '../test/harness/kproxy.ts';
 
@@ -17,69 +16,13 @@ const UPDATES = 200;
 const NODE = 'bench-node';
 const TARGETS = { firstStateMs: 10_000, rssMiB: 250, p99Ms: 200 };
 
-interface Admin {
-  request(method: string, path: string, body?: unknown): Promise<number>;
-  close(): Promise<void>;
-}
-
-function adminFromKubeconfig(path: string): Admin {
-  const config = JSON.parse(readFileSync(path, 'utf8')) as {
-    clusters: Array<{ cluster: { server: string; 'certificate-authority': string } }>;
-    users: Array<{ user: { token: string } }>;
-  };
-  const cluster = config.clusters[0]?.cluster;
-  const token = config.users[0]?.user.token;
-  if (!cluster || !token) throw new Error(`bad kubeconfig ${path}`);
-  const agent = new Agent({ connect: { ca: readFileSync(cluster['certificate-authority']) }, connections: 64 });
-  return {
-    async request(method, path, body) {
-      const response = await fetch(`${cluster.server}${path}`, {
-        method, dispatcher: agent,
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      if (response.status >= 300 && response.status !== 409) throw new Error(`${method} ${path}: ${response.status} ${text.slice(0, 200)}`);
-      return response.status;
-    },
-    close: () => agent.close(),
-  };
-}
-
-/** Run `work` over `items` with `concurrency` in flight. */
-async function parallel<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++] as T);
-  }));
-}
-
-/** Services as the apiserver accepts them from a client: ClusterIP only (node ports would run out), no status. */
-function creatable(service: RawObject): RawObject {
-  const spec = { ...(service.spec as RawObject) };
-  spec.type = 'ClusterIP';
-  for (const key of ['externalTrafficPolicy', 'healthCheckNodePort']) delete spec[key];
-  spec.ports = (spec.ports as RawObject[]).map(({ nodePort: _drop, ...port }) => port);
-  const metadata = service.metadata as RawObject;
-  return { metadata: { name: metadata.name, labels: metadata.labels }, spec };
-}
-
-function sliceBody(slice: RawObject): RawObject {
-  const metadata = slice.metadata as RawObject;
-  return { metadata: { name: metadata.name, labels: metadata.labels }, addressType: slice.addressType, ports: slice.ports, endpoints: slice.endpoints };
-}
-
-async function populate(plane: ControlPlane): Promise<void> {
+async function load(plane: ControlPlane): Promise<void> {
   const cluster = syntheticCluster({ services: SERVICES, endpointsPerService: ENDPOINTS_PER_SERVICE, nodeName: NODE, seed: 7 });
   const admin = adminFromKubeconfig(plane.adminKubeconfig);
-  const started = Date.now();
-  const namespaces = [...new Set(cluster.services.map((s) => (s.metadata as RawObject).namespace as string))];
-  await parallel(namespaces, 16, (ns) => admin.request('POST', '/api/v1/namespaces', { metadata: { name: ns } }));
   await admin.request('POST', '/api/v1/nodes', { metadata: { name: NODE } });
-  await parallel(cluster.services, 48, (s) => admin.request('POST', `/api/v1/namespaces/${(s.metadata as RawObject).namespace as string}/services`, creatable(s)));
-  await parallel(cluster.slices, 48, (s) => admin.request('POST', `/apis/discovery.k8s.io/v1/namespaces/${(s.metadata as RawObject).namespace as string}/endpointslices`, sliceBody(s)));
+  const seconds = await populate(admin, cluster, 'clusterIP');
   await admin.close();
-  console.log(`created ${cluster.services.length} Services and ${cluster.slices.length} EndpointSlices (${cluster.slices.length * ENDPOINTS_PER_SERVICE} endpoints) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`created ${cluster.services.length} Services and ${cluster.slices.length} EndpointSlices (${cluster.slices.length * ENDPOINTS_PER_SERVICE} endpoints) in ${seconds.toFixed(1)} s`);
 }
 
 const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
@@ -162,7 +105,7 @@ async function main(): Promise<void> {
   }
   const plane = await ControlPlane.start({ maxRequestsInflight: 3000, apiserverArgs: ['--enable-priority-and-fairness=false'] });
   try {
-    await populate(plane);
+    await load(plane);
     // V8 flags of the measuring process: by default the agent's own (bin/kproxy.js's shebang). BENCH_KUBE_NODE_FLAGS
     // compares variants on the same populated apiserver, separated by ';', e.g. ';--max-semi-space-size=2'.
     const variants = (process.env.BENCH_KUBE_NODE_FLAGS ?? KPROXY_NODE_FLAGS.join(' ')).split(';').map((v) => v.split(' ').filter((f) => f !== ''));
