@@ -53,14 +53,18 @@ export const slicePath = (slice: RawObject): string =>
  * How Services are created:
  * - 'clusterIP': every Service as a ClusterIP (no node ports, no status);
  * - 'typed': types, node ports, external IPs, affinity and traffic policies as generated, the load balancer
- *   ingress set through the status subresource afterwards (the apiserver allocates health-check node ports itself,
- *   so its node-port range must hold them: start it with --service-node-port-range=30000-39999).
+ *   ingress set through the status subresource afterwards. Health-check node ports are numbered from 35000 (the
+ *   generated ones could collide with node ports; one the apiserver picked could take a port a later Service names),
+ *   so its node-port range must hold them: start it with --service-node-port-range=30000-39999.
  */
 export type ServiceShape = 'clusterIP' | 'typed';
 
-function creatable(service: RawObject, shape: ServiceShape): RawObject {
+const FIRST_HEALTH_CHECK_PORT = 35000;
+
+function creatable(service: RawObject, shape: ServiceShape, healthCheckNodePort: number | undefined): RawObject {
   const spec = { ...(service.spec as RawObject) };
   delete spec['healthCheckNodePort'];
+  if (healthCheckNodePort !== undefined) spec['healthCheckNodePort'] = healthCheckNodePort;
   if (shape === 'clusterIP') {
     spec['type'] = 'ClusterIP';
     delete spec['externalTrafficPolicy'];
@@ -81,7 +85,14 @@ export async function populate(admin: Admin, cluster: SyntheticCluster, shape: S
   const started = Date.now();
   const namespaces = [...new Set(cluster.services.map(namespaceOf))];
   await parallel(namespaces, 16, (ns) => admin.request('POST', '/api/v1/namespaces', { metadata: { name: ns } }));
-  await parallel(cluster.services, 48, (s) => admin.request('POST', `/api/v1/namespaces/${namespaceOf(s)}/services`, creatable(s, shape)));
+  const healthCheckPorts = new Map<RawObject, number>();
+  if (shape === 'typed') {
+    for (const s of cluster.services) {
+      if ((s.spec as RawObject).healthCheckNodePort !== undefined) healthCheckPorts.set(s, FIRST_HEALTH_CHECK_PORT + healthCheckPorts.size);
+    }
+  }
+  await parallel(cluster.services, 48, (s) =>
+    admin.request('POST', `/api/v1/namespaces/${namespaceOf(s)}/services`, creatable(s, shape, healthCheckPorts.get(s))));
   if (shape === 'typed') {
     const balanced = cluster.services.filter((s) => ((s.status as RawObject | undefined)?.loadBalancer as RawObject | undefined)?.ingress);
     await parallel(balanced, 48, (s) => admin.request('PATCH', `${servicePath(s)}/status`, { status: s.status }));

@@ -82,6 +82,8 @@ export interface Cluster {
   hold(fromNs: string, host: string, port: number, probe: HoldProbe): HeldConnection;
   /** GET a URL from a namespace; resolves with the HTTP status, or undefined when nothing answered. */
   httpStatus(fromNs: string, url: string): Promise<number | undefined>;
+  /** A probe process that stays in `ns` and takes requests (see NamespaceTools.prober). */
+  prober(ns: string): Promise<Prober>;
   /** Forget every conntrack entry of the node namespace (between test cases). */
   flushConntrack(): Promise<void>;
   destroy(): Promise<void>;
@@ -136,8 +138,42 @@ export interface NamespaceTools {
   tcp(fromNs: string, host: string, port: number, probe?: TcpProbe): Promise<ProbeSummary>;
   udp(fromNs: string, host: string, port: number, probe?: UdpProbe): Promise<ProbeSummary>;
   httpStatus(fromNs: string, url: string): Promise<number | undefined>;
+  /** A probe process that stays in `ns` and takes requests (no process start per probe, for thousands of them). */
+  prober(ns: string): Promise<Prober>;
   /** The live children spawned here (destroy() kills them). */
   readonly children: Set<ChildProcess>;
+}
+
+/** tcp()/udp() of one source namespace, served by one long-lived probe process (scripts/probe.ts serve). */
+export interface Prober {
+  tcp(host: string, port: number, probe?: TcpProbe): Promise<ProbeSummary>;
+  udp(host: string, port: number, probe?: UdpProbe): Promise<ProbeSummary>;
+  close(): void;
+}
+
+function startProber(child: ChildProcess): Promise<Prober> {
+  const pending = new Map<number, (summary: ProbeSummary) => void>();
+  let nextId = 0;
+  const lines = createInterface({ input: child.stdout ?? process.stdin });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`prober exited (${code})`)));
+    lines.on('line', (line) => {
+      if (line === 'ready') return resolve();
+      const { id, summary } = JSON.parse(line) as { id: number; summary: ProbeSummary };
+      pending.get(id)?.(summary);
+      pending.delete(id);
+    });
+  });
+  const ask = (request: Record<string, unknown>): Promise<ProbeSummary> => new Promise((resolve) => {
+    const id = nextId++;
+    pending.set(id, resolve);
+    child.stdin?.write(`${JSON.stringify({ ...request, id })}\n`);
+  });
+  return ready.then(() => ({
+    tcp: (host, port, p = {}) => ask({ mode: 'tcp', host, port, count: p.count ?? 1, concurrency: p.concurrency ?? 1, timeoutMs: p.timeoutMs ?? 1000 }),
+    udp: (host, port, p = {}) => ask({ mode: 'udp', host, port, count: p.count ?? 1, srcPort: p.srcPort ?? 0, timeoutMs: p.timeoutMs ?? 1000 }),
+    close: () => { child.stdin?.end(); },
+  }));
 }
 
 export function namespaceTools(): NamespaceTools {
@@ -155,6 +191,7 @@ export function namespaceTools(): NamespaceTools {
   return {
     children,
     spawn: spawn_,
+    prober: (ns) => startProber(spawn_(ns, process.execPath, [PROBE, 'serve'])),
     tcp: (ns, host, port, p = {}) => {
       const count = p.count ?? 1;
       const timeoutMs = p.timeoutMs ?? 1000;
@@ -188,7 +225,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
   }));
   const client: Pod = { name: 'cli', ns: `${prefix}-cli`, ip: '10.244.1.200', ip6: 'fd00:244:1::200' };
 
-  const { spawn: spawnIn, tcp, udp, httpStatus, children } = namespaceTools();
+  const { spawn: spawnIn, tcp, udp, httpStatus, prober, children } = namespaceTools();
 
   const cluster: Cluster = {
     prefix, nodeNs, extNs, pods, client, ipv6,
@@ -196,6 +233,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
     spawn: spawnIn,
     tcp,
     udp,
+    prober,
     hold: (ns, host, port, p) => {
       const child = spawnIn(ns, process.execPath, [PROBE, 'hold', host, String(port), String(p.durationMs), String(p.intervalMs ?? 100)]);
       let stdout = '';

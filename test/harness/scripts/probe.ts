@@ -3,6 +3,9 @@
 //   probe.ts udp  HOST PORT COUNT [SRC_PORT] [TIMEOUT_MS]         one socket per request; SRC_PORT 0 = any
 //   probe.ts hold HOST PORT DURATION_MS [INTERVAL_MS]             one connection, a request every interval
 //   probe.ts http URL                                             GET, prints {"status":N}
+//   probe.ts serve                                                one JSON request per stdin line, one JSON answer
+//       per stdout line: {"id":…,"mode":"tcp"|"udp","host","port","count","concurrency"|"srcPort","timeoutMs"} →
+//       {"id":…,"summary":{…}}; saves a process start per probe for tests that send thousands
 // Answers are "<backend> <peer seen by the backend>"; the summary counts backends, peers and error codes.
 import { connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
@@ -17,13 +20,15 @@ interface Summary {
 }
 
 const started = Date.now();
-const summary: Summary = { answers: {}, peers: {}, pairs: {}, errors: {}, ms: 0 };
+const newSummary = (): Summary => ({ answers: {}, peers: {}, pairs: {}, errors: {}, ms: 0 });
+/** The summary of the one-shot modes. */
+const summary: Summary = newSummary();
 const bump = (map: Record<string, number>, key: string): void => { map[key] = (map[key] ?? 0) + 1; };
-const record = (line: string): void => {
+const record = (into: Summary, line: string): void => {
   const [backend = '', peer = ''] = line.trim().split(' ');
-  bump(summary.answers, backend);
-  bump(summary.peers, peer);
-  bump(summary.pairs, `${backend} ${peer}`);
+  bump(into.answers, backend);
+  bump(into.peers, peer);
+  bump(into.pairs, `${backend} ${peer}`);
 };
 const finish = (): never => {
   summary.ms = Date.now() - started;
@@ -32,7 +37,7 @@ const finish = (): never => {
 };
 const errorCode = (error: Error): string => (error as NodeJS.ErrnoException).code ?? error.message;
 
-function tcpOnce(host: string, port: number, timeoutMs: number): Promise<void> {
+function tcpOnce(into: Summary, host: string, port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect({ host, port, noDelay: true });
     let buffered = '';
@@ -40,7 +45,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<void> {
     const settle = (error?: string): void => {
       if (settled) return;
       settled = true;
-      if (error) bump(summary.errors, error);
+      if (error) bump(into.errors, error);
       socket.destroy();
       resolve();
     };
@@ -49,7 +54,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<void> {
     socket.on('data', (data) => {
       buffered += data.toString();
       if (buffered.includes('\n')) {
-        record(buffered);
+        record(into, buffered);
         settle();
       }
     });
@@ -58,7 +63,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-function udpOnce(host: string, port: number, srcPort: number, timeoutMs: number): Promise<void> {
+function udpOnce(into: Summary, host: string, port: number, srcPort: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true });
     let settled = false;
@@ -66,12 +71,12 @@ function udpOnce(host: string, port: number, srcPort: number, timeoutMs: number)
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (error) bump(summary.errors, error);
+      if (error) bump(into.errors, error);
       socket.close();
       resolve();
     };
     const timer = setTimeout(() => settle('TIMEOUT'), timeoutMs);
-    socket.on('message', (msg) => { record(msg.toString()); settle(); });
+    socket.on('message', (msg) => { record(into, msg.toString()); settle(); });
     socket.on('error', (error) => settle(errorCode(error)));
     socket.bind(srcPort, () => {
       // connected UDP sockets report ICMP port-unreachable as ECONNREFUSED
@@ -92,7 +97,7 @@ async function hold(host: string, port: number, durationMs: number, intervalMs: 
     buffered += data.toString();
     let newline = buffered.indexOf('\n');
     while (newline >= 0) {
-      record(buffered.slice(0, newline));
+      record(summary, buffered.slice(0, newline));
       buffered = buffered.slice(newline + 1);
       newline = buffered.indexOf('\n');
       if (!announced) {
@@ -114,23 +119,67 @@ async function hold(host: string, port: number, durationMs: number, intervalMs: 
   finish();
 }
 
+async function tcpMany(into: Summary, host: string, port: number, count: number, concurrency: number, timeoutMs: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++;
+      await tcpOnce(into, host, port, timeoutMs);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+async function udpMany(into: Summary, host: string, port: number, count: number, srcPort: number, timeoutMs: number): Promise<void> {
+  for (let i = 0; i < count; i++) await udpOnce(into, host, port, srcPort, timeoutMs);
+}
+
+interface ServeRequest {
+  readonly id: number;
+  readonly mode: 'tcp' | 'udp';
+  readonly host: string;
+  readonly port: number;
+  readonly count: number;
+  readonly concurrency?: number;
+  readonly srcPort?: number;
+  readonly timeoutMs?: number;
+}
+
+/** Serve requests from stdin, one at a time per line, answering in order of completion. */
+function serve(): void {
+  let buffered = '';
+  process.stdin.on('data', (data: Buffer) => {
+    buffered += data.toString();
+    let newline = buffered.indexOf('\n');
+    while (newline >= 0) {
+      const request = JSON.parse(buffered.slice(0, newline)) as ServeRequest;
+      buffered = buffered.slice(newline + 1);
+      newline = buffered.indexOf('\n');
+      const into = newSummary();
+      const begun = Date.now();
+      const done = request.mode === 'tcp'
+        ? tcpMany(into, request.host, request.port, request.count, request.concurrency ?? 1, request.timeoutMs ?? 1000)
+        : udpMany(into, request.host, request.port, request.count, request.srcPort ?? 0, request.timeoutMs ?? 1000);
+      void done.then(() => {
+        into.ms = Date.now() - begun;
+        process.stdout.write(JSON.stringify({ id: request.id, summary: into }) + '\n');
+      });
+    }
+  });
+  process.stdin.on('end', () => process.exit(0));
+  process.stdout.write('ready\n');
+}
+
 async function main(): Promise<void> {
   const [mode, a = '', b = '', c = '', d = '', e = ''] = process.argv.slice(2);
+  if (mode === 'serve') {
+    serve();
+    return;
+  }
   if (mode === 'tcp') {
-    const count = Number(c || 1);
-    const concurrency = Number(d || 1);
-    const timeoutMs = Number(e || 1000);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < count) {
-        next++;
-        await tcpOnce(a, Number(b), timeoutMs);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+    await tcpMany(summary, a, Number(b), Number(c || 1), Number(d || 1), Number(e || 1000));
   } else if (mode === 'udp') {
-    const count = Number(c || 1);
-    for (let i = 0; i < count; i++) await udpOnce(a, Number(b), Number(d || 0), Number(e || 1000));
+    await udpMany(summary, a, Number(b), Number(c || 1), Number(d || 0), Number(e || 1000));
   } else if (mode === 'hold') {
     await hold(a, Number(b), Number(c || 1000), Number(d || 100));
   } else if (mode === 'http') {
