@@ -2,7 +2,7 @@
 // endpoint that went away keeps steering a client's datagrams into the void, and an entry created while a
 // service had no endpoints (no DNAT) keeps them away from the endpoint that just appeared. Both must be deleted.
 import type { DesiredState, Endpoint, FamilyPlan, IPFamily, Route, ServicePortPlan } from '../src/model/types.ts';
-import { normalizeIP } from '../src/util/ip.ts';
+import { IP_FAMILIES, normalizeIP } from '../src/util/ip.ts';
 
 export interface ConntrackDeletion {
   readonly family: IPFamily;
@@ -71,7 +71,7 @@ function deletionKey(d: ConntrackDeletion): string {
 export function staleUdpDeletions(prev: DesiredState | undefined, next: DesiredState): ConntrackDeletion[] {
   const out = new Map<string, ConntrackDeletion>();
   const add = (d: ConntrackDeletion): void => { out.set(deletionKey(d), d); };
-  for (const family of ['IPv4', 'IPv6'] as const) {
+  for (const family of IP_FAMILIES) {
     const before = prev ? udpServices(prev.families[family]) : new Map<string, ServicePortPlan>();
     const after = udpServices(next.families[family]);
     for (const [key, old] of before) {

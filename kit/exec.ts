@@ -1,6 +1,7 @@
 // Running tools (iptables-restore, nft, conntrack, ipset…): the only place a kernel mode starts processes.
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
+import { firstLineOf } from '../src/util/errors.ts';
 
 export interface CommandResult {
   readonly code: number;
@@ -126,5 +127,5 @@ async function feed(stdin: Writable, input: CommandInput): Promise<void> {
 
 /** First line of a tool's complaint, for one-line errors. */
 export function firstLine(result: CommandResult): string {
-  return (result.stderr.trim() || result.stdout.trim() || `exit ${result.code}`).split('\n')[0] ?? '';
+  return firstLineOf(result.stderr.trim() || result.stdout.trim() || `exit ${result.code}`);
 }

@@ -12,7 +12,7 @@ import { ServiceHealthServer } from './health/service-health.ts';
 import { ProxyMetrics } from './metrics/proxy-metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
 import { NodeEvents } from './events/node-events.ts';
-import type { EventSink } from './events/node-events.ts';
+import type { EventSink } from './model/events.ts';
 import { systemClock } from './sync/index.ts';
 import { ListenError } from './errors.ts';
 import type { RunningServer } from './health/http.ts';

@@ -1,5 +1,7 @@
 // Errors the user can act on. Each has a stable code (documented in docs/errors.md) and a one-line message;
 // the CLI prints `kproxy: <message> (<code>)` and exits with `exitCode`, never a stack trace.
+import type { ModeFailure } from './model/mode.ts';
+import type { IPFamily } from './model/types.ts';
 
 export type ErrorCode =
   | 'KP_ERR_USAGE'
@@ -11,6 +13,7 @@ export type ErrorCode =
   | 'KP_ERR_MANIFEST_UNREADABLE'
   | 'KP_ERR_MANIFEST_INVALID'
   | 'KP_ERR_APPLY_FAILED'
+  | 'KP_ERR_TOOL_MISSING'
   | 'KP_ERR_LISTEN_FAILED';
 
 export interface ErrorCodeInfo {
@@ -31,6 +34,7 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
   { code: 'KP_ERR_MANIFEST_UNREADABLE', exitCode: 2, summary: 'The --manifests path does not exist or cannot be read.' },
   { code: 'KP_ERR_MANIFEST_INVALID', exitCode: 2, summary: 'A manifest file is not valid YAML/JSON (the last good content stays in effect).' },
   { code: 'KP_ERR_APPLY_FAILED', exitCode: 1, summary: 'A proxy mode failed to program the node (the sync loop retries with backoff).' },
+  { code: 'KP_ERR_TOOL_MISSING', exitCode: 1, summary: 'A tool or kernel feature the proxy mode needs is missing (e.g. iptables, or its nat table in this kernel).' },
   { code: 'KP_ERR_LISTEN_FAILED', exitCode: 1, summary: 'The health or metrics server cannot listen on its bind address (e.g. the port is in use) and `--bind-address-hard-fail` is set; without it the agent keeps running, warns and retries every 5 s, as kube-proxy does.' },
 ];
 
@@ -115,9 +119,39 @@ export class ManifestError extends KproxyError {
   }
 }
 
+export interface ModeErrorOptions extends KproxyErrorOptions {
+  /** The IP family that failed, when the mode said. */
+  readonly family?: IPFamily;
+}
+
 export class ApplyError extends KproxyError {
-  constructor(message: string, options: KproxyErrorOptions = {}) {
+  readonly family?: IPFamily;
+  constructor(message: string, options: ModeErrorOptions = {}) {
     super('KP_ERR_APPLY_FAILED', message, options);
+    if (options.family !== undefined) this.family = options.family;
+  }
+}
+
+export class ToolMissingError extends KproxyError {
+  constructor(message: string, options: KproxyErrorOptions = {}) {
+    super('KP_ERR_TOOL_MISSING', message, options);
+  }
+}
+
+/**
+ * What the CLI prints for `err`: a KproxyError as it is; a mode's error (a ModeFailure: an Error whose `code` is one
+ * of the mode codes, see src/model/mode.ts) as the KproxyError of its code; anything else undefined (a bug).
+ */
+export function asKproxyError(err: unknown): KproxyError | undefined {
+  if (err instanceof KproxyError) return err;
+  if (!(err instanceof Error)) return undefined;
+  const failure = err as Partial<ModeFailure>;
+  const options = { cause: err, ...(failure.family !== undefined && { family: failure.family }) };
+  switch (failure.code) {
+    case 'KP_ERR_APPLY_FAILED': return new ApplyError(err.message, options);
+    case 'KP_ERR_TOOL_MISSING': return new ToolMissingError(err.message, options);
+    case 'KP_ERR_CONFIG_INVALID': return new KproxyError('KP_ERR_CONFIG_INVALID', err.message, options);
+    default: return undefined;
   }
 }
 

@@ -3,7 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { effectiveYaml, loadConfig } from './config/index.ts';
 import type { ProxyConfig } from './config/types.ts';
-import { ConfigUnreadableError, KproxyError } from './errors.ts';
+import { asKproxyError, ConfigUnreadableError } from './errors.ts';
+import { firstLineOf } from './util/errors.ts';
 import { createLogger, type AppLogger } from './log.ts';
 import type { ModeOptions, ProxyMode } from './model/mode.ts';
 import type { ClusterSource } from './model/source.ts';
@@ -56,12 +57,13 @@ export async function main(args: readonly string[], io: MainIO = processIO): Pro
     }
     return await runProxy({ config, log, modes });
   } catch (err) {
-    if (err instanceof KproxyError) {
-      io.stderr(`kproxy: ${err.oneLine()}\n`);
-      return err.exitCode;
+    const known = asKproxyError(err);
+    if (known) {
+      io.stderr(`kproxy: ${known.oneLine()}\n`);
+      return known.exitCode;
     }
     log?.error({ err }, 'Unexpected error');
-    io.stderr(`kproxy: unexpected error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
+    io.stderr(`kproxy: unexpected error: ${firstLineOf(err)}\n`);
     return 1;
   }
 }

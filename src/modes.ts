@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ModeInvalidError, ModeUnavailableError } from './errors.ts';
+import { ApplyError, asKproxyError, ModeInvalidError, ModeUnavailableError } from './errors.ts';
 import type { ModeModule, ModeOptions, ProxyMode } from './model/mode.ts';
 import type { Packet, Verdict } from './model/trace.ts';
 import type { DesiredState, ProxyModeName } from './model/types.ts';
@@ -36,11 +36,20 @@ export function bindMode<C>(module: ModeModule<C>): LoadedMode {
       const proxier = await module.create(options);
       const running: ProxyMode = {
         name: module.name,
-        sync: (state, request) => proxier.sync(module.compile(state), request),
+        async sync(state, request) {
+          try {
+            return await proxier.sync(module.compile(state), request);
+          } catch (err) {
+            // Across the seam every failure has a code: the mode's own, else an apply failure.
+            throw asKproxyError(err) ?? new ApplyError(`${module.name}: ${firstLineOf(err)}`, { cause: err });
+          }
+        },
         stop: () => proxier.stop(),
       };
+      // The optional readers, only when the proxier has them (metrics look for them).
       const trafficStats = proxier.trafficStats?.bind(proxier);
-      return trafficStats ? { ...running, trafficStats } : running;
+      const netfilterCounters = proxier.netfilterCounters?.bind(proxier);
+      return { ...running, ...(trafficStats && { trafficStats }), ...(netfilterCounters && { netfilterCounters }) };
     },
     cleanup: (options) => module.cleanup(options),
   };

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { HttpMethod, KubeConfig, RequestContext, Watch } from './client-lib.ts';
 import { fetch } from 'undici';
-import type { Clock } from '../../src/sync/clock.ts';
+import type { Clock } from '../../src/model/clock.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { isRecord } from '../../src/util/record.ts';
 

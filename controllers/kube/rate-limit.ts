@@ -1,5 +1,5 @@
 // Client-side request throttling, like client-go's token bucket (clientConnection.qps / burst).
-import type { Clock } from '../../src/sync/clock.ts';
+import type { Clock } from '../../src/model/clock.ts';
 
 export interface RateLimitOptions {
   /** Sustained requests per second; 0 or less disables throttling. */

@@ -3,7 +3,7 @@
 // restarts at once), a 410 Gone leads to a fresh list, and a watchdog restarts a watch that went silent
 // (the apiserver sends bookmarks about once a minute, so a healthy watch is never silent for long).
 import type { ObjectKind } from '../../src/model/source.ts';
-import type { Clock, TimerHandle } from '../../src/sync/clock.ts';
+import type { Clock, TimerHandle } from '../../src/model/clock.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { isGone, type KubeApi, type WatchHandle } from './client.ts';
 import { objectRef, resourceVersionOf } from './slim.ts';

@@ -3,10 +3,11 @@
 // (the Node may be missing or forbidden); stale() reports whether any watch is currently broken.
 import type { ClusterEvents, ClusterSource, ObjectKind } from '../../src/model/source.ts';
 import type { Logger } from '../../src/model/mode.ts';
-import { systemClock, type Clock } from '../../src/sync/clock.ts';
+import type { Clock } from '../../src/model/clock.ts';
+import { systemClock } from '../../src/sync/clock.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { createKubeApi, kubeEventSink, loadClientConfig, type ClientConnectionOptions, type KubeApi } from './client.ts';
-import type { EventSink } from '../../src/events/node-events.ts';
+import type { EventSink } from '../../src/model/events.ts';
 import { Reflector, type RestartReason } from './reflector.ts';
 import { nodeFieldSelector, proxyLabelSelector } from './selectors.ts';
 import { slimEndpointSlice, slimNode, slimService } from './slim.ts';

@@ -1,6 +1,7 @@
 // Driving iptables-restore / iptables-save through a CommandRunner: the side-effecting half of the iptables kit
 // (the text comes from render.ts, the listing is read by save.ts).
 import type { Logger } from '../../src/model/mode.ts';
+import { ModeError } from '../errors.ts';
 import { firstLine, type CommandInput, type CommandResult, type CommandRunner } from '../exec.ts';
 import { SaveReader, type SavedState } from './save.ts';
 import type { IptablesTools } from './variant.ts';
@@ -38,14 +39,14 @@ function failedLine(result: CommandResult, input: RestoreInput): string | undefi
   return undefined;
 }
 
-/** A restore the tool refused: its complaint and, when it names one, the line. */
-export class RestoreFailed extends Error {
+/** A restore the tool refused (KP_ERR_APPLY_FAILED, for the tools' family): its complaint and, when it names one, the line. */
+export class RestoreFailed extends ModeError {
   readonly tool: string;
   readonly line: string | undefined;
-  constructor(tool: string, result: CommandResult, line: string | undefined) {
-    super(`${tool} failed: ${firstLine(result)}${line ? ` (${line.slice(0, 200)})` : ''}`);
+  constructor(tools: IptablesTools, result: CommandResult, line: string | undefined) {
+    super('KP_ERR_APPLY_FAILED', `${tools.restore} failed: ${firstLine(result)}${line ? ` (${line.slice(0, 200)})` : ''}`, { family: tools.family });
     this.name = 'RestoreFailed';
-    this.tool = tool;
+    this.tool = tools.restore;
     this.line = line;
   }
 }
@@ -65,7 +66,7 @@ export async function restore(run: CommandRunner, log: Logger, tools: IptablesTo
   if (result.code === 0) return lines;
   const line = failedLine(result, input);
   log.error({ tool: tools.restore, stderr: result.stderr.trim(), line }, 'restore failed');
-  throw new RestoreFailed(tools.restore, result, line);
+  throw new RestoreFailed(tools, result, line);
 }
 
 /**
@@ -84,7 +85,7 @@ export async function readNodeState(run: CommandRunner, tools: IptablesTools, pr
 /** readNodeState that throws when the save tool fails. */
 export async function save(run: CommandRunner, tools: IptablesTools, prefix: string): Promise<SavedState> {
   const { state, result } = await readNodeState(run, tools, prefix);
-  if (!state) throw new Error(`${tools.save} failed: ${firstLine(result)}`);
+  if (!state) throw new ModeError('KP_ERR_APPLY_FAILED', `${tools.save} failed: ${firstLine(result)}`, { family: tools.family });
   return state;
 }
 

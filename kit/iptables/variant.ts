@@ -3,6 +3,7 @@
 // host already uses. Like kube-proxy images' iptables-wrapper, "already uses" means "holds more rules".
 import type { IPFamily } from '../../src/model/types.ts';
 import type { CommandRunner } from '../exec.ts';
+import { IP_FAMILIES } from '../../src/util/ip.ts';
 
 export type IptablesVariant = 'legacy' | 'nft';
 export const VARIANTS: readonly IptablesVariant[] = ['legacy', 'nft'];
@@ -21,18 +22,11 @@ export function toolsFor(variant: IptablesVariant, family: IPFamily): IptablesTo
   return { variant, family, iptables: base, restore: `${base}-restore`, save: `${base}-save` };
 }
 
-/** Reads the `iptablesVariant` setting: 'legacy', 'nft' or 'auto' (also when absent). Throws a one-line error. */
-export function variantSetting(value: unknown): IptablesVariant | 'auto' {
-  if (value === undefined || value === null || value === '' || value === 'auto') return 'auto';
-  if (value === 'legacy' || value === 'nft') return value;
-  throw new Error(`invalid iptablesVariant ${JSON.stringify(value)}: expected "legacy", "nft" or "auto"`);
-}
-
 /** Number of rules the variant's save tool prints for both families; -1 when its tools are missing. */
 async function ruleCount(run: CommandRunner, variant: IptablesVariant): Promise<number> {
   let count = 0;
   let usable = false;
-  for (const family of ['IPv4', 'IPv6'] as const) {
+  for (const family of IP_FAMILIES) {
     // Count rule lines ("-A …") as the listing streams by: on a node with 10k services it is ≈ 60 MB.
     let lines = 0;
     let atLineStart = true;

@@ -7,9 +7,11 @@ import { runCommand, type CommandRunner } from '../../kit/exec.ts';
 import { missingHooks, renderCleanup, renderDiff, renderFullStream } from '../../kit/iptables/render.ts';
 import type { RulesetSource } from '../../kit/iptables/ruleset.ts';
 import { familyUsable, readNodeState, restore, save } from '../../kit/iptables/tools.ts';
-import { detectVariant, toolsFor, variantSetting, VARIANTS, type IptablesTools, type IptablesVariant } from '../../kit/iptables/variant.ts';
+import { detectVariant, toolsFor, VARIANTS, type IptablesTools } from '../../kit/iptables/variant.ts';
+import { ModeError } from '../../kit/errors.ts';
 import type { Logger, ModeOptions, Proxier } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
+import { firstLineOf } from '../../src/util/errors.ts';
 import { IP_FAMILIES } from '../../src/util/ip.ts';
 import { CHAIN_PREFIX } from './names.ts';
 
@@ -18,11 +20,6 @@ export interface IptablesProxyOptions extends ModeOptions {
   readonly run?: CommandRunner;
 }
 
-async function resolveVariant(run: CommandRunner, config: Readonly<Record<string, unknown>>): Promise<IptablesVariant> {
-  // config file `iptables.variant` (the mode's block), a flattened `iptablesVariant`, or the environment
-  const setting = variantSetting(config['variant'] ?? config['iptablesVariant'] ?? process.env['KPROXY_IPTABLES_VARIANT']);
-  return setting === 'auto' ? detectVariant(run) : setting;
-}
 
 /** Writing one family with one variant's tools. */
 function familyWriter(run: CommandRunner, log: Logger, tools: IptablesTools, family: IPFamily): FamilyWriter<RulesetSource> {
@@ -50,16 +47,17 @@ function familyWriter(run: CommandRunner, log: Logger, tools: IptablesTools, fam
 
 export async function createIptablesProxy(options: IptablesProxyOptions): Promise<Proxier<CompiledFamilies<RulesetSource>>> {
   const run = options.run ?? runCommand;
-  const variant = await resolveVariant(run, options.config);
+  // --iptables-variant / iptables.variant / KPROXY_IPTABLES_VARIANT, checked by src/config; unset: the node's.
+  const variant = options.settings.iptablesVariant ?? await detectVariant(run);
   const log = options.log.child({ mode: 'iptables', variant });
   const writers = new Map<IPFamily, FamilyWriter<RulesetSource>>();
   for (const family of IP_FAMILIES) {
     const tools = toolsFor(variant, family);
     if (await familyUsable(run, tools)) writers.set(family, familyWriter(run, log, tools, family));
-    else if (family === 'IPv4') throw new Error(`${tools.iptables} is not usable (missing tool or kernel support)`);
+    else if (family === 'IPv4') throw new ModeError('KP_ERR_TOOL_MISSING', `${tools.iptables} is not usable (missing tool or kernel support)`, { family });
     else log.info({ tool: tools.iptables }, 'IPv6 iptables unavailable; serving IPv4 only');
   }
-  const driver = new FamilySync<RulesetSource>({ families: writers, run, log });
+  const driver = new FamilySync<RulesetSource>({ families: writers, run, log, ...(options.metrics && { metrics: options.metrics }) });
   return {
     sync: (compiled, request) => driver.sync(compiled, request),
     async stop(): Promise<void> {
@@ -84,9 +82,9 @@ export async function cleanupIptables(options: IptablesProxyOptions): Promise<vo
         await restore(run, log, tools, text);
         log.info({ variant, family }, 'removed kproxy iptables rules');
       } catch (error) {
-        failures.push((error as Error).message);
+        failures.push(firstLineOf(error));
       }
     }
   }
-  if (failures.length > 0) throw new Error(`iptables cleanup incomplete: ${failures.join('; ')}`);
+  if (failures.length > 0) throw new ModeError('KP_ERR_APPLY_FAILED', `iptables cleanup incomplete: ${failures.join('; ')}`);
 }

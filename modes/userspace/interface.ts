@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { firstLineOf } from '../../src/util/errors.ts';
 
 export const OWNER_ALIAS = 'kproxy-userspace-relay';
 
@@ -13,7 +14,7 @@ export type IpRunner = (args: readonly string[], stdin?: string) => Promise<stri
 export const runIp: IpRunner = (args, stdin) =>
   new Promise((resolve, reject) => {
     const child = execFile('ip', [...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`ip ${args.join(' ')}: ${(stderr.trim().split('\n')[0] ?? '') || err.message}`));
+      if (err) reject(new Error(`ip ${args.join(' ')}: ${firstLineOf(stderr.trim() || err.message)}`));
       else resolve(stdout);
     });
     if (stdin !== undefined) child.stdin?.end(stdin);

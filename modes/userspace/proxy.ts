@@ -11,8 +11,8 @@ import type { LogSink } from './rate-log.ts';
 import type { RelayStats } from './stats.ts';
 import { compile } from './table.ts';
 import type { ListenerTable } from './table.ts';
+import { isLoopback } from '../../src/util/ip.ts';
 
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
 /** Service addresses that must live on kproxy's interface: not loopback, not already on another interface. */
 export function interfaceAddresses(table: ListenerTable, local: ReadonlySet<string>): string[] {

@@ -13,6 +13,8 @@ import type { SplicedConnection } from './splice.ts';
 import { emptyServiceStats } from './stats.ts';
 import type { RelayStats, ServiceStats } from './stats.ts';
 import type { Listener, ListenerRoute, ListenerTable, RelayEndpoint } from './table.ts';
+import { firstLineOf } from '../../src/util/errors.ts';
+import { isLoopback } from '../../src/util/ip.ts';
 
 export interface RelayOptions {
   readonly config: UserspaceConfig;
@@ -70,7 +72,6 @@ interface ListenerState {
 }
 
 const MAX_PENDING_DATAGRAMS = 64;
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 const errorText = (err: unknown): string =>
   err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
 
@@ -153,10 +154,9 @@ export class Relay {
 
   /** Starts the splice loop once; connections that need it meanwhile stay with Node for now. */
   #startSplice(): Promise<void> {
-    const oneLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
     this.#spliceStarting ??= SplicePump.start().then(
       (pump) => void (this.#closed ? pump.stop() : (this.#splice = pump)),
-      (err: unknown) => this.#sink('warn', { err: oneLine(err) }, 'splice is not available; TCP is relayed through Node'),
+      (err: unknown) => this.#sink('warn', { err: firstLineOf(err) }, 'splice is not available; TCP is relayed through Node'),
     );
     return this.#spliceStarting;
   }

@@ -1,7 +1,7 @@
 // compile (pure): DesiredState → the listener table of the relay. One listener per (protocol, address, port)
 // on which some service frontend must answer, with everything the relay needs to route a client there.
 import type { DesiredState, Endpoint, FamilyPlan, FrontendKind, IPFamily, Route, ServicePortPlan } from '../../src/model/types.ts';
-import { cidrContains, ipFamily, joinHostPort, normalizeIP, parseCidr } from '../../src/util/ip.ts';
+import { cidrContains, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCidr } from '../../src/util/ip.ts';
 
 /** Node's sockets relay TCP and UDP; SCTP is left to the kernel modes. */
 export type RelayProtocol = 'TCP' | 'UDP';
@@ -68,8 +68,6 @@ export interface CompileOptions {
 export function listenerKey(protocol: RelayProtocol, ip: string, port: number): string {
   return `${protocol} ${joinHostPort(ip, port)}`;
 }
-
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
 /** The addresses NodePorts of one family listen on. Loopback only when the address list names it. */
 export function nodePortAddresses(plan: FamilyPlan, options: CompileOptions): string[] {

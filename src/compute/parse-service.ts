@@ -4,6 +4,7 @@ import {
   FieldError, catchField, optionalArray, optionalEnum, optionalInteger, optionalPort, optionalRecord,
   optionalString, readCidr, readIP, readList, readProtocol, requireRecord, show, type RawRecord,
 } from './fields.ts';
+import { IP_FAMILIES } from '../util/ip.ts';
 import { readMeta, readTag, refOf, type Parsed } from './parse-meta.ts';
 import type { ServicePortRecord, ServiceRecord, ServiceType } from './records.ts';
 
@@ -18,7 +19,6 @@ export interface ParseServiceOptions {
 }
 
 const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
-const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 
 /** Why this proxy must leave the Service alone (headless, ExternalName, another proxy's), or undefined. */
 function notOursReason(labels: RawRecord, spec: RawRecord, options: ParseServiceOptions): string | undefined {
@@ -51,7 +51,7 @@ function readClusterIPs(spec: RawRecord, notes: string[]): ServiceRecord['cluste
   if (ips.length === 0) throw new FieldError('spec.clusterIP: missing (no cluster IP allocated)');
   // ipFamilies, when given, must agree with the addresses position by position.
   const families = readList(spec, 'ipFamilies', 'spec.ipFamilies', (item, path) => {
-    if (typeof item !== 'string' || !(FAMILIES as readonly string[]).includes(item)) {
+    if (typeof item !== 'string' || !(IP_FAMILIES as readonly string[]).includes(item)) {
       throw new FieldError(`${path}: ${show(item)} is not IPv4 or IPv6`);
     }
     return item as IPFamily;

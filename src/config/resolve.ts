@@ -49,6 +49,8 @@ export interface ResolveInput {
   /** The KubeProxyConfiguration object of --config; absent: no config file (the flags configure). */
   readonly file?: ConfigObject;
   readonly warnings?: string[];
+  /** The environment (KPROXY_IPTABLES_VARIANT); process.env by default. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export function resolveConfig(input: ResolveInput): ResolvedConfig {
@@ -75,7 +77,7 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
     warnings.push(`${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} ignored because --config is given (as kube-proxy does); set ${ignored.length === 1 ? 'it' : 'them'} in the config file`);
   }
   if (!withFile && flags['write-config-to'] === undefined) applyDeprecatedPorts(c, parsed);
-  return finish(c, flags, warnings);
+  return finish(c, flags, warnings, input);
 }
 
 /** --healthz-port / --metrics-port (kube-proxy, without --config): 0 disables; a bare bind address gets the port. */
@@ -94,7 +96,7 @@ function withPort(address: string, port: number): string {
 }
 
 /** Platform defaults, checks across fields, warnings for what has no effect, and the ProxyConfig. */
-function finish(c: InternalConfig, flags: FlagValues, warnings: string[]): ResolvedConfig {
+function finish(c: InternalConfig, flags: FlagValues, warnings: string[], input: ResolveInput): ResolvedConfig {
   if (c.mode === '') c.mode = DEFAULTS.mode;
   const mode = checkMode(c);
   const block = modeBlockOf(mode);
@@ -117,8 +119,11 @@ function finish(c: InternalConfig, flags: FlagValues, warnings: string[]): Resol
   const detectLocalMode = checkDetectLocal(c, warnings);
   const format = c.logging.format;
   if (format !== 'json' && format !== 'text') invalid(originOf(c, 'logging.format', 'logging.format'), format, 'must be json or text');
-  const variant = c.iptables.variant;
-  if (!['', 'auto', 'legacy', 'nft'].includes(variant)) invalid(originOf(c, 'iptables.variant', 'iptables.variant'), variant, 'must be legacy, nft or auto');
+  // The one check of the iptables variant: the flag or file, else KPROXY_IPTABLES_VARIANT (images and tests set it).
+  const fromEnv = c.iptables.variant === '' ? (input.env ?? process.env).KPROXY_IPTABLES_VARIANT ?? '' : '';
+  const variant = fromEnv !== '' ? fromEnv : c.iptables.variant;
+  const variantName = fromEnv !== '' ? 'KPROXY_IPTABLES_VARIANT' : originOf(c, 'iptables.variant', 'iptables.variant');
+  if (!['', 'auto', 'legacy', 'nft'].includes(variant)) invalid(variantName, variant, 'must be legacy, nft or auto');
   if (c.clientConnection.burst < 0) invalid(originOf(c, 'clientConnection.burst', 'clientConnection.burst'), c.clientConnection.burst, 'must be 0 or more');
 
   const effective = toV1Alpha1(c);

@@ -3,29 +3,8 @@
 // and dropped, and nothing here ever waits in the sync path.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../model/mode.ts';
+import type { CoreEvent, EventSink } from '../model/events.ts';
 import type { SyncFailed, SyncObserver } from '../model/observe.ts';
-
-/** A core/v1 Event as the apiserver takes it. */
-export interface CoreEvent {
-  readonly apiVersion: 'v1';
-  readonly kind: 'Event';
-  readonly metadata: { readonly name: string; readonly namespace: string };
-  readonly involvedObject: { readonly apiVersion: 'v1'; readonly kind: 'Node'; readonly name: string; readonly uid: string };
-  readonly reason: string;
-  readonly message: string;
-  readonly type: 'Normal' | 'Warning';
-  readonly source: { readonly component: string; readonly host: string };
-  readonly reportingComponent: string;
-  readonly reportingInstance: string;
-  readonly firstTimestamp: string;
-  readonly lastTimestamp: string;
-  readonly count: number;
-}
-
-/** Where events go (controllers/kube: kubeEventSink posts them to the apiserver). */
-export interface EventSink {
-  create(event: CoreEvent): Promise<void>;
-}
 
 export interface NodeEventsOptions {
   readonly sink: EventSink;

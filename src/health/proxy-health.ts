@@ -5,7 +5,8 @@
 // kproxy's one sync loop programs both families, so every family shares one timestamp pair.
 import type { SyncObserver, SyncSucceeded } from '../model/observe.ts';
 import type { IPFamily } from '../model/types.ts';
-import type { Clock } from '../sync/clock.ts';
+import type { Clock } from '../model/clock.ts';
+import { IP_FAMILIES } from '../util/ip.ts';
 
 export interface ProxyHealthOptions {
   readonly clock: Clock;
@@ -36,7 +37,7 @@ export class ProxyHealth implements SyncObserver {
   constructor(options: ProxyHealthOptions) {
     this.clock = options.clock;
     this.healthTimeoutMs = options.healthTimeoutMs;
-    this.families = options.families ?? ['IPv4', 'IPv6'];
+    this.families = options.families ?? IP_FAMILIES;
   }
 
   changeQueued(at: number): void {

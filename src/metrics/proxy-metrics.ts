@@ -12,6 +12,7 @@ import type { ObjectKind, ClusterEvents } from '../model/source.ts';
 import type { DesiredState, IPFamily, ProxyModeName } from '../model/types.ts';
 import { buildInfoLabels } from '../version.ts';
 import { KubeProxyModeMetrics, SYNC_DURATION_BUCKETS, exponentialBuckets } from './mode-metrics.ts';
+import { IP_FAMILIES } from '../util/ip.ts';
 
 export { exponentialBuckets, SYNC_DURATION_BUCKETS };
 
@@ -84,7 +85,7 @@ export class ProxyMetrics implements SyncObserver {
 
   constructor(options: ProxyMetricsOptions) {
     this.mode = options.mode;
-    this.families = options.families ?? ['IPv4', 'IPv6'];
+    this.families = options.families ?? IP_FAMILIES;
     const registers = [this.registry];
     const perFamily = (histogram: Histogram<'ip_family'>): Histogram<'ip_family'> => {
       for (const family of this.families) histogram.zero({ ip_family: family });

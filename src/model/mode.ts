@@ -1,8 +1,26 @@
 // The seam between the composition root and a proxy mode.
-import type { DesiredState, ProxyModeName } from './types.ts';
+import type { DesiredState, IPFamily, ProxyModeName } from './types.ts';
 import type { Packet, Verdict } from './trace.ts';
 import type { ModeSettings } from './settings.ts';
 import type { ModeMetrics, NetfilterCounters } from './metrics.ts';
+
+/**
+ * The stable codes of what a mode throws (src/errors.ts and docs/errors.md say what each means). A mode's errors
+ * cross the seam as ModeFailures; the composition root prints them as one line with the code and its exit status.
+ */
+export type ModeErrorCode =
+  /** Programming the node failed (a restore the kernel refused, a tool that failed). */
+  | 'KP_ERR_APPLY_FAILED'
+  /** A setting the mode reads is invalid. */
+  | 'KP_ERR_CONFIG_INVALID'
+  /** A tool or kernel feature the mode needs is missing. */
+  | 'KP_ERR_TOOL_MISSING';
+
+/** An Error a mode throws: a stable code and, when one IP family failed, that family (metrics count it there). */
+export interface ModeFailure extends Error {
+  readonly code: ModeErrorCode;
+  readonly family?: IPFamily;
+}
 
 /** Minimal structured logger (pino's shape) so modes do not depend on the logging library. */
 export interface Logger {
@@ -62,6 +80,8 @@ export interface Proxier<Compiled> {
   stop(): Promise<void>;
   /** Traffic counters by service port key, for modes that relay traffic themselves (metrics read them). */
   trafficStats?(): Promise<Readonly<Record<string, ServiceTraffic>>>;
+  /** Packet counters the mode keeps in the kernel (kube-proxy's nfacct counters), read at every scrape. */
+  netfilterCounters?(): Promise<NetfilterCounters>;
 }
 
 export interface ModeOptions {

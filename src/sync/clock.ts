@@ -1,15 +1,5 @@
-// Time as the sync loop sees it, injected so tests control it.
-
-export interface TimerHandle {
-  cancel(): void;
-}
-
-export interface Clock {
-  /** Epoch milliseconds. */
-  now(): number;
-  /** Run `fn` once after `ms`. Timers never keep the process alive on their own. */
-  setTimer(fn: () => void, ms: number): TimerHandle;
-}
+// The system's clock (the Clock type is in src/model/clock.ts).
+import type { Clock } from '../model/clock.ts';
 
 export const systemClock: Clock = {
   now: () => Date.now(),

@@ -1,6 +1,6 @@
 // A manual clock for tests: time moves only when the test calls advance(), and pending promise work
 // (an async sync function, an observer) gets to run between timers.
-import type { Clock, TimerHandle } from './clock.ts';
+import type { Clock, TimerHandle } from '../model/clock.ts';
 
 interface PendingTimer {
   readonly id: number;

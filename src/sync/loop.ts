@@ -3,7 +3,7 @@
 import type { DesiredState } from '../model/types.ts';
 import type { Logger, ProxyMode } from '../model/mode.ts';
 import type { SyncObserver } from '../model/observe.ts';
-import type { Clock, TimerHandle } from './clock.ts';
+import type { Clock, TimerHandle } from '../model/clock.ts';
 import { backoffDelay, decideNextSync, type BackoffOptions } from './schedule.ts';
 
 export interface SyncLoopOptions {

@@ -1,5 +1,6 @@
 // C library functions through koffi, the foreign-function library the project ships (prebuilt per platform):
 // for the few system calls Node itself does not offer (splice and epoll for the relay, netlink sockets for IPVS).
+import { firstLineOf } from './errors.ts';
 
 /** A bound C function: call it synchronously, or with .async on a pool thread (the callback gets the result). */
 export interface ForeignFunction {
@@ -28,7 +29,7 @@ export async function loadLibcFunctions<K extends string>(purpose: string, defin
   try {
     koffi = ((await import('koffi')) as { default: Koffi }).default;
   } catch (err) {
-    throw new Error(`the koffi module cannot be loaded (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
+    throw new Error(`the koffi module cannot be loaded (${firstLineOf(err)})`);
   }
   const lib = koffi.load('libc.so.6');
   const call = Object.fromEntries(Object.entries<string>(definitions).map(([name, definition]) => [name, lib.func(definition)])) as

@@ -1,6 +1,7 @@
 // Multi-document YAML (JSON is YAML too) into plain values, or the first syntax error with its line, for the
 // one-line messages config files and manifests give.
 import { parseAllDocuments } from 'yaml';
+import { firstLineOf } from './errors.ts';
 
 export type YamlResult =
   | { readonly ok: true; readonly values: readonly unknown[] }
@@ -13,7 +14,7 @@ export function parseYamlDocuments(text: string, options: { readonly uniqueKeys?
     const error = document.errors[0];
     if (error) {
       const line = error.linePos?.[0]?.line;
-      return { ok: false, ...(line !== undefined && { line }), message: error.message.split('\n')[0] ?? error.message };
+      return { ok: false, ...(line !== undefined && { line }), message: firstLineOf(error) };
     }
     values.push(document.toJS());
   }

@@ -52,6 +52,15 @@ describe('kproxy command line', () => {
     assertOneLineError(result.stderr, /^kproxy: invalid --min-sync-period "soon": is not a duration/);
   });
 
+  test('a bad iptables variant, from the flag or from KPROXY_IPTABLES_VARIANT: exit 2, one line naming where it came from', () => {
+    const fromEnv = kproxy(['--proxy-mode', 'iptables', '--manifests', EXAMPLE], { KPROXY_IPTABLES_VARIANT: 'iptables-nftables' });
+    assert.equal(fromEnv.status, 2);
+    assertOneLineError(fromEnv.stderr, /^kproxy: invalid KPROXY_IPTABLES_VARIANT "iptables-nftables": must be legacy, nft or auto \(KP_ERR_CONFIG_INVALID\)$/);
+    const fromFlag = kproxy(['--iptables-variant', 'new', '--manifests', EXAMPLE], { KPROXY_IPTABLES_VARIANT: 'legacy' });
+    assert.equal(fromFlag.status, 2);
+    assertOneLineError(fromFlag.stderr, /^kproxy: invalid --iptables-variant "new"/);
+  });
+
   test('the kubeadm KubeProxyConfiguration (and its ConfigMap) loads without a warning', () => {
     for (const file of ['kubeadm-kube-proxy.conf', 'kubeadm-kube-proxy-configmap.yaml']) {
       const result = kproxy(['plan', '--config', join(FIXTURES, file), '--manifests', EXAMPLE, '--format', 'json']);

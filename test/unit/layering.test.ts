@@ -1,6 +1,6 @@
 // The folders' import rules, checked on the source text: a mode imports only src/model, src/util, the kit and its
 // own folder (never another mode, a source in controllers/, or the rest of src/); the kit imports only src/model
-// and src/util (never a mode). Static and dynamic imports both count.
+// and src/util (never a mode); a source never imports a mode, the kit or src/events. Static and dynamic imports count.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -35,11 +35,15 @@ function violation(file: string, target: string): string | undefined {
     if (target.startsWith('controllers/')) return 'a mode never imports a source';
     return 'a mode may import only src/model, src/util, kit/ and its own folder';
   }
+  if (top === 'controllers') {
+    if (target.startsWith('modes/') || target.startsWith('kit/')) return 'a source never imports a mode or the kit';
+    if (target.startsWith('src/events/')) return 'a source never imports the events module (its seam types are in src/model)';
+  }
   return undefined;
 }
 
 describe('layering', () => {
-  const files = [...tsFiles('kit'), ...tsFiles('modes')];
+  const files = [...tsFiles('kit'), ...tsFiles('modes'), ...tsFiles('controllers')];
 
   test('modes and the kit import only what they may', () => {
     const broken = files.flatMap((file) => importsOf(file).flatMap((target) => {
@@ -61,5 +65,6 @@ describe('layering', () => {
     ]);
     assert.equal(violation('kit/example.ts', 'modes/iptables/names.ts'), 'kit may import only src/model, src/util and kit/');
     assert.equal(violation('modes/iptables/apply.ts', 'kit/exec.ts'), undefined);
+    assert.equal(violation('controllers/kube/source.ts', 'src/events/node-events.ts'), 'a source never imports the events module (its seam types are in src/model)');
   });
 });
