@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { effectiveYaml, loadConfig } from './config/index.ts';
 import type { ProxyConfig } from './config/types.ts';
-import { asKproxyError, ConfigUnreadableError } from './errors.ts';
+import { asKproxyError, ConfigError } from './errors.ts';
 import { firstLineOf } from './util/errors.ts';
 import { createLogger, type AppLogger } from './log.ts';
 import type { ModeOptions, ProxyMode } from './model/mode.ts';
@@ -73,7 +73,7 @@ function writeEffectiveConfig(path: string, config: ProxyConfig): void {
   try {
     writeFileSync(path, effectiveYaml(config.effective));
   } catch (err) {
-    throw new ConfigUnreadableError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    throw new ConfigError({ field: '--write-config-to', value: path, reason: `cannot be written (${(err as NodeJS.ErrnoException).code ?? String(err)})`, cause: err });
   }
 }
 

@@ -5,6 +5,7 @@ import { isRecord } from '../util/record.ts';
 import { booleanValue, clusterCIDRs, durationMs, integerIn, invalid, nodePortAddresses, stringList, stringValue, cidr } from './checks.ts';
 import { defaultInternalConfig, modeBlockOf, type InternalConfig } from './internal.ts';
 import type { ConfigObject } from './file.ts';
+import { groups } from './schema.ts';
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -56,6 +57,10 @@ export function internalFromFile(file: ConfigObject): InternalConfig {
   const c = defaultInternalConfig();
   const r = new FileReader(file);
   c.origin = r.origin;
+  for (const path of groups()) {
+    const value = r.raw(path);
+    if (value !== undefined && !isRecord(value)) invalid(path, value, 'must be a mapping of fields');
+  }
 
   c.featureGates = r.read('featureGates', featureGates) ?? {};
   c.clientConnection.kubeconfig = r.string('clientConnection.kubeconfig') ?? '';
@@ -137,7 +142,6 @@ export function internalFromFile(file: ConfigObject): InternalConfig {
   c.configSyncPeriodMs = r.duration('configSyncPeriod') ?? c.configSyncPeriodMs;
   c.portRange = r.string('portRange') ?? '';
   const userspace = r.raw('userspace');
-  if (userspace !== undefined && !isRecord(userspace)) invalid('userspace', userspace, 'must be a mapping of settings');
   c.userspace = isRecord(userspace) ? { ...userspace } : {};
   return c;
 }

@@ -23,12 +23,6 @@ const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR
 /** Feature gates kproxy reads; others are accepted with a warning. */
 export const HONOURED_FEATURE_GATES: readonly string[] = ['PreferSameTrafficDistribution'];
 
-export const DEFAULTS = {
-  mode: 'iptables' as ProxyModeName,
-  healthzPort: DEFAULT_HEALTHZ_PORT,
-  metricsPort: DEFAULT_METRICS_PORT,
-} as const;
-
 /** kube-proxy's defaults as a mode sees them (tests and benchmarks that create a mode directly). */
 export function defaultModeSettings(): ModeSettings {
   return resolveConfig({ flags: {} }).config.settings;
@@ -97,7 +91,7 @@ function withPort(address: string, port: number): string {
 
 /** Platform defaults, checks across fields, warnings for what has no effect, and the ProxyConfig. */
 function finish(c: InternalConfig, flags: FlagValues, warnings: string[], input: ResolveInput): ResolvedConfig {
-  if (c.mode === '') c.mode = DEFAULTS.mode;
+  if (c.mode === '') c.mode = 'iptables';
   const mode = checkMode(c);
   const block = modeBlockOf(mode);
   if (mode === 'nftables' && c.nodePortAddresses.length === 0) c.nodePortAddresses = ['primary'];

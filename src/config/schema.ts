@@ -141,8 +141,13 @@ export function leaves(spec: GroupSpec = KUBE_PROXY_CONFIGURATION_FIELDS, prefix
   });
 }
 
-/** Every duration-valued field, dotted. */
-export const DURATION_FIELDS: readonly string[] = leaves().filter((l) => l.spec.type === 'duration').map((l) => l.path);
+/** Every block (group of fields), with its dotted path. */
+export function groups(spec: GroupSpec = KUBE_PROXY_CONFIGURATION_FIELDS, prefix = ''): string[] {
+  return Object.entries(spec.group).flatMap(([key, child]) => {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    return isGroup(child) ? [path, ...groups(child, path)] : [];
+  });
+}
 
 /** Dotted paths of fields in `value` that `spec` does not know (free-form maps are not looked into). */
 export function unknownFields(value: unknown, spec: FieldSpec = KUBE_PROXY_CONFIGURATION_FIELDS, prefix = ''): string[] {

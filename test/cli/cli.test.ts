@@ -61,6 +61,24 @@ describe('kproxy command line', () => {
     assertOneLineError(fromFlag.stderr, /^kproxy: invalid --iptables-variant "new"/);
   });
 
+  test('--write-config-to writes the effective configuration and exits 0; an unwritable path is one line, exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kproxy-cli-'));
+    try {
+      const path = join(dir, 'out.yaml');
+      const result = kproxy(['--write-config-to', path, '--proxy-mode=nftables', '--iptables-sync-period=10s', '--log-format=text']);
+      assert.equal(result.status, 0, result.stderr);
+      const written = readFileSync(path, 'utf8');
+      assert.match(written, /^kind: KubeProxyConfiguration$/m);
+      assert.match(written, /^mode: nftables$/m);
+      assert.match(written, /^nftables:\n(?: {2}.*\n)*? {2}syncPeriod: 10s$/m);
+      const bad = kproxy(['--write-config-to', join(dir, 'missing', 'out.yaml')]);
+      assert.equal(bad.status, 2);
+      assertOneLineError(bad.stderr, /^kproxy: invalid --write-config-to ".*missing\/out\.yaml": cannot be written \(ENOENT\) \(KP_ERR_CONFIG_INVALID\)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the kubeadm KubeProxyConfiguration (and its ConfigMap) loads without a warning', () => {
     for (const file of ['kubeadm-kube-proxy.conf', 'kubeadm-kube-proxy-configmap.yaml']) {
       const result = kproxy(['plan', '--config', join(FIXTURES, file), '--manifests', EXAMPLE, '--format', 'json']);

@@ -258,6 +258,7 @@ describe('invalid values: ConfigError naming field and value', () => {
     { name: 'negative conntrack min', file: { conntrack: { min: -1 } }, field: 'conntrack.min', line: /from 0/ },
     { name: 'blank hostname override', flags: { 'hostname-override': '  ' }, field: '--hostname-override', line: /must not be blank/ },
     { name: 'unknown flag name', flags: { 'no-such-flag': 'x' }, field: '--no-such-flag', line: /is not a flag of kproxy/ },
+    { name: 'a block that is not a mapping', file: { conntrack: 5 }, field: 'conntrack', line: /must be a mapping of fields/ },
   ];
   for (const c of cases) {
     test(c.name, () => {
