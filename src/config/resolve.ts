@@ -206,12 +206,16 @@ function checkDetectLocal(c: InternalConfig, warnings: string[]): DetectLocalMod
   return value as DetectLocalMode;
 }
 
-/** The client settings given explicitly: unset ones are left to the Kubernetes client's defaults. */
+/**
+ * The client settings given explicitly: unset ones are left to the Kubernetes client's defaults. kube-proxy's
+ * default content type (protobuf) is not passed on: kproxy's client speaks JSON and only warns about a content
+ * type someone chose.
+ */
 function explicitClientConnection(c: InternalConfig): ProxyConfig['clientConnection'] {
   const cc = c.clientConnection;
   const set = (key: string): boolean => c.origin[`clientConnection.${key}`] !== undefined;
   return {
-    ...(set('contentType') && cc.contentType !== '' && { contentType: cc.contentType }),
+    ...(set('contentType') && cc.contentType !== '' && cc.contentType !== defaultInternalConfig().clientConnection.contentType && { contentType: cc.contentType }),
     ...(set('acceptContentTypes') && cc.acceptContentTypes !== '' && { acceptContentTypes: cc.acceptContentTypes }),
     ...(set('qps') && { qps: cc.qps }),
     ...(set('burst') && { burst: cc.burst }),

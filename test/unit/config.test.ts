@@ -80,6 +80,8 @@ describe('kubeadm KubeProxyConfiguration', () => {
     assert.equal(config.conntrack.maxPerCore, 32768, 'maxPerCore: null is the default');
     assert.equal(config.conntrack.tcpEstablishedTimeoutMs, 86_400_000, 'tcpEstablishedTimeout: null is the default');
     assert.deepEqual(config.clientConnection, {}, 'kubeadm zero values mean client defaults');
+    const written = resolveConfig({ flags: {}, file: { ...KIND, clientConnection: { contentType: 'application/vnd.kubernetes.protobuf', acceptContentTypes: '' } } });
+    assert.deepEqual(written.config.clientConnection, {}, 'kube-proxy\'s default content type, as --write-config-to writes it, is no request');
   });
 
   test('the whole kubeadm ConfigMap is accepted too', () => {
