@@ -59,8 +59,9 @@ export async function parseCommandLine(args: readonly string[]): Promise<CliComm
     }
   }
   if (scan.flags.help === true) return { kind: 'print', output: helpText(command) };
+  // --version and --version=raw print; --version=vX.Y.Z (kube-proxy: set the reported version) runs, with a warning.
   const version = scan.flags.version;
-  if (version !== undefined && version !== false && version !== 'false') return { kind: 'print', output: versionText(String(version)) };
+  if (version === true || version === 'true' || version === 'raw') return { kind: 'print', output: versionText(String(version)) };
 
   const flags: FlagValues = scan.flags;
   if (command === 'plan') return { kind: 'plan', flags, format: outputFormat(scan.options.format) };

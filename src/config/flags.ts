@@ -149,7 +149,7 @@ const KUBE_PROXY: Readonly<Record<string, Entry>> = {
   'boot-id-file': { kind: 'string', scope: 'always', noEffect: NO_MACHINE_ID, help: 'Files holding the boot id (kproxy: no effect, warns).' },
   'machine-id-file': { kind: 'string', scope: 'always', noEffect: NO_MACHINE_ID, help: 'Files holding the machine id (kproxy: no effect, warns).' },
   'help': { kind: 'bool', scope: 'command', short: 'h', help: 'Show this help.' },
-  'version': { kind: 'version', scope: 'command', help: 'Print the version and exit (--version=raw: as JSON).' },
+  'version': { kind: 'version', scope: 'command', help: 'Print the version and exit (--version=raw: as JSON).', noEffect: 'kproxy reports its own version; --version=vX.Y.Z does not change it' },
 };
 
 const KPROXY: Readonly<Record<string, Entry>> = {

@@ -67,6 +67,9 @@ describe('parseCommandLine (pflag\'s rules)', () => {
     assert.match(version.kind === 'print' ? version.output : '', /^kproxy v\d+\.\d+\.\d+/);
     const raw = await parseCommandLine(['--version=raw']);
     assert.match(raw.kind === 'print' ? raw.output : '', /"gitVersion":"v\d/);
+    const setVersion = await parseCommandLine(['--version=v1.99.0']);
+    assert.equal(setVersion.kind, 'run', 'kube-proxy runs with --version=vX.Y.Z (it sets the reported version)');
+    assert.match(setVersion.kind === 'run' ? resolveConfig({ flags: setVersion.flags }).warnings.join('\n') : '', /^--version has no effect in kproxy: kproxy reports its own version/);
   });
 
   const bad: Array<[string[], RegExp]> = [
