@@ -116,6 +116,7 @@ function* chunked<T>(items: readonly T[], size: number): Generator<readonly T[]>
 export function* renderTransaction(tx: Transaction): Generator<string> {
   const { family, table } = tx;
   const at = `${family} ${table}`;
+  if (tx.recreate) yield `delete table ${at}\n`;
   if (tx.ensureTable) yield `add table ${at} { comment "${tx.ensureTable.comment.replaceAll('"', "'")}"; }\n`;
   for (const set of tx.addSets) yield `add ${set.data === undefined ? 'set' : 'map'} ${at} ${set.name} ${setSpecText(set, family)}\n`;
   for (const chain of tx.addChains) yield `add chain ${at} ${chain.name}${chainSpec(chain)}\n`;

@@ -1,0 +1,307 @@
+// From what the kernel holds to what it should hold, as one transaction. Pure.
+// - partial: the table was written by this process from `prev`; only the service ports whose plan changed are
+//   compiled again, and only their frontends' elements (plus shared chains/maps that gain their first or lose
+//   their last user) change. The size depends on what changed, never on the number of services.
+// - full: the table as read back from the kernel (netlink/read.ts) against the whole desired table: what is
+//   missing is added, what differs is replaced, what is stale is deleted; nothing is flushed wholesale, so
+//   traffic never sees a gap. A table whose set layouts or base chains no longer match is rebuilt in the same
+//   transaction.
+import type { IPFamily, ServicePortPlan } from '../../src/model/types.ts';
+import { assemble, balancerChain, balancerChainName, balancerMap, balancerMapSpec, compileService, familyContext, type Assembled, type Balancer, type FamilyContext, type FrontendPart, type ServiceContribution } from './compile.ts';
+import type { KernelChain, KernelSet } from './netlink/read.ts';
+import { setMatches } from './netlink/read.ts';
+import { ruleComment, ruleText } from './render.ts';
+import type { Chain, Element, NftFamily, SetSpec, Table } from './ruleset.ts';
+import { SETS, TABLE, TABLE_COMMENT } from './names.ts';
+import type { Transaction } from './transaction.ts';
+import type { DesiredState } from '../../src/model/types.ts';
+
+/** A family's desired table, kept as plans (compiled per service on demand). */
+export interface NftSource {
+  readonly family: IPFamily;
+  readonly contextKey: string;
+  readonly services: readonly ServicePortPlan[];
+  readonly ctx: FamilyContext;
+  readonly compileService: (plan: ServicePortPlan) => ServiceContribution;
+}
+
+export function compileSource(state: DesiredState, family: IPFamily): NftSource {
+  const ctx = familyContext(state, family);
+  return { family, contextKey: ctx.key, services: state.families[family].services, ctx, compileService: (plan) => compileService(plan, ctx) };
+}
+
+/** What this process last wrote to one family's table: the source, and the indexes a partial diff needs. */
+export interface Mirror {
+  source: NftSource;
+  /** Frontend id → service keys claiming it, sorted (the first wins). */
+  readonly claims: Map<string, string[]>;
+  readonly plans: Map<string, ServicePortPlan>;
+  readonly balancers: Map<string, { balancer: Balancer; uses: number }>;
+  readonly hairpin: Map<string, number>;
+}
+
+export function mirrorOf(source: NftSource, assembled: Assembled): Mirror {
+  return {
+    source, claims: assembled.claims, plans: new Map(source.services.map((p) => [p.key, p])),
+    balancers: assembled.balancerUses, hairpin: assembled.hairpinUses,
+  };
+}
+
+export function assembleSource(source: NftSource): Assembled {
+  return assemble(source.ctx, source.services, source.compileService);
+}
+
+/** Element changes of one transaction, by set and key: what the kernel has (before) and must have (after). */
+class ElementChanges {
+  readonly #sets = new Map<string, Map<string, { before?: string; after?: string }>>();
+
+  #entry(set: string, key: string): { before?: string; after?: string } {
+    let keys = this.#sets.get(set);
+    if (!keys) this.#sets.set(set, keys = new Map());
+    let entry = keys.get(key);
+    if (!entry) keys.set(key, entry = {});
+    return entry;
+  }
+
+  /** `value` '' for set elements (no data). */
+  before(set: string, key: string, value: string): void { this.#entry(set, key).before = value; }
+  after(set: string, key: string, value: string): void { this.#entry(set, key).after = value; }
+
+  /** Deletions (skipping sets that are deleted whole) and additions. */
+  result(deletedSets: ReadonlySet<string>): { deletes: Map<string, string[]>; adds: Map<string, Element[]> } {
+    const deletes = new Map<string, string[]>();
+    const adds = new Map<string, Element[]>();
+    for (const [set, keys] of this.#sets) {
+      for (const [key, { before, after }] of keys) {
+        if (before === after) continue;
+        if (before !== undefined && !deletedSets.has(set)) {
+          let list = deletes.get(set);
+          if (!list) deletes.set(set, list = []);
+          list.push(key);
+        }
+        if (after !== undefined) {
+          let list = adds.get(set);
+          if (!list) adds.set(set, list = []);
+          list.push(after === '' ? { key } : { key, value: after });
+        }
+      }
+    }
+    return { deletes, adds };
+  }
+}
+
+const byName = <T extends { name: string }>(list: readonly T[]): Map<string, T> => new Map(list.map((x) => [x.name, x]));
+const chainText = (chain: Chain, family: NftFamily): string => chain.rules.map((r) => ruleText(r, family)).join('\n');
+
+function insertSorted(list: string[], key: string): void {
+  let i = 0;
+  while (i < list.length && (list[i] ?? '') < key) i++;
+  if (list[i] !== key) list.splice(i, 0, key);
+}
+
+/**
+ * The transaction from `mirror` (what this process wrote) to `next` (same family context), updating `mirror` to
+ * describe `next`. The caller discards the mirror if the transaction then fails.
+ */
+export function partialTransaction(mirror: Mirror, next: NftSource): Transaction {
+  const prev = mirror.source;
+  const family = next.ctx.family;
+  const kept = new Set<ServicePortPlan>(prev.services);
+  const added = next.services.filter((p) => !kept.delete(p));
+  // What is left in `kept` was in prev and is not in next: changed or removed.
+  const removed = [...kept];
+  const oldParts = new Map<string, ServiceContribution>(removed.map((p) => [p.key, prev.compileService(p)]));
+  const newParts = new Map<string, ServiceContribution>(added.map((p) => [p.key, next.compileService(p)]));
+
+  const touched = new Set<string>();
+  for (const parts of [oldParts, newParts]) for (const part of parts.values()) for (const f of part.frontends) touched.add(f.id);
+  const frontendOf = (part: ServiceContribution | undefined, id: string): FrontendPart | undefined => part?.frontends.find((f) => f.id === id);
+  const unchanged = new Map<string, ServiceContribution>();
+  const contribution = (key: string | undefined, parts: Map<string, ServiceContribution>, source: NftSource): ServiceContribution | undefined => {
+    if (key === undefined) return undefined;
+    const own = parts.get(key);
+    if (own) return own;
+    let part = unchanged.get(key);
+    const plan = mirror.plans.get(key);
+    if (!part && plan) unchanged.set(key, part = source.compileService(plan));
+    return part;
+  };
+  const oldWinners = new Map<string, FrontendPart | undefined>();
+  for (const id of touched) oldWinners.set(id, frontendOf(contribution(mirror.claims.get(id)?.[0], oldParts, prev), id));
+
+  // Claims and plans as they are after this change.
+  for (const [key, part] of oldParts) {
+    for (const f of part.frontends) {
+      const list = mirror.claims.get(f.id);
+      if (!list) continue;
+      const i = list.indexOf(key);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) mirror.claims.delete(f.id);
+    }
+    mirror.plans.delete(key);
+  }
+  for (const plan of added) mirror.plans.set(plan.key, plan);
+  for (const [key, part] of newParts) {
+    for (const f of part.frontends) {
+      let list = mirror.claims.get(f.id);
+      if (!list) mirror.claims.set(f.id, list = []);
+      insertSorted(list, key);
+    }
+  }
+
+  const changes = new ElementChanges();
+  const balancerBefore = new Map<string, number>();
+  const useBalancer = (balancer: Balancer, delta: number): void => {
+    const name = balancerChainName(balancer);
+    let use = mirror.balancers.get(name);
+    if (!balancerBefore.has(name)) balancerBefore.set(name, use?.uses ?? 0);
+    if (!use) mirror.balancers.set(name, use = { balancer, uses: 0 });
+    use.uses += delta;
+  };
+  for (const id of touched) {
+    const before = oldWinners.get(id);
+    const after = frontendOf(contribution(mirror.claims.get(id)?.[0], newParts, next), id);
+    if (before === after) continue;
+    for (const { set, element } of before?.elements ?? []) changes.before(set, element.key, element.value ?? '');
+    for (const { set, element } of after?.elements ?? []) changes.after(set, element.key, element.value ?? '');
+    for (const b of before?.balancers ?? []) useBalancer(b, -1);
+    for (const b of after?.balancers ?? []) useBalancer(b, +1);
+  }
+
+  // Hairpin keys are counted per service that has them (not per frontend: conflicts do not matter there).
+  const hairpinBefore = new Map<string, number>();
+  const useHairpin = (key: string, delta: number): void => {
+    const count = mirror.hairpin.get(key) ?? 0;
+    if (!hairpinBefore.has(key)) hairpinBefore.set(key, count);
+    if (count + delta <= 0) mirror.hairpin.delete(key);
+    else mirror.hairpin.set(key, count + delta);
+  };
+  for (const part of oldParts.values()) for (const key of part.hairpin) useHairpin(key, -1);
+  for (const part of newParts.values()) for (const key of part.hairpin) useHairpin(key, +1);
+  for (const [key, count] of hairpinBefore) {
+    if (count > 0) changes.before(SETS.hairpin, key, '');
+    if ((mirror.hairpin.get(key) ?? 0) > 0) changes.after(SETS.hairpin, key, '');
+  }
+
+  // Shared balancers (a chain and its map) that gained their first or lost their last user.
+  const addSets: SetSpec[] = [];
+  const addChains: Chain[] = [];
+  const deleteChains: string[] = [];
+  const deleteSets: string[] = [];
+  const mapUses = (map: string, when: 'before' | 'after'): number => {
+    let uses = 0;
+    for (const [name, use] of mirror.balancers) {
+      if (balancerMap(use.balancer) === map) uses += when === 'before' ? balancerBefore.get(name) ?? use.uses : use.uses;
+    }
+    return uses;
+  };
+  const maps = new Map<string, Balancer>();
+  for (const name of balancerBefore.keys()) {
+    const use = mirror.balancers.get(name);
+    if (use) maps.set(balancerMap(use.balancer), use.balancer);
+  }
+  for (const [map, balancer] of maps) {
+    const before = mapUses(map, 'before');
+    const after = mapUses(map, 'after');
+    if (before === 0 && after > 0) addSets.push(balancerMapSpec(balancer));
+    else if (before > 0 && after === 0) deleteSets.push(map);
+  }
+  for (const [name, before] of balancerBefore) {
+    const use = mirror.balancers.get(name);
+    if (!use) continue;
+    if (before === 0 && use.uses > 0) addChains.push(balancerChain(use.balancer, next.ctx));
+    else if (before > 0 && use.uses === 0) deleteChains.push(name);
+    if (use.uses === 0) mirror.balancers.delete(name);
+  }
+
+  // The service ports' own objects (session affinity).
+  const oldChains = byName([...oldParts.values()].flatMap((p) => p.chains));
+  const newChains = byName([...newParts.values()].flatMap((p) => p.chains));
+  const replaceChains: Chain[] = [];
+  for (const [name, chain] of newChains) {
+    const old = oldChains.get(name);
+    if (!old) addChains.push(chain);
+    else if (chainText(old, family) !== chainText(chain, family)) replaceChains.push(chain);
+  }
+  for (const name of oldChains.keys()) if (!newChains.has(name)) deleteChains.push(name);
+  const oldSets = byName([...oldParts.values()].flatMap((p) => p.sets));
+  const newSets = byName([...newParts.values()].flatMap((p) => p.sets));
+  for (const [name, set] of newSets) if (!oldSets.has(name)) addSets.push(set);
+  for (const name of oldSets.keys()) if (!newSets.has(name)) deleteSets.push(name);
+
+  mirror.source = next;
+  const { deletes, adds } = changes.result(new Set(deleteSets));
+  return { family, table: TABLE, addSets, addChains, replaceChains, flushSets: [], deleteElements: deletes, addElements: adds, deleteChains, deleteSets };
+}
+
+// --- full ----------------------------------------------------------------------------------------------------
+
+/** kproxy's table as the kernel holds it (elements only of the sets kproxy compares). */
+export interface KernelView {
+  readonly chains: ReadonlyMap<string, KernelChain>;
+  readonly sets: ReadonlyMap<string, KernelSet>;
+  readonly elements: ReadonlyMap<string, ReadonlyMap<string, string | undefined>>;
+}
+
+/** The sets whose elements a full diff compares: every desired one the kernel has in the same layout. */
+export function comparableSets(desired: Table, kernel: { sets: ReadonlyMap<string, KernelSet> }): SetSpec[] {
+  return desired.sets.filter((s) => {
+    const k = kernel.sets.get(s.name);
+    return !s.dynamic && k !== undefined && setMatches(k, s, desired.family);
+  });
+}
+
+/** Everything from nothing (`rebuild`: after deleting what is there, in the same transaction). */
+function createAll(desired: Table, rebuild: boolean): Transaction {
+  return {
+    family: desired.family, table: desired.name, ensureTable: { comment: TABLE_COMMENT }, ...(rebuild ? { recreate: true } : {}),
+    addSets: desired.sets, addChains: desired.chains, replaceChains: [], flushSets: [],
+    deleteElements: new Map(), addElements: desired.elements, deleteChains: [], deleteSets: [],
+  };
+}
+
+/**
+ * The transaction that makes the kernel's table (`kernel`, undefined when absent) hold `desired`.
+ * `expressions`: the expression digests this process saw in its own chains after its last write; a chain whose
+ * rules now differ from them was edited by someone else even if its comments still match.
+ */
+export function fullTransaction(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): Transaction {
+  if (!kernel) return createAll(desired, false);
+  const family = desired.family;
+  for (const set of desired.sets) {
+    const k = kernel.sets.get(set.name);
+    if (k && !setMatches(k, set, family)) return createAll(desired, true);
+  }
+  for (const chain of desired.chains) {
+    const k = kernel.chains.get(chain.name);
+    if (!k) continue;
+    const want = chain.base;
+    const have = k.base;
+    if ((want === undefined) !== (have === undefined)) return createAll(desired, true);
+    if (want && have && (want.type !== have.type || want.hook !== have.hook || want.priority !== have.priority || have.policy !== 'accept')) {
+      return createAll(desired, true);
+    }
+  }
+  const addSets = desired.sets.filter((s) => !kernel.sets.has(s.name));
+  const addChains = desired.chains.filter((c) => !kernel.chains.has(c.name));
+  const replaceChains = desired.chains.filter((c) => {
+    const k = kernel.chains.get(c.name);
+    if (!k) return false;
+    const comments = c.rules.map((r) => ruleComment(r, family));
+    if (k.rules.length !== comments.length || k.rules.some((r, i) => r.comment !== comments[i])) return true;
+    const seen = expressions?.get(c.name);
+    return seen !== undefined && (seen.length !== k.rules.length || k.rules.some((r, i) => r.expressions !== seen[i]));
+  });
+  const changes = new ElementChanges();
+  for (const set of desired.sets) {
+    if (set.dynamic) continue;
+    for (const [key, value] of kernel.elements.get(set.name) ?? []) changes.before(set.name, key, value ?? '');
+    for (const element of desired.elements.get(set.name) ?? []) changes.after(set.name, element.key, element.value ?? '');
+  }
+  const wantedChains = new Set(desired.chains.map((c) => c.name));
+  const wantedSets = new Set(desired.sets.map((s) => s.name));
+  const deleteChains = [...kernel.chains.keys()].filter((name) => !wantedChains.has(name));
+  const deleteSets = [...kernel.sets.keys()].filter((name) => !wantedSets.has(name));
+  const { deletes, adds } = changes.result(new Set(deleteSets));
+  return { family, table: TABLE, addSets, addChains, replaceChains, flushSets: [], deleteElements: deletes, addElements: adds, deleteChains, deleteSets };
+}
