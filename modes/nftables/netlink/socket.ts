@@ -1,16 +1,8 @@
 // A NETLINK_NETFILTER socket for reading nf_tables objects (dumps and the ruleset generation), through koffi:
 // Node has no AF_NETLINK sockets. Writes never go through here: transactions are `nft -f` (see ../README.md for
 // why). Replies are read on the thread pool, so a large dump never stalls the event loop (health probes).
+import { loadLibcFunctions, type LibcFunctions } from '../../../src/util/ffi.ts';
 import { NETLINK_NETFILTER, NLMSG_DONE, parseMessages, request, type Message } from './codec.ts';
-
-interface KoffiFunction {
-  (...args: unknown[]): unknown;
-  async(...args: unknown[]): void;
-}
-interface Koffi {
-  load(path: string): { func(definition: string): KoffiFunction };
-  errno(): number;
-}
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -28,38 +20,18 @@ export class NetlinkError extends Error {
   }
 }
 
-interface Calls {
-  readonly koffi: Koffi;
-  readonly socket: KoffiFunction;
-  readonly bind: KoffiFunction;
-  readonly send: KoffiFunction;
-  readonly recv: KoffiFunction;
-  readonly close: KoffiFunction;
-  readonly setsockopt: KoffiFunction;
-}
+const DEFINITIONS = {
+  socket: 'int socket(int, int, int)',
+  bind: 'int bind(int, void *, unsigned int)',
+  send: 'long send(int, void *, size_t, int)',
+  recv: 'long recv(int, void *, size_t, int)',
+  close: 'int close(int)',
+  setsockopt: 'int setsockopt(int, int, int, void *, unsigned int)',
+} as const;
 
+type Calls = LibcFunctions<keyof typeof DEFINITIONS>;
 let calls: Promise<Calls> | undefined;
-function load(): Promise<Calls> {
-  calls ??= (async () => {
-    let koffi: Koffi;
-    try {
-      koffi = ((await import('koffi')) as { default: Koffi }).default;
-    } catch (err) {
-      throw new Error(`the koffi module cannot be loaded (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
-    }
-    const lib = koffi.load('libc.so.6');
-    return {
-      koffi,
-      socket: lib.func('int socket(int, int, int)'),
-      bind: lib.func('int bind(int, void *, unsigned int)'),
-      send: lib.func('long send(int, void *, size_t, int)'),
-      recv: lib.func('long recv(int, void *, size_t, int)'),
-      close: lib.func('int close(int)'),
-      setsockopt: lib.func('int setsockopt(int, int, int, void *, unsigned int)'),
-    };
-  })();
-  return calls;
-}
+const load = (): Promise<Calls> => (calls ??= loadLibcFunctions('the nftables reader', DEFINITIONS));
 
 /** One socket, one request at a time. */
 export class NetfilterSocket {
@@ -75,23 +47,23 @@ export class NetfilterSocket {
 
   static async open(): Promise<NetfilterSocket> {
     const c = await load();
-    const fd = Number(c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
-    if (fd < 0) throw new NetlinkError('netlink socket', c.koffi.errno());
+    const fd = Number(c.call.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+    if (fd < 0) throw new NetlinkError('netlink socket', c.errno());
     const address = Buffer.alloc(12);
     address.writeUInt16LE(AF_NETLINK, 0);
     const size = Buffer.alloc(4);
     size.writeInt32LE(RECV_BUFFER * 4, 0);
-    c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4); // best effort: a bigger queue for long dumps
-    if (Number(c.bind(fd, address, address.length)) < 0) {
-      const errno = c.koffi.errno();
-      c.close(fd);
+    c.call.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4); // best effort: a bigger queue for long dumps
+    if (Number(c.call.bind(fd, address, address.length)) < 0) {
+      const errno = c.errno();
+      c.call.close(fd);
       throw new NetlinkError('netlink bind', errno);
     }
     return new NetfilterSocket(c, fd);
   }
 
   close(): void {
-    this.#calls.close(this.#fd);
+    this.#calls.call.close(this.#fd);
   }
 
   /**
@@ -102,7 +74,7 @@ export class NetfilterSocket {
   async query(msg: number, family: number, attrs: readonly Buffer[], dump: boolean, onMessage: (message: Message) => void): Promise<void> {
     const seq = this.#seq++;
     const packet = request(msg, family, seq, attrs, dump);
-    if (Number(this.#calls.send(this.#fd, packet, packet.length, 0)) < 0) throw new NetlinkError('netlink send', this.#calls.koffi.errno());
+    if (Number(this.#calls.call.send(this.#fd, packet, packet.length, 0)) < 0) throw new NetlinkError('netlink send', this.#calls.errno());
     for (;;) {
       const length = await this.#recv();
       for (const message of parseMessages(this.#buffer.subarray(0, length))) {
@@ -121,10 +93,10 @@ export class NetfilterSocket {
 
   #recv(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#calls.recv.async(this.#fd, this.#buffer, this.#buffer.length, 0, (err: unknown, result: unknown) => {
+      this.#calls.call.recv.async(this.#fd, this.#buffer, this.#buffer.length, 0, (err: unknown, result: unknown) => {
         const n = Number(result);
         if (err) reject(err instanceof Error ? err : new Error(String(err)));
-        else if (n < 0) reject(new NetlinkError('netlink recv', this.#calls.koffi.errno()));
+        else if (n < 0) reject(new NetlinkError('netlink recv', 0)); // errno stays on the pool thread
         else resolve(n);
       });
     });
