@@ -31,7 +31,6 @@ const DPORT: Expr = { kind: 'dport' };
 export const IP_KEY: readonly Expr[] = [DADDR, L4PROTO, DPORT];
 /** Key of NodePorts (on any local address): protocol . port. */
 export const NODEPORT_KEY: readonly Expr[] = [L4PROTO, DPORT];
-const ENDPOINT_DATA: readonly Expr[] = [DADDR, DPORT];
 /** Largest number of clients an affinity set remembers per service port (the kernel's default is 65535). */
 export const AFFINITY_SET_SIZE = 1 << 20;
 const LOOPBACK: Readonly<Record<NftFamily, string>> = { ip: '127.0.0.0/8', ip6: '::1' };
@@ -131,19 +130,20 @@ export function familyContext(state: DesiredState, ipFam: IPFamily): FamilyConte
 
 const MASQ_SUFFIX: Readonly<Record<PickMasquerade, string>> = { always: '-masq', 'off-cluster': '-masq-off-cluster', none: '' };
 
+/** One map per protocol: its values are typed with the protocol's port (see Expr 'port-value'). */
 export function balancerMap(b: Balancer): string {
-  return `${b.keyKind === 'nodeport' ? 'nodeport-' : ''}${b.outside ? 'outside-' : ''}endpoints-${b.size}`;
+  return `${b.keyKind === 'nodeport' ? 'nodeport-' : ''}${b.outside ? 'outside-' : ''}endpoints-${b.protocol}-${b.size}`;
 }
 
 export function balancerChainName(b: Balancer): string {
-  return `${balancerMap(b)}-${b.protocol}${MASQ_SUFFIX[b.masquerade]}`;
+  return `${balancerMap(b)}${MASQ_SUFFIX[b.masquerade]}`;
 }
 
 const bucketKey = (b: { keyKind: KeyKind; size: number }): readonly Expr[] =>
   [...(b.keyKind === 'ip' ? IP_KEY : NODEPORT_KEY), { kind: 'numgen', mod: b.size }];
 
 export function balancerMapSpec(b: Balancer): SetSpec {
-  return { name: balancerMap(b), key: bucketKey(b), data: ENDPOINT_DATA };
+  return { name: balancerMap(b), key: bucketKey(b), data: [DADDR, { kind: 'port-value', protocol: b.protocol }] };
 }
 
 const markRule = (ctx: FamilyContext, matches: readonly Match[], comment?: string): Rule =>

@@ -16,6 +16,7 @@ export function exprText(expr: Expr, family: NftFamily): string {
     case 'addr': return `${ADDR[family]} ${expr.dir}`;
     case 'l4proto': return 'meta l4proto';
     case 'dport': return 'th dport';
+    case 'port-value': return `${expr.protocol} dport`;
     case 'mark': return 'meta mark';
     case 'numgen': return `numgen random mod ${expr.mod}${expr.offset ? ` offset ${expr.offset}` : ''}`;
   }

@@ -13,6 +13,12 @@ export type Expr =
   | { readonly kind: 'l4proto' }
   /** `th dport`: the destination port of TCP, UDP and SCTP alike. */
   | { readonly kind: 'dport' }
+  /**
+   * `udp dport` (…), only as the type of a map's port values, in the protocol of the rules that use the map: nft
+   * reads a map's `th dport` values back from the kernel as a transport match of their own, which conflicts with
+   * the rule's `meta l4proto udp`.
+   */
+  | { readonly kind: 'port-value'; readonly protocol: Protocol4 }
   /** `meta mark` */
   | { readonly kind: 'mark' }
   /**

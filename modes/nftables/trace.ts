@@ -192,7 +192,7 @@ class Interpreter {
     switch (expr.kind) {
       case 'addr': return [expr.dir === 'saddr' ? state.src : state.dst];
       case 'l4proto': return [PROTOCOLS[this.#packet.protocol]];
-      case 'dport': return [String(state.port)];
+      case 'dport': case 'port-value': return [String(state.port)];
       case 'mark': return [String(state.mark)];
       case 'numgen': return Array.from({ length: expr.mod }, (_, i) => String(i + (expr.offset ?? 0)));
     }

@@ -8,7 +8,7 @@ const DADDR = { kind: 'addr', dir: 'daddr' } as const;
 const SADDR = { kind: 'addr', dir: 'saddr' } as const;
 const FRONTEND = [DADDR, { kind: 'l4proto' }, { kind: 'dport' }] as const;
 
-const endpoints3: SetSpec = { name: 'endpoints-3', key: [...FRONTEND, { kind: 'numgen', mod: 3 }], data: [DADDR, { kind: 'dport' }] };
+const endpoints3: SetSpec = { name: 'endpoints-3', key: [...FRONTEND, { kind: 'numgen', mod: 3 }], data: [DADDR, { kind: 'port-value', protocol: 'tcp' }] };
 const pick: Chain = {
   name: 'endpoints-3-tcp',
   rules: [{ matches: [], statements: [{ kind: 'dnat-map', protocol: 'tcp', key: [...FRONTEND, { kind: 'numgen', mod: 3 }], map: 'endpoints-3' }] }],
@@ -68,7 +68,7 @@ describe('transactions', () => {
     const lines = transactionText(tx).trim().split('\n').map((l) => l.replace(/ comment ".*"$/, ''));
     assert.deepEqual(lines, [
       `add table ip kproxy { comment "kproxy"; }`,
-      'add map ip kproxy endpoints-3 { typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport; }',
+      'add map ip kproxy endpoints-3 { typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . tcp dport; }',
       'add map ip kproxy service-ips { typeof ip daddr . meta l4proto . th dport : verdict; }',
       'add chain ip kproxy endpoints-3-tcp',
       'add chain ip kproxy nat-output { type nat hook output priority -100; policy accept; }',

@@ -196,7 +196,7 @@ function fieldOf(expr: Expr, family: NftFamily): Field {
   switch (expr.kind) {
     case 'addr': return addressField(family);
     case 'l4proto': return PROTOCOL_FIELD;
-    case 'dport': return PORT_FIELD;
+    case 'dport': case 'port-value': return PORT_FIELD;
     case 'mark': case 'numgen': return INTEGER_FIELD;
   }
 }
