@@ -5,12 +5,10 @@ export const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
 
 export const NFT_MSG = {
-  getTable: 1, newChain: 3, getChain: 4, newRule: 6, getRule: 7, newSet: 9, getSet: 10,
-  newSetElem: 12, getSetElem: 13, newGen: 15, getGen: 16,
+  newTable: 0, getTable: 1, delTable: 2, newChain: 3, getChain: 4, delChain: 5, newRule: 6, getRule: 7, delRule: 8,
+  newSet: 9, getSet: 10, delSet: 11, newSetElem: 12, getSetElem: 13, delSetElem: 14, newGen: 15, getGen: 16,
 } as const;
 
-const NLM_F_REQUEST = 0x1;
-const NLM_F_DUMP = 0x300;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 
@@ -54,7 +52,7 @@ export const attrString = (data: Buffer | undefined): string | undefined =>
 export const attrU32 = (data: Buffer | undefined): number | undefined => (data && data.length >= 4 ? data.readUInt32BE(0) : undefined);
 export const attrI32 = (data: Buffer | undefined): number | undefined => (data && data.length >= 4 ? data.readInt32BE(0) : undefined);
 
-function attr(type: number, payload: Buffer): Buffer {
+export function attr(type: number, payload: Buffer): Buffer {
   const len = 4 + payload.length;
   const out = Buffer.alloc(align4(len));
   out.writeUInt16LE(len, 0);
@@ -64,21 +62,47 @@ function attr(type: number, payload: Buffer): Buffer {
 }
 
 export const stringAttr = (type: number, value: string): Buffer => attr(type, Buffer.from(`${value}\0`, 'utf8'));
+const NLA_F_NESTED = 0x8000;
+export const nestedAttr = (type: number, children: readonly Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(children as Buffer[]));
+export function u32Attr(type: number, value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0, 0);
+  return attr(type, b);
+}
+export function u64Attr(type: number, value: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(value, 0);
+  return attr(type, b);
+}
 
-/** A request for one nf_tables message type; `dump` asks for every object (filtered by the attributes). */
-export function request(msg: number, family: number, seq: number, attrs: readonly Buffer[], dump: boolean): Buffer {
+export const NLM_F = { request: 0x1, ack: 0x4, dump: 0x300, create: 0x400, append: 0x800 } as const;
+
+/** One netlink message: header, nfgenmsg, attributes. `type` is the full nlmsg_type. */
+export function message(type: number, flags: number, seq: number, family: number, attrs: readonly Buffer[], resId = 0): Buffer {
   const body = Buffer.concat(attrs as Buffer[]);
   const out = Buffer.alloc(HEADER + NFGEN + body.length);
   out.writeUInt32LE(out.length, 0);
-  out.writeUInt16LE((NFNL_SUBSYS_NFTABLES << 8) | msg, 4);
-  out.writeUInt16LE(NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0), 6);
+  out.writeUInt16LE(type, 4);
+  out.writeUInt16LE(flags, 6);
   out.writeUInt32LE(seq, 8);
   out.writeUInt32LE(0, 12);
   out.writeUInt8(family, HEADER); // nfgen_family
   out.writeUInt8(0, HEADER + 1); // NFNETLINK_V0
-  out.writeUInt16BE(0, HEADER + 2); // res_id
+  out.writeUInt16BE(resId, HEADER + 2); // res_id
   body.copy(out, HEADER + NFGEN);
   return out;
+}
+
+/** The nlmsg_type of an nf_tables message. */
+export const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+
+/** The markers around a transaction (one batch of nf_tables messages, applied all or nothing). */
+export const batchBegin = (seq: number): Buffer => message(0x10, NLM_F.request, seq, 0, [], NFNL_SUBSYS_NFTABLES);
+export const batchEnd = (seq: number): Buffer => message(0x11, NLM_F.request, seq, 0, [], NFNL_SUBSYS_NFTABLES);
+
+/** A request for one nf_tables message type; `dump` asks for every object (filtered by the attributes). */
+export function request(msg: number, family: number, seq: number, attrs: readonly Buffer[], dump: boolean): Buffer {
+  return message(nftType(msg), NLM_F.request | (dump ? NLM_F.dump : 0), seq, family, attrs);
 }
 
 export interface Message {

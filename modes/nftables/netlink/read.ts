@@ -2,9 +2,8 @@
 // compare it with what it wants. `nft list` is far too slow for this at scale (one map of 100k elements: ≈ 3 s of
 // CPU and 200 MB in nft, see ../README.md); a netlink dump of the same map is read in a fraction of that.
 import { hash } from 'node:crypto';
-import { endianness } from 'node:os';
-import { bigIntToIp } from '../../../src/util/ip.ts';
-import type { Expr, Hook, NftFamily, SetSpec } from '../ruleset.ts';
+import type { Hook, NftFamily, SetSpec } from '../ruleset.ts';
+import { fieldsOf, fieldsText, layoutLength, rangesText } from './fields.ts';
 import { attrI32, attrMap, attrString, attrU32, NFPROTO, NFT_MSG, stringAttr } from './codec.ts';
 import { NetlinkError, type NetfilterSocket } from './socket.ts';
 
@@ -26,7 +25,6 @@ const DATA_VERDICT = 0xffffff00;
 const UDATA_RULE_COMMENT = 0;
 const HOOKS: readonly Hook[] = ['prerouting', 'input', 'forward', 'output', 'postrouting'];
 const VERDICTS: Readonly<Record<number, string>> = { 0: 'drop', 1: 'accept', [-1]: 'continue', [-5]: 'return' };
-const PROTOCOLS: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
 
 export interface KernelRule {
   /** The comment kproxy wrote (human text then "#digest"), if any. */
@@ -144,87 +142,6 @@ function ruleComment(userdata: Buffer | undefined): string | undefined {
 // --- elements -----------------------------------------------------------------------------------------------
 // Decoded straight from the reply buffer by offset (a map of 100k elements is one dump): no per-element objects.
 
-/** How one field of a key or value is laid out in the kernel (each field takes whole 32-bit registers). */
-interface Field {
-  readonly length: number;
-  readonly text: (b: Buffer, at: number) => string;
-  /** For interval sets: the field as a number, to rebuild ranges. */
-  readonly number: (b: Buffer, at: number) => bigint;
-  readonly render: (start: bigint, end: bigint) => string;
-}
-
-const LITTLE = endianness() === 'LE';
-
-function ipv6Text(b: Buffer, at: number): string {
-  let value = 0n;
-  for (let i = 0; i < 16; i += 4) value = (value << 32n) | BigInt(b.readUInt32BE(at + i));
-  return bigIntToIp(value, 'IPv6');
-}
-
-function addressField(family: NftFamily): Field {
-  const bytes = family === 'ip' ? 4 : 16;
-  const fam = family === 'ip' ? 'IPv4' : 'IPv6';
-  const number = (b: Buffer, at: number): bigint => BigInt(`0x${b.toString('hex', at, at + bytes)}`);
-  return {
-    length: bytes, number,
-    text: family === 'ip' ? (b, at) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}` : ipv6Text,
-    render: (start, end) => {
-      if (start === end) return bigIntToIp(start, fam);
-      const size = end - start + 1n;
-      if ((size & (size - 1n)) === 0n && start % size === 0n) {
-        let prefix = bytes * 8;
-        for (let s = size; s > 1n; s >>= 1n) prefix--;
-        return `${bigIntToIp(start, fam)}/${prefix}`;
-      }
-      return `${bigIntToIp(start, fam)}-${bigIntToIp(end, fam)}`;
-    },
-  };
-}
-
-const rangeOf = (text: (n: bigint) => string) => (start: bigint, end: bigint): string =>
-  (start === end ? text(start) : `${text(start)}-${text(end)}`);
-const protocolName = (n: number): string => PROTOCOLS[n] ?? String(n);
-const hostU32 = (b: Buffer, at: number): number => (LITTLE ? b.readUInt32LE(at) : b.readUInt32BE(at));
-
-const PROTOCOL_FIELD: Field = {
-  length: 4, number: (b, at) => BigInt(b[at] ?? 0), text: (b, at) => protocolName(b[at] ?? 0), render: rangeOf((n) => protocolName(Number(n))),
-};
-const PORT_FIELD: Field = { length: 4, number: (b, at) => BigInt(b.readUInt16BE(at)), text: (b, at) => String(b.readUInt16BE(at)), render: rangeOf(String) };
-const INTEGER_FIELD: Field = { length: 4, number: (b, at) => BigInt(hostU32(b, at)), text: (b, at) => String(hostU32(b, at)), render: rangeOf(String) };
-
-function fieldOf(expr: Expr, family: NftFamily): Field {
-  switch (expr.kind) {
-    case 'addr': return addressField(family);
-    case 'l4proto': return PROTOCOL_FIELD;
-    case 'dport': case 'port-value': return PORT_FIELD;
-    case 'mark': case 'numgen': return INTEGER_FIELD;
-  }
-}
-
-/** The byte length of a key (or value) made of these expressions, as the kernel stores it. */
-export function layoutLength(exprs: readonly Expr[], family: NftFamily): number {
-  return exprs.reduce((n, e) => n + fieldOf(e, family).length, 0);
-}
-
-function fieldsText(b: Buffer, at: number, fields: readonly Field[]): string {
-  let out = '';
-  for (const field of fields) {
-    out = out === '' ? field.text(b, at) : `${out} . ${field.text(b, at)}`;
-    at += field.length;
-  }
-  return out;
-}
-
-function rangesText(b: Buffer, start: number, end: number, fields: readonly Field[]): string {
-  const parts: string[] = [];
-  for (const field of fields) {
-    parts.push(field.render(field.number(b, start), field.number(b, end)));
-    start += field.length;
-    end += field.length;
-  }
-  return parts.join(' . ');
-}
-
 /** Calls `each(type, start, end)` for the attributes in b[from, to) (payload offsets). */
 function walk(b: Buffer, from: number, to: number, each: (type: number, start: number, end: number) => void): void {
   while (from + 4 <= to) {
@@ -261,8 +178,8 @@ function verdictText(b: Buffer, from: number, to: number): string {
  */
 export async function readElements(socket: NetfilterSocket, family: NftFamily, table: string, spec: SetSpec,
   onElement: (key: string, value: string | undefined) => void): Promise<void> {
-  const keyFields = spec.key.map((e) => fieldOf(e, family));
-  const dataFields = spec.data === undefined || spec.data === 'verdict' ? [] : spec.data.map((e) => fieldOf(e, family));
+  const keyFields = fieldsOf(spec.key, family);
+  const dataFields = spec.data === undefined || spec.data === 'verdict' ? [] : fieldsOf(spec.data, family);
   const interval = spec.flags?.includes('interval') === true;
   const single = interval && keyFields.length === 1 ? keyFields[0] : undefined;
   // Single-field interval sets list start and end elements separately (the end one past the range): pair them up.
@@ -316,3 +233,5 @@ export function setMatches(kernel: KernelSet, spec: SetSpec, family: NftFamily):
   if (spec.data === 'verdict') return kernel.data === 'verdict';
   return kernel.data === layoutLength(spec.data, family);
 }
+
+export { layoutLength };

@@ -8,9 +8,17 @@ const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
 const SO_RCVBUF = 8;
+const SOL_NETLINK = 270;
+const NETLINK_CAP_ACK = 10;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
 const RECV_BUFFER = 256 * 1024;
-const ERRNO_NAMES: Readonly<Record<number, string>> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 22: 'EINVAL', 93: 'EPROTONOSUPPORT', 97: 'EAFNOSUPPORT' };
+const ERRNO_NAMES: Readonly<Record<number, string>> = {
+  1: 'EPERM', 2: 'ENOENT', 7: 'E2BIG', 12: 'ENOMEM', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE',
+  90: 'EMSGSIZE', 93: 'EPROTONOSUPPORT', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT',
+};
 
 export class NetlinkError extends Error {
   readonly errno: number;
@@ -54,6 +62,9 @@ export class NetfilterSocket {
     const size = Buffer.alloc(4);
     size.writeInt32LE(RECV_BUFFER * 4, 0);
     c.call.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4); // best effort: a bigger queue for long dumps
+    const one = Buffer.alloc(4);
+    one.writeInt32LE(1, 0);
+    c.call.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4); // errors echo headers, not whole batches
     if (Number(c.call.bind(fd, address, address.length)) < 0) {
       const errno = c.errno();
       c.call.close(fd);
@@ -89,6 +100,42 @@ export class NetfilterSocket {
 
       }
     }
+  }
+
+  /**
+   * Sends a transaction (one batch, one datagram) and waits for the kernel's verdict on it: resolves when the last
+   * message is acknowledged, rejects with one line naming the first message the kernel refused.
+   */
+  async transact(batch: { readonly bytes: Buffer; readonly lastSeq: number; describe(seq: number): string }): Promise<void> {
+    const c = this.#calls.call;
+    const size = Buffer.alloc(4);
+    size.writeInt32LE(batch.bytes.length + (1 << 16), 0);
+    c.setsockopt(this.#fd, SOL_SOCKET, SO_SNDBUFFORCE, size, 4); // a batch must fit the send buffer whole
+    if (Number(c.send(this.#fd, batch.bytes, batch.bytes.length, 0)) < 0) {
+      throw new NetlinkError(`nf_tables transaction of ${batch.bytes.length} bytes: send`, this.#calls.errno());
+    }
+    const failures: Array<{ seq: number; errno: number }> = [];
+    for (let done = false; !done;) {
+      const length = failures.length > 0 ? this.#recvNow() : await this.#recv();
+      if (length <= 0) break; // nothing more queued after a failure
+      for (const message of parseMessages(this.#buffer.subarray(0, length))) {
+        if (message.error === undefined) continue;
+        if (message.error !== 0) failures.push({ seq: message.seq, errno: message.error });
+        if (message.seq === batch.lastSeq) done = true;
+      }
+    }
+    const first = failures[0];
+    if (first) {
+      const error = new NetlinkError(`nf_tables refused ${batch.describe(first.seq)}`, first.errno);
+      throw error;
+    }
+  }
+
+  /** A reply already queued, without waiting (0 when there is none). */
+  #recvNow(): number {
+    const n = Number(this.#calls.call.recv(this.#fd, this.#buffer, this.#buffer.length, MSG_DONTWAIT));
+    if (n < 0 && this.#calls.errno() === EAGAIN) return 0;
+    return n;
   }
 
   #recv(): Promise<number> {

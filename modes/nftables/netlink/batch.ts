@@ -1,0 +1,237 @@
+// A transaction → one nfnetlink batch: the messages nft 1.0.6 would send for render.ts's text, in the same order,
+// between a batch begin and end, applied by the kernel all or nothing. Pure. Sets carry the same user data as nft
+// writes (their `typeof`), so `nft list ruleset` shows kproxy's table as if nft had written it.
+import type { Chain, Element, Expr, NftFamily, SetSpec, Verdict } from '../ruleset.ts';
+import { ruleComment } from '../render.ts';
+import type { Transaction } from '../transaction.ts';
+import { attr, batchBegin, batchEnd, message, nestedAttr, NFPROTO, NFT_MSG, NLM_F, nftType, stringAttr, u32Attr } from './codec.ts';
+import { ruleExpressions, verdictData, VERDICT_CODE } from './expressions.ts';
+import { concatType, encodeFields, fieldsOf, type Field } from './fields.ts';
+
+const TABLE = { name: 1, flags: 2, userdata: 6 } as const;
+const CHAIN = { table: 1, name: 3, hook: 4, policy: 5, type: 7 } as const;
+const RULE = { table: 1, chain: 2, expressions: 4, userdata: 7 } as const;
+const SET = { table: 1, name: 2, flags: 3, keyType: 4, keyLen: 5, dataType: 6, dataLen: 7, desc: 9, id: 10, userdata: 13 } as const;
+const SET_FLAG = { interval: 0x4, map: 0x8, timeout: 0x10, eval: 0x20, concat: 0x80 } as const;
+const ELEM_LIST = { table: 1, set: 2, elements: 3 } as const;
+const ELEM = { key: 1, data: 2, flags: 3, keyEnd: 10 } as const;
+const HOOKS = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
+const NF_ACCEPT = 1;
+const DATA_VERDICT = 0xffffff00;
+const VERDICT_DATA_LEN = 16;
+/** Elements per message stay under the 64 KiB an attribute can hold. */
+const ELEMENTS_BYTES = 48 * 1024;
+
+// --- user data: type-length-value records with one-byte lengths (libnftnl's udata) ---------------------------
+const ud = (type: number, value: Buffer): Buffer => Buffer.concat([Buffer.from([type, value.length]), value]);
+const udU32 = (type: number, n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0); // nft writes these in host order; every machine this runs on is little-endian
+  return ud(type, b);
+};
+const udString = (type: number, text: string): Buffer => ud(type, Buffer.from(`${text}\0`, 'utf8'));
+
+/** nft's expression types and payload protocol/field numbers, as it stores them in a set's `typeof`. */
+const EXPR_TYPE = { verdict: 1, payload: 7, meta: 9, concat: 13, numgen: 23 } as const;
+const PROTO_DESC = { ip: 12, ip6: 13, th: 11, tcp: 8, udp: 6, sctp: 10 } as const;
+
+function typeofExpr(e: Expr, family: NftFamily): Buffer {
+  const payload = (desc: number, field: number): Buffer => Buffer.concat([udU32(0, EXPR_TYPE.payload), ud(1, Buffer.concat([udU32(0, desc), udU32(1, field)]))]);
+  switch (e.kind) {
+    case 'addr':
+      return family === 'ip' ? payload(PROTO_DESC.ip, e.dir === 'saddr' ? 11 : 12) : payload(PROTO_DESC.ip6, e.dir === 'saddr' ? 8 : 9);
+    case 'dport': return payload(PROTO_DESC.th, 2);
+    case 'port-value': return payload(PROTO_DESC[e.protocol], 2);
+    case 'l4proto': return Buffer.concat([udU32(0, EXPR_TYPE.meta), ud(1, udU32(0, 16))]);
+    case 'mark': return Buffer.concat([udU32(0, EXPR_TYPE.meta), ud(1, udU32(0, 3))]);
+    case 'numgen': return Buffer.concat([udU32(0, EXPR_TYPE.numgen), ud(1, Buffer.concat([udU32(0, 1), udU32(1, e.mod), udU32(2, e.offset ?? 0)]))]);
+  }
+}
+
+function typeofKey(key: readonly Expr[], family: NftFamily): Buffer {
+  if (key.length === 1 && key[0]) return typeofExpr(key[0], family);
+  const parts = key.map((e, i) => ud(i, typeofExpr(e, family)));
+  return Buffer.concat([udU32(0, EXPR_TYPE.concat), ud(1, Buffer.concat(parts))]);
+}
+
+function setUserdata(set: SetSpec, family: NftFamily): Buffer {
+  const single = set.key.length === 1 && set.key[0]?.kind === 'addr';
+  const parts = [udU32(0, single ? 2 : 0)];
+  if (set.data !== undefined) parts.push(udU32(1, 0));
+  parts.push(ud(3, typeofKey(set.key, family)));
+  if (set.data !== undefined) {
+    parts.push(ud(4, set.data === 'verdict' ? Buffer.concat([udU32(0, EXPR_TYPE.verdict), ud(1, Buffer.alloc(0))]) : typeofKey(set.data, family)));
+    parts.push(udU32(6, 0));
+  }
+  return Buffer.concat(parts);
+}
+
+// --- objects ---------------------------------------------------------------------------------------------------
+
+/** `id`: the set's number within the transaction (the kernel requires one). */
+function setAttrs(table: string, set: SetSpec, family: NftFamily, id: number): Buffer[] {
+  const keyFields = fieldsOf(set.key, family);
+  const interval = set.flags?.includes('interval') === true;
+  let flags = 0;
+  if (set.data !== undefined) flags |= SET_FLAG.map;
+  if (interval) flags |= SET_FLAG.interval;
+  if (interval && keyFields.length > 1) flags |= SET_FLAG.concat;
+  if (set.flags?.includes('timeout')) flags |= SET_FLAG.timeout;
+  if (set.flags?.includes('dynamic')) flags |= SET_FLAG.eval;
+  const attrs = [stringAttr(SET.table, table), stringAttr(SET.name, set.name)];
+  if (flags !== 0) attrs.push(u32Attr(SET.flags, flags));
+  attrs.push(u32Attr(SET.keyType, concatType(keyFields)), u32Attr(SET.keyLen, keyFields.reduce((n, f) => n + f.length, 0)));
+  if (set.data === 'verdict') attrs.push(u32Attr(SET.dataType, DATA_VERDICT), u32Attr(SET.dataLen, VERDICT_DATA_LEN));
+  else if (set.data !== undefined) {
+    const dataFields = fieldsOf(set.data, family);
+    attrs.push(u32Attr(SET.dataType, concatType(dataFields)), u32Attr(SET.dataLen, dataFields.reduce((n, f) => n + f.length, 0)));
+  }
+  const desc: Buffer[] = [];
+  if (set.size !== undefined) desc.push(u32Attr(1, set.size));
+  if (interval && keyFields.length > 1) desc.push(nestedAttr(2, keyFields.map((f) => nestedAttr(1, [u32Attr(1, f.size)]))));
+  if (desc.length > 0) attrs.push(nestedAttr(SET.desc, desc));
+  attrs.push(u32Attr(SET.id, id), attr(SET.userdata, setUserdata(set, family)));
+  return attrs;
+}
+
+function chainAttrs(table: string, chain: Chain): Buffer[] {
+  const attrs = [stringAttr(CHAIN.table, table), stringAttr(CHAIN.name, chain.name)];
+  const base = chain.base;
+  if (base) {
+    const priority = Buffer.alloc(4);
+    priority.writeInt32BE(base.priority, 0);
+    attrs.push(nestedAttr(CHAIN.hook, [u32Attr(1, HOOKS[base.hook]), attr(2, priority)]), u32Attr(CHAIN.policy, NF_ACCEPT), stringAttr(CHAIN.type, base.type));
+  }
+  return attrs;
+}
+
+function parseVerdict(text: string): Verdict {
+  const [kind = '', chain = ''] = text.split(' ');
+  if (kind === 'jump' || kind === 'goto') return { kind, chain };
+  if (kind in VERDICT_CODE) return { kind } as Verdict;
+  throw new Error(`not a verdict: ${text}`);
+}
+
+/** The element records of `elements` (an interval set's ranges become what its kernel backend stores). */
+function elementRecords(set: SetSpec, elements: readonly Element[], family: NftFamily, withData: boolean): Buffer[] {
+  const keyFields = fieldsOf(set.key, family);
+  const dataFields: Field[] = set.data === undefined || set.data === 'verdict' ? [] : fieldsOf(set.data, family);
+  const interval = set.flags?.includes('interval') === true;
+  const data = (element: Element): Buffer[] => {
+    if (!withData || element.value === undefined) return [];
+    if (set.data === 'verdict') return [verdictData(ELEM.data, parseVerdict(element.value))];
+    return [nestedAttr(ELEM.data, [attr(1, encodeFields(element.value, dataFields))])];
+  };
+  const key = (type: number, bytes: Buffer): Buffer => nestedAttr(type, [attr(1, bytes)]);
+  if (!interval) return elements.map((e) => nestedAttr(1, [key(ELEM.key, encodeFields(e.key, keyFields)), ...data(e)]));
+  if (keyFields.length > 1) {
+    return elements.map((e) => nestedAttr(1, [key(ELEM.key, encodeFields(e.key, keyFields)), key(ELEM.keyEnd, encodeFields(e.key, keyFields, true)), ...data(e)]));
+  }
+  // One field: a start element and an end element one past the range (none when the range ends at the top);
+  // as nft does, an end element at 0 when nothing starts there.
+  const field = keyFields[0];
+  if (!field) return [];
+  const ranges = elements.map((e) => ({ start: encodeFields(e.key, keyFields), end: encodeFields(e.key, keyFields, true) }))
+    .sort((a, b) => Buffer.compare(a.start, b.start));
+  const out: Buffer[] = [];
+  const endFlag = u32Attr(ELEM.flags, 1);
+  const first = ranges[0];
+  if (first && first.start.some((byte) => byte !== 0)) out.push(nestedAttr(1, [key(ELEM.key, Buffer.alloc(field.length)), endFlag]));
+  for (const { start, end } of ranges) {
+    out.push(nestedAttr(1, [key(ELEM.key, start)]));
+    const next = Buffer.from(end);
+    let i = next.length - 1;
+    while (i >= 0 && next[i] === 0xff) next[i--] = 0;
+    if (i < 0) continue; // the range reaches the top: no end element
+    next[i] = (next[i] ?? 0) + 1;
+    out.push(nestedAttr(1, [key(ELEM.key, next), endFlag]));
+  }
+  return out;
+}
+
+// --- the batch -------------------------------------------------------------------------------------------------
+
+export interface Batch {
+  /** Everything, one datagram: the kernel takes a batch only whole. */
+  readonly bytes: Buffer;
+  /** The sequence number of the last message (the only one acknowledged when all is well). */
+  readonly lastSeq: number;
+  /** What each message does, for the one line that names a failure. */
+  describe(seq: number): string;
+}
+
+/**
+ * Encodes `tx`. `known` tells how sets that already exist in the kernel are laid out (for elements of sets this
+ * transaction does not create, and for rules that look them up).
+ */
+export function encodeTransaction(tx: Transaction, known: ReadonlyMap<string, SetSpec>, firstSeq: number): Batch {
+  const { family, table } = tx;
+  const proto = NFPROTO[family];
+  const pieces: Buffer[] = [];
+  const descriptions = new Map<number, string>();
+  let seq = firstSeq;
+  const sets = new Map(known);
+  for (const set of tx.addSets) sets.set(set.name, set);
+  const push = (msg: number, flags: number, attrs: readonly Buffer[], what: string): void => {
+    descriptions.set(seq, what);
+    pieces.push(message(nftType(msg), NLM_F.request | flags, seq++, proto, attrs));
+  };
+  pieces.push(batchBegin(seq++));
+  if (tx.recreate) push(NFT_MSG.delTable, 0, [stringAttr(TABLE.name, table)], `delete table ${family} ${table}`);
+  if (tx.ensureTable) {
+    push(NFT_MSG.newTable, NLM_F.create, [stringAttr(TABLE.name, table), u32Attr(TABLE.flags, 0), attr(TABLE.userdata, udString(0, tx.ensureTable.comment))], `add table ${family} ${table}`);
+  }
+  tx.addSets.forEach((set, i) => push(NFT_MSG.newSet, NLM_F.create, setAttrs(table, set, family, i + 1), `add set ${set.name}`));
+  for (const chain of tx.addChains) push(NFT_MSG.newChain, NLM_F.create, chainAttrs(table, chain), `add chain ${chain.name}`);
+  const fill = (chain: Chain): void => {
+    chain.rules.forEach((rule, i) => {
+      const expressions = ruleExpressions(rule.matches, rule.statements, family, (name) => sets.get(name));
+      push(NFT_MSG.newRule, NLM_F.create | NLM_F.append, [
+        stringAttr(RULE.table, table), stringAttr(RULE.chain, chain.name), nestedAttr(RULE.expressions, expressions),
+        attr(RULE.userdata, udString(0, ruleComment(rule, family))),
+      ], `rule ${i + 1} of chain ${chain.name}`);
+    });
+  };
+  for (const chain of tx.addChains) fill(chain);
+  for (const chain of tx.replaceChains) {
+    push(NFT_MSG.delRule, 0, [stringAttr(RULE.table, table), stringAttr(RULE.chain, chain.name)], `flush chain ${chain.name}`);
+    fill(chain);
+  }
+  const listAttrs = (set: string): Buffer[] => [stringAttr(ELEM_LIST.table, table), stringAttr(ELEM_LIST.set, set)];
+  for (const name of tx.flushSets) push(NFT_MSG.delSetElem, 0, listAttrs(name), `flush set ${name}`);
+  const elementMessages = (msg: number, flags: number, set: string, records: readonly Buffer[], verb: string): void => {
+    let chunk: Buffer[] = [];
+    let bytes = 0;
+    const flush = (): void => {
+      if (chunk.length === 0) return;
+      push(msg, flags, [...listAttrs(set), nestedAttr(ELEM_LIST.elements, chunk)], `${verb} ${chunk.length} elements of ${set}`);
+      chunk = [];
+      bytes = 0;
+    };
+    for (const record of records) {
+      if (bytes + record.length > ELEMENTS_BYTES) flush();
+      chunk.push(record);
+      bytes += record.length;
+    }
+    flush();
+  };
+  const specOf = (name: string): SetSpec => {
+    const spec = sets.get(name);
+    if (!spec) throw new Error(`no layout known for set ${name}`);
+    return spec;
+  };
+  for (const [set, keys] of tx.deleteElements) {
+    if (keys.length > 0) elementMessages(NFT_MSG.delSetElem, 0, set, elementRecords(specOf(set), keys.map((key) => ({ key })), family, false), 'delete');
+  }
+  for (const [set, elements] of tx.addElements) {
+    if (elements.length > 0) elementMessages(NFT_MSG.newSetElem, NLM_F.create, set, elementRecords(specOf(set), elements, family, true), 'add');
+  }
+  for (const name of tx.deleteChains) push(NFT_MSG.delChain, 0, [stringAttr(CHAIN.table, table), stringAttr(CHAIN.name, name)], `delete chain ${name}`);
+  for (const name of tx.deleteSets) push(NFT_MSG.delSet, 0, [stringAttr(SET.table, table), stringAttr(SET.name, name)], `delete set ${name}`);
+  const lastSeq = seq - 1;
+  // Only the last message asks for an acknowledgement; a failing one is reported whatever its flags.
+  const last = pieces[pieces.length - 1];
+  if (last && pieces.length > 1) last.writeUInt16LE(last.readUInt16LE(6) | NLM_F.ack, 6);
+  pieces.push(batchEnd(seq));
+  return { bytes: Buffer.concat(pieces), lastSeq, describe: (n) => descriptions.get(n) ?? `message ${n}` };
+}
