@@ -26,7 +26,7 @@ const partialRounds = (services: number): number => (services > 10000 ? 3 : 5);
 interface Partial {
   readonly change: string;
   readonly ms: number;
-  /** Time inside nft. */
+  /** Time inside the kernel transaction (netlink). */
   readonly nftMs: number;
   readonly operations: number;
   readonly file: string;
@@ -79,59 +79,68 @@ async function ingest(services: number, changes = 0) {
 
 async function inner(services: number, outDir: string): Promise<void> {
   const { silentLogger } = await import('../src/log.ts');
-  const { createNftablesProxy, spawnRunner } = await import('../modes/nftables/apply.ts');
+  const { createNftablesProxy } = await import('../modes/nftables/apply.ts');
+  const { NetlinkKernel } = await import('../modes/nftables/kernel.ts');
+  const { renderTransaction } = await import('../modes/nftables/render.ts');
   const { mutateOneEndpoint } = await import('../test/fixtures/synthetic.ts');
-  let file = join(outDir, `full-${services}.nft`);
-  let nftMs = 0;
-  // Every transaction goes to a file too (to replay it raw), piece by piece as nft reads it.
-  const recorded = (input: string | Iterable<string>): Iterable<string> => (function* () {
-    const fd = openSync(file, 'a');
+  type Kernel = import('../modes/nftables/kernel.ts').Kernel;
+  type Transaction = import('../modes/nftables/transaction.ts').Transaction;
+  // Transactions are timed, and kept to be written out as nft text after each sync (outside the timing), so the
+  // outer process can replay them with `nft -f` for comparison.
+  const netlink = new NetlinkKernel();
+  let kernelMs = 0;
+  let pending: Transaction[] = [];
+  const kernel: Kernel = {
+    transact: async (tx, sets) => {
+      pending.push(tx);
+      const t0 = performance.now();
+      await netlink.transact(tx, sets);
+      kernelMs += performance.now() - t0;
+    },
+    generation: () => netlink.generation(),
+    read: (desired) => netlink.read(desired),
+    chains: (family, table) => netlink.chains(family, table),
+    close: () => netlink.close(),
+  };
+  const record = (file: string): void => {
+    const fd = openSync(file, 'w');
     try {
-      for (const piece of typeof input === 'string' ? [input] : input) {
-        writeSync(fd, piece);
-        yield piece;
-      }
+      for (const tx of pending) for (const piece of renderTransaction(tx)) writeSync(fd, piece);
     } finally {
       closeSync(fd);
     }
-  })();
-  const run: typeof spawnRunner = async (cmd, args, input) => {
-    const started = performance.now();
-    const result = await spawnRunner(cmd, args, args.includes('-f') && input !== undefined ? recorded(input) : input);
-    nftMs += performance.now() - started;
-    return result;
+    pending = [];
   };
   const started = performance.now();
   const { cluster, store, state } = await ingest(services);
   const computeMs = performance.now() - started;
   const checkStart = performance.now();
-  writeFileSync(join(outDir, 'probe.nft'), '');
-  file = join(outDir, 'probe.nft');
-  const proxy = await createNftablesProxy({ log: silentLogger(), config: {}, run });
+  const proxy = await createNftablesProxy({ log: silentLogger(), config: {}, kernel });
   const featureCheckMs = performance.now() - checkStart;
-  file = join(outDir, `full-${services}.nft`);
-  writeFileSync(file, '');
-  nftMs = 0;
+  pending = [];
+  kernelMs = 0;
   const report = await proxy.sync(state, { full: true });
   const fullSyncMs = performance.now() - started - featureCheckMs;
-  const fullNftMs = nftMs;
+  const fullNftMs = kernelMs;
+  const fullFile = join(outDir, `full-${services}.nft`);
+  record(fullFile);
   const partial: Partial[] = [];
   for (let round = 0; round < partialRounds(services); round++) {
     for (const change of CHANGES) {
       const slice = mutateOneEndpoint(cluster, { change });
-      file = join(outDir, `partial-${services}-${round}-${change}.nft`);
-      writeFileSync(file, '');
-      nftMs = 0;
+      const file = join(outDir, `partial-${services}-${round}-${change}.nft`);
+      kernelMs = 0;
       const t0 = performance.now();
       store.upsert('EndpointSlice', slice);
       const result = await proxy.sync(store.snapshot(), { full: false });
-      partial.push({ change, ms: performance.now() - t0, nftMs, operations: result.stats?.['operations'] ?? -1, file });
+      partial.push({ change, ms: performance.now() - t0, nftMs: kernelMs, operations: result.stats?.['operations'] ?? -1, file });
+      record(file);
     }
   }
   await proxy.stop();
   const result: InnerResult = {
     services, computeMs, featureCheckMs, fullSyncMs, fullNftMs, fullOperations: report.stats?.['operations'] ?? -1,
-    fullFile: join(outDir, `full-${services}.nft`), partial, peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    fullFile, partial, peakRssMiB: process.resourceUsage().maxRSS / 1024,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -275,7 +284,7 @@ const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` 
 const mib = (value: number): string => `${value.toFixed(0)} MiB`;
 
 function printTable(rows: readonly Row[]): void {
-  console.log('\n| services × 10 eps | operations (full) | compute | full sync | of which nft | raw nft -f | upstream-shaped nft -f | upstream / full sync | agent peak RSS | nft peak RSS (kproxy / upstream) |');
+  console.log('\n| services × 10 eps | operations (full) | compute | full sync | of which the transaction | the same transaction by nft -f | upstream-shaped nft -f | upstream / full sync | agent peak RSS | nft peak RSS (kproxy text / upstream) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const i = row.inner;
@@ -284,7 +293,7 @@ function printTable(rows: readonly Row[]): void {
       + `${fmt(row.raw.ms)} | ${up ? `${fmt(up.ms)} (${up.lines.toLocaleString('en')} lines)` : '—'} | ${up ? `**${(up.ms / i.fullSyncMs).toFixed(1)}×**` : '—'} | `
       + `${mib(i.peakRssMiB)} | ${mib(row.raw.rssMiB)} / ${up ? mib(up.rssMiB) : '—'} |`);
   }
-  console.log('\n| services × 10 eps | one endpoint: operations (add / remove) | partial sync median (max) | of which nft | raw nft -f of it | restart: full sync, operations | new connections/s: first / last service | last / first |');
+  console.log('\n| services × 10 eps | one endpoint: operations (add / remove) | partial sync median (max) | of which the transaction | the same by nft -f | restart: full sync, operations | new connections/s: first / last service | last / first |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const p = row.inner.partial;
@@ -295,8 +304,8 @@ function printTable(rows: readonly Row[]): void {
       + `${fmt(median(p.map((x) => x.nftMs)))} | ${fmt(median(row.rawPartialMs))} | ${fmt(row.restart.fullSyncMs)}, ${row.restart.operations} | `
       + `${firstRate.toFixed(0)} / ${lastRate.toFixed(0)} | **${(lastRate / firstRate).toFixed(2)}** |`);
   }
-  console.log('\nfull sync = ingest + compute + compile + render + nft -f in the node namespace of a fresh scale node (the first sync of an');
-  console.log('agent; the start-up feature check is not included). raw nft -f = the same transaction into an empty namespace;');
+  console.log('\nfull sync = ingest + compute + compile + one netlink transaction in the node namespace of a fresh scale node (the first');
+  console.log('sync of an agent; the start-up feature check is not included). nft -f = the same transaction as nft text into an empty namespace;');
   console.log('upstream-shaped = bench/upstream-nftables.ts for the same cluster, into an empty namespace, same run. Partial = one');
   console.log('endpoint added or removed (store update + compute + diff + nft). Restart = a second agent on the filled namespace');
   console.log('(netlink read-back + diff + write). Connections: 4000 per round, 8 at a time, 5 rounds alternating, median.');

@@ -1,45 +1,23 @@
-// The nftables mode's apply layer: checks at start that nft and the kernel can hold the layout, then keeps one
-// table per IP family in step with the desired state (writer.ts). Never flushes anything at start or stop;
-// `--cleanup` deletes kproxy's tables and nothing else.
-import { spawn } from 'node:child_process';
+// The nftables mode's apply layer: checks at start that the kernel can hold the layout, then keeps one table per
+// IP family in step with the desired state (writer.ts), over netlink (kernel.ts). Never flushes anything at start
+// or stop; `--cleanup` deletes kproxy's tables and nothing else.
 import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
 import { compileSource, type NftSource } from './diff.ts';
-import { NetlinkTableReader, type TableReader } from './kernel.ts';
+import { checkFeatures } from './features.ts';
+import { NetlinkKernel, type Kernel } from './kernel.ts';
 import { TABLE } from './names.ts';
-import { checkFeatures, deleteTable, type NftRunner } from './nft.ts';
+import { NetlinkError } from './netlink/socket.ts';
 import { FAMILY_OF } from './ruleset.ts';
+import { deleteTableTransaction } from './transaction.ts';
 import { NftTableWriter } from './writer.ts';
 
 const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 
 export interface NftablesProxyOptions extends ModeOptions {
-  /** Runs nft; tests may wrap it (e.g. `ip netns exec`). Default: spawn it. */
-  readonly run?: NftRunner;
-  /** Reads the table back; default: netlink from this process (which must be in the node's namespace). */
-  readonly reader?: TableReader;
+  /** Where transactions go and tables are read from; default: netlink from this process (in the node's namespace). */
+  readonly kernel?: Kernel;
 }
-
-export const spawnRunner: NftRunner = (cmd, args, input) => new Promise((resolve) => {
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let failed: Error | undefined;
-  child.stdout.on('data', (d: Buffer) => out.push(d));
-  child.stderr.on('data', (d: Buffer) => err.push(d));
-  child.stdin.on('error', () => { /* nft exited early; its exit code says why */ });
-  child.on('error', (error) => { failed = error; });
-  child.on('close', (code) => resolve(failed
-    ? { code: 127, stdout: '', stderr: `${cmd}: ${failed.message}` }
-    : { code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  void (async () => {
-    try {
-      if (typeof input === 'string') child.stdin.write(input);
-      else if (input) for (const piece of input) if (!child.stdin.write(piece)) await new Promise((r) => child.stdin.once('drain', r));
-    } catch { /* the pipe broke: nft failed, and says so */ }
-    child.stdin.end();
-  })();
-});
 
 interface Family {
   readonly writer: NftTableWriter;
@@ -48,13 +26,12 @@ interface Family {
 }
 
 export async function createNftablesProxy(options: NftablesProxyOptions): Promise<ProxyMode> {
-  const run = options.run ?? spawnRunner;
-  const reader = options.reader ?? new NetlinkTableReader();
+  const kernel = options.kernel ?? new NetlinkKernel();
   const log: Logger = options.log.child({ mode: 'nftables' });
   const families = new Map<IPFamily, Family>();
   for (const family of FAMILIES) {
-    const problem = await checkFeatures(run, family);
-    if (problem === undefined) families.set(family, { writer: new NftTableWriter(FAMILY_OF[family], run, reader, log), applied: undefined, idle: false });
+    const problem = await checkFeatures(kernel, family);
+    if (problem === undefined) families.set(family, { writer: new NftTableWriter(FAMILY_OF[family], kernel, log), applied: undefined, idle: false });
     else if (family === 'IPv4') throw new Error(problem);
     else log.info({ problem }, 'IPv6 nftables unavailable; serving IPv4 only');
   }
@@ -95,24 +72,28 @@ export async function createNftablesProxy(options: NftablesProxyOptions): Promis
     },
     async stop(): Promise<void> {
       // The tables stay: a restart must not interrupt traffic.
-      reader.close();
+      kernel.close();
     },
   };
 }
 
 /** Deletes kproxy's tables (both families) and nothing else. */
 export async function cleanupNftables(options: NftablesProxyOptions): Promise<void> {
-  const run = options.run ?? spawnRunner;
+  const kernel = options.kernel ?? new NetlinkKernel();
   const log = options.log.child({ mode: 'nftables' });
   const failures: string[] = [];
-  for (const family of FAMILIES) {
-    try {
-      if (await deleteTable(run, FAMILY_OF[family], TABLE)) log.info({ family }, 'removed kproxy nftables table');
-    } catch (error) {
-      const version = await run('nft', ['--version']);
-      if (version.code === 127) return; // no nft: nothing of ours can be there
-      failures.push((error as Error).message);
+  try {
+    for (const family of FAMILIES) {
+      try {
+        await kernel.transact(deleteTableTransaction(FAMILY_OF[family], TABLE), new Map());
+        log.info({ family }, 'removed kproxy nftables table');
+      } catch (error) {
+        if (error instanceof NetlinkError && error.errno === 2) continue; // not there
+        failures.push((error as Error).message);
+      }
     }
+  } finally {
+    kernel.close();
   }
   if (failures.length > 0) throw new Error(`nftables cleanup incomplete: ${failures.join('; ')}`);
 }

@@ -21,7 +21,7 @@
 import type { DesiredState, Endpoint, IPFamily, Route, ServicePortPlan } from '../../src/model/types.ts';
 import { cidrContains, ipFamily, parseCidr, type Cidr } from '../../src/util/ip.ts';
 import { CHAINS, endpointTag, serviceObjectName, SETS, TABLE } from './names.ts';
-import { FAMILY_OF, type Chain, type Element, type Expr, type Match, type NftFamily, type Protocol4, type Rule, type SetSpec, type Statement, type Table } from './ruleset.ts';
+import { element, FAMILY_OF, type Chain, type Element, type Expr, type Match, type NftFamily, type Protocol4, type Rule, type SetSpec, type Statement, type Table } from './ruleset.ts';
 
 const DADDR: Expr = { kind: 'addr', dir: 'daddr' };
 const SADDR: Expr = { kind: 'addr', dir: 'saddr' };
@@ -68,6 +68,7 @@ export interface SetElement {
   readonly set: string;
   readonly element: Element;
 }
+const put = (set: string, key: string, value?: string): SetElement => ({ set, element: element(key, value) });
 
 /** What one frontend of a service port puts in the table. */
 export interface FrontendPart {
@@ -191,8 +192,8 @@ export function baseSets(): SetSpec[] {
 /** Elements of the base sets that come from the family context, not from services. */
 export function baseElements(ctx: FamilyContext): Map<string, Element[]> {
   const out = new Map<string, Element[]>();
-  if (ctx.clusterCidrs) out.set(SETS.clusterCidrs, ctx.clusterCidrs.map((key) => ({ key })));
-  if (ctx.nodePortAddresses !== 'all') out.set(SETS.nodePortAddresses, ctx.nodePortAddresses.map((key) => ({ key })));
+  if (ctx.clusterCidrs) out.set(SETS.clusterCidrs, [...ctx.clusterCidrs]);
+  if (ctx.nodePortAddresses !== 'all') out.set(SETS.nodePortAddresses, [...ctx.nodePortAddresses]);
   return out;
 }
 
@@ -295,7 +296,7 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
     if (route.affinity) return `goto ${affinityChain(route, role, route.affinity.timeoutSeconds)}`;
     const balancer: Balancer = { keyKind, outside, size: endpoints.length, protocol, masquerade: pickMasquerade(route, ctx) };
     const map = balancerMap(balancer);
-    endpoints.forEach((ep, i) => out.elements.push({ set: map, element: { key: `${key} . ${i}`, value: endpointText(ep) } }));
+    endpoints.forEach((ep, i) => out.elements.push(put(map, `${key} . ${i}`, endpointText(ep))));
     out.balancers.push(balancer);
     return `goto ${balancerChainName(balancer)}`;
   };
@@ -313,11 +314,11 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
       if (!external) continue;
       const key = `${protocol} . ${frontend.port}`;
       if (external.fromOutside === external.fromCluster) {
-        out.elements.push({ set: SETS.serviceNodePorts, element: { key, value: target(external.fromOutside, 'external', 'nodeport', false, key, out) } });
+        out.elements.push(put(SETS.serviceNodePorts, key, target(external.fromOutside, 'external', 'nodeport', false, key, out)));
       } else {
-        out.elements.push({ set: SETS.serviceNodePorts, element: { key, value: `goto ${CHAINS.nodePortSplit}` } });
-        out.elements.push({ set: SETS.nodePortsFromCluster, element: { key, value: target(external.fromCluster, 'from-cluster', 'nodeport', false, key, out) } });
-        out.elements.push({ set: SETS.nodePortsFromOutside, element: { key, value: target(external.fromOutside, 'from-outside', 'nodeport', true, key, out) } });
+        out.elements.push(put(SETS.serviceNodePorts, key, `goto ${CHAINS.nodePortSplit}`));
+        out.elements.push(put(SETS.nodePortsFromCluster, key, target(external.fromCluster, 'from-cluster', 'nodeport', false, key, out)));
+        out.elements.push(put(SETS.nodePortsFromOutside, key, target(external.fromOutside, 'from-outside', 'nodeport', true, key, out)));
       }
       frontends.push({ id: `nodeport ${key}`, ...out });
       continue;
@@ -325,22 +326,22 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
     if (ipFamily(frontend.ip) !== ctx.ipFamily) continue;
     const key = `${frontend.ip} . ${protocol} . ${frontend.port}`;
     if (frontend.kind === 'ClusterIP') {
-      out.elements.push({ set: SETS.serviceIPs, element: { key, value: target(routes.clusterIP, 'cluster-ip', 'ip', false, key, out) } });
+      out.elements.push(put(SETS.serviceIPs, key, target(routes.clusterIP, 'cluster-ip', 'ip', false, key, out)));
     } else {
       if (!external) continue;
       if (external.fromOutside === external.fromCluster) {
-        out.elements.push({ set: SETS.serviceIPs, element: { key, value: target(external.fromOutside, 'external', 'ip', false, key, out) } });
+        out.elements.push(put(SETS.serviceIPs, key, target(external.fromOutside, 'external', 'ip', false, key, out)));
       } else {
-        out.elements.push({ set: SETS.serviceIPs, element: { key, value: `goto ${CHAINS.externalSplit}` } });
-        out.elements.push({ set: SETS.externalFromCluster, element: { key, value: target(external.fromCluster, 'from-cluster', 'ip', false, key, out) } });
-        out.elements.push({ set: SETS.externalFromOutside, element: { key, value: target(external.fromOutside, 'from-outside', 'ip', true, key, out) } });
+        out.elements.push(put(SETS.serviceIPs, key, `goto ${CHAINS.externalSplit}`));
+        out.elements.push(put(SETS.externalFromCluster, key, target(external.fromCluster, 'from-cluster', 'ip', false, key, out)));
+        out.elements.push(put(SETS.externalFromOutside, key, target(external.fromOutside, 'from-outside', 'ip', true, key, out)));
       }
       // loadBalancerSourceRanges, as upstream: only while the service has endpoints (else it rejects everyone).
       if (frontend.kind === 'LoadBalancer' && sourceRanges.length > 0 && hasAny) {
-        out.elements.push({ set: SETS.firewallIPs, element: { key } });
-        for (const range of sourceRanges) out.elements.push({ set: SETS.firewallAllow, element: { key: `${key} . ${cidrElement(range)}` } });
+        out.elements.push(put(SETS.firewallIPs, key));
+        for (const range of sourceRanges) out.elements.push(put(SETS.firewallAllow, `${key} . ${cidrElement(range)}`));
         // The node reaching its own LoadBalancer IP may arrive with that IP as its source.
-        if (nodeAllowed) out.elements.push({ set: SETS.firewallAllow, element: { key: `${key} . ${frontend.ip}` } });
+        if (nodeAllowed) out.elements.push(put(SETS.firewallAllow, `${key} . ${frontend.ip}`));
       }
     }
     frontends.push({ id: `ip ${key}`, ...out });
@@ -440,7 +441,7 @@ export function assemble(ctx: FamilyContext, services: readonly ServicePortPlan[
       }
     }
   }
-  for (const key of hairpinUses.keys()) push(SETS.hairpin, { key });
+  for (const key of hairpinUses.keys()) push(SETS.hairpin, key);
   const maps = new Map<string, SetSpec>();
   for (const { balancer } of balancerUses.values()) {
     chains.push(balancerChain(balancer, ctx));

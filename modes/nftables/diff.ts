@@ -11,7 +11,7 @@ import { assemble, balancerChain, balancerChainName, balancerMap, balancerMapSpe
 import type { KernelChain, KernelSet } from './netlink/read.ts';
 import { setMatches } from './netlink/read.ts';
 import { ruleComment, ruleText } from './render.ts';
-import type { Chain, Element, NftFamily, SetSpec, Table } from './ruleset.ts';
+import { elementKey, type Chain, type Element, type NftFamily, type SetSpec, type Table } from './ruleset.ts';
 import { SETS, TABLE, TABLE_COMMENT } from './names.ts';
 import type { Transaction } from './transaction.ts';
 import type { DesiredState } from '../../src/model/types.ts';
@@ -38,12 +38,14 @@ export interface Mirror {
   readonly plans: Map<string, ServicePortPlan>;
   readonly balancers: Map<string, { balancer: Balancer; uses: number }>;
   readonly hairpin: Map<string, number>;
+  /** Every set of the table, by name (transactions that add elements need their layout). */
+  readonly sets: Map<string, SetSpec>;
 }
 
 export function mirrorOf(source: NftSource, assembled: Assembled): Mirror {
   return {
     source, claims: assembled.claims, plans: new Map(source.services.map((p) => [p.key, p])),
-    balancers: assembled.balancerUses, hairpin: assembled.hairpinUses,
+    balancers: assembled.balancerUses, hairpin: assembled.hairpinUses, sets: new Map(assembled.table.sets.map((s) => [s.name, s])),
   };
 }
 
@@ -51,21 +53,21 @@ export function assembleSource(source: NftSource): Assembled {
   return assemble(source.ctx, source.services, source.compileService);
 }
 
-/** Element changes of one transaction, by set and key: what the kernel has (before) and must have (after). */
+/** Element changes of one partial transaction, by set and key: what the kernel has (before) and must have. */
 class ElementChanges {
-  readonly #sets = new Map<string, Map<string, { before?: string; after?: string }>>();
+  readonly #sets = new Map<string, Map<string, { before?: Element; after?: Element }>>();
 
-  #entry(set: string, key: string): { before?: string; after?: string } {
+  #entry(set: string, e: Element): { before?: Element; after?: Element } {
     let keys = this.#sets.get(set);
     if (!keys) this.#sets.set(set, keys = new Map());
+    const key = elementKey(e);
     let entry = keys.get(key);
     if (!entry) keys.set(key, entry = {});
     return entry;
   }
 
-  /** `value` '' for set elements (no data). */
-  before(set: string, key: string, value: string): void { this.#entry(set, key).before = value; }
-  after(set: string, key: string, value: string): void { this.#entry(set, key).after = value; }
+  before(set: string, e: Element): void { this.#entry(set, e).before = e; }
+  after(set: string, e: Element): void { this.#entry(set, e).after = e; }
 
   /** Deletions (skipping sets that are deleted whole) and additions. */
   result(deletedSets: ReadonlySet<string>): { deletes: Map<string, string[]>; adds: Map<string, Element[]> } {
@@ -74,20 +76,44 @@ class ElementChanges {
     for (const [set, keys] of this.#sets) {
       for (const [key, { before, after }] of keys) {
         if (before === after) continue;
-        if (before !== undefined && !deletedSets.has(set)) {
-          let list = deletes.get(set);
-          if (!list) deletes.set(set, list = []);
-          list.push(key);
-        }
-        if (after !== undefined) {
-          let list = adds.get(set);
-          if (!list) adds.set(set, list = []);
-          list.push(after === '' ? { key } : { key, value: after });
-        }
+        if (before !== undefined && !deletedSets.has(set)) push(deletes, set, key);
+        if (after !== undefined) push(adds, set, after);
       }
     }
     return { deletes, adds };
   }
+}
+
+function push<T>(map: Map<string, T[]>, set: string, item: T): void {
+  let list = map.get(set);
+  if (!list) map.set(set, list = []);
+  list.push(item);
+}
+
+/**
+ * What turns a set holding `have` into one holding `want` (both element texts): keys to delete (gone, or whose
+ * value changes) and elements to add. Sorts both (in place) instead of indexing them: at 10k services a map holds
+ * ~100k elements, and two sorted arrays cost far less memory than two hash maps.
+ */
+function setDifference(have: string[], want: string[]): { deletes: string[]; adds: Element[] } {
+  have.sort();
+  want.sort();
+  const deletes: string[] = [];
+  const adds: Element[] = [];
+  const wantKeys = new Set<string>();
+  let i = 0;
+  let j = 0;
+  while (i < have.length || j < want.length) {
+    const h = have[i];
+    const w = want[j];
+    if (h !== undefined && h === w) { i++; j++; continue; }
+    if (w === undefined || (h !== undefined && h < w)) { deletes.push(elementKey(h ?? '')); i++; continue; }
+    adds.push(w);
+    wantKeys.add(elementKey(w));
+    j++;
+  }
+  // A key whose value changes is deleted and added again; a deletion of a key that stays is only the old value's.
+  return { deletes: [...new Set(deletes)], adds: adds.filter((e) => wantKeys.has(elementKey(e))) };
 }
 
 const byName = <T extends { name: string }>(list: readonly T[]): Map<string, T> => new Map(list.map((x) => [x.name, x]));
@@ -162,8 +188,8 @@ export function partialTransaction(mirror: Mirror, next: NftSource): Transaction
     const before = oldWinners.get(id);
     const after = frontendOf(contribution(mirror.claims.get(id)?.[0], newParts, next), id);
     if (before === after) continue;
-    for (const { set, element } of before?.elements ?? []) changes.before(set, element.key, element.value ?? '');
-    for (const { set, element } of after?.elements ?? []) changes.after(set, element.key, element.value ?? '');
+    for (const { set, element } of before?.elements ?? []) changes.before(set, element);
+    for (const { set, element } of after?.elements ?? []) changes.after(set, element);
     for (const b of before?.balancers ?? []) useBalancer(b, -1);
     for (const b of after?.balancers ?? []) useBalancer(b, +1);
   }
@@ -179,8 +205,8 @@ export function partialTransaction(mirror: Mirror, next: NftSource): Transaction
   for (const part of oldParts.values()) for (const key of part.hairpin) useHairpin(key, -1);
   for (const part of newParts.values()) for (const key of part.hairpin) useHairpin(key, +1);
   for (const [key, count] of hairpinBefore) {
-    if (count > 0) changes.before(SETS.hairpin, key, '');
-    if ((mirror.hairpin.get(key) ?? 0) > 0) changes.after(SETS.hairpin, key, '');
+    if (count > 0) changes.before(SETS.hairpin, key);
+    if ((mirror.hairpin.get(key) ?? 0) > 0) changes.after(SETS.hairpin, key);
   }
 
   // Shared balancers (a chain and its map) that gained their first or lost their last user.
@@ -230,6 +256,8 @@ export function partialTransaction(mirror: Mirror, next: NftSource): Transaction
   for (const name of oldSets.keys()) if (!newSets.has(name)) deleteSets.push(name);
 
   mirror.source = next;
+  for (const set of addSets) mirror.sets.set(set.name, set);
+  for (const name of deleteSets) mirror.sets.delete(name);
   const { deletes, adds } = changes.result(new Set(deleteSets));
   return { family, table: TABLE, addSets, addChains, replaceChains, flushSets: [], deleteElements: deletes, addElements: adds, deleteChains, deleteSets };
 }
@@ -240,7 +268,8 @@ export function partialTransaction(mirror: Mirror, next: NftSource): Transaction
 export interface KernelView {
   readonly chains: ReadonlyMap<string, KernelChain>;
   readonly sets: ReadonlyMap<string, KernelSet>;
-  readonly elements: ReadonlyMap<string, ReadonlyMap<string, string | undefined>>;
+  /** Element texts by set; the full diff sorts these arrays in place. */
+  readonly elements: ReadonlyMap<string, string[]>;
 }
 
 /** The sets whose elements a full diff compares: every desired one the kernel has in the same layout. */
@@ -254,7 +283,7 @@ export function comparableSets(desired: Table, kernel: { sets: ReadonlyMap<strin
 /** Everything from nothing (`rebuild`: after deleting what is there, in the same transaction). */
 function createAll(desired: Table, rebuild: boolean): Transaction {
   return {
-    family: desired.family, table: desired.name, ensureTable: { comment: TABLE_COMMENT }, ...(rebuild ? { recreate: true } : {}),
+    family: desired.family, table: desired.name, ensureTable: { comment: TABLE_COMMENT }, ...(rebuild ? { deleteTable: true } : {}),
     addSets: desired.sets, addChains: desired.chains, replaceChains: [], flushSets: [],
     deleteElements: new Map(), addElements: desired.elements, deleteChains: [], deleteSets: [],
   };
@@ -292,16 +321,27 @@ export function fullTransaction(desired: Table, kernel: KernelView | undefined, 
     const seen = expressions?.get(c.name);
     return seen !== undefined && (seen.length !== k.rules.length || k.rules.some((r, i) => r.expressions !== seen[i]));
   });
-  const changes = new ElementChanges();
+  const deleteElements = new Map<string, string[]>();
+  const addElements = new Map<string, Element[]>();
+  const flushSets: string[] = [];
   for (const set of desired.sets) {
     if (set.dynamic) continue;
-    for (const [key, value] of kernel.elements.get(set.name) ?? []) changes.before(set.name, key, value ?? '');
-    for (const element of desired.elements.get(set.name) ?? []) changes.after(set.name, element.key, element.value ?? '');
+    const want = [...(desired.elements.get(set.name) ?? [])];
+    const have = kernel.elements.get(set.name) ?? [];
+    const { deletes, adds } = setDifference(have, want);
+    if (deletes.length === 0 && adds.length === 0) continue;
+    // Interval sets are small: rewritten whole (their ranges need not be split into the kernel's start/end pairs).
+    if (set.flags?.includes('interval') && kernel.sets.has(set.name)) {
+      flushSets.push(set.name);
+      addElements.set(set.name, want);
+      continue;
+    }
+    if (deletes.length > 0) deleteElements.set(set.name, deletes);
+    if (adds.length > 0) addElements.set(set.name, adds);
   }
   const wantedChains = new Set(desired.chains.map((c) => c.name));
   const wantedSets = new Set(desired.sets.map((s) => s.name));
   const deleteChains = [...kernel.chains.keys()].filter((name) => !wantedChains.has(name));
   const deleteSets = [...kernel.sets.keys()].filter((name) => !wantedSets.has(name));
-  const { deletes, adds } = changes.result(new Set(deleteSets));
-  return { family, table: TABLE, addSets, addChains, replaceChains, flushSets: [], deleteElements: deletes, addElements: adds, deleteChains, deleteSets };
+  return { family, table: TABLE, addSets, addChains, replaceChains, flushSets, deleteElements, addElements, deleteChains, deleteSets };
 }

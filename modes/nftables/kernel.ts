@@ -1,12 +1,17 @@
-// What the apply layer reads back from the kernel: the nf_tables generation and kproxy's table, through the netlink
-// reader in this process (which must run in the node's network namespace, as the agent does).
+// The apply layer's view of the kernel: transactions written as nfnetlink batches (netlink/batch.ts), the
+// nf_tables generation, and kproxy's table read back (netlink/read.ts), all over one netlink socket of this
+// process — which must run in the node's network namespace, as the agent does.
 import type { KernelView } from './diff.ts';
 import { comparableSets } from './diff.ts';
+import { encodeTransaction } from './netlink/batch.ts';
 import { readElements, readGeneration, readTable, type KernelChain } from './netlink/read.ts';
 import { NetfilterSocket } from './netlink/socket.ts';
-import type { NftFamily, Table } from './ruleset.ts';
+import { element, type NftFamily, type SetSpec, type Table } from './ruleset.ts';
+import type { Transaction } from './transaction.ts';
 
-export interface TableReader {
+export interface Kernel {
+  /** Applies a transaction, all or nothing; `sets` lays out the existing sets it adds elements to. */
+  transact(tx: Transaction, sets: ReadonlyMap<string, SetSpec>): Promise<void>;
   /** Changes with every transaction anyone commits in this network namespace. */
   generation(): Promise<number>;
   /** The table, with the elements of every desired set it holds in the desired layout; undefined when absent. */
@@ -16,12 +21,19 @@ export interface TableReader {
   close(): void;
 }
 
-export class NetlinkTableReader implements TableReader {
+export class NetlinkKernel implements Kernel {
   #socket: Promise<NetfilterSocket> | undefined;
 
   #open(): Promise<NetfilterSocket> {
     this.#socket ??= NetfilterSocket.open();
     return this.#socket;
+  }
+
+  async transact(tx: Transaction, sets: ReadonlyMap<string, SetSpec>): Promise<void> {
+    const socket = await this.#open();
+    const batch = encodeTransaction(tx, sets, socket.nextSeq);
+    socket.used(batch.lastSeq + 1); // + the batch end
+    await socket.transact(batch);
   }
 
   async generation(): Promise<number> {
@@ -32,11 +44,11 @@ export class NetlinkTableReader implements TableReader {
     const socket = await this.#open();
     const table = await readTable(socket, desired.family, desired.name);
     if (!table) return undefined;
-    const elements = new Map<string, Map<string, string | undefined>>();
+    const elements = new Map<string, string[]>();
     for (const spec of comparableSets(desired, table)) {
-      const map = new Map<string, string | undefined>();
-      await readElements(socket, desired.family, desired.name, spec, (key, value) => map.set(key, value));
-      elements.set(spec.name, map);
+      const list: string[] = [];
+      await readElements(socket, desired.family, desired.name, spec, (key, value) => list.push(element(key, value)));
+      elements.set(spec.name, list);
     }
     return { chains: table.chains, sets: table.sets, elements };
   }

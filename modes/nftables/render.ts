@@ -101,9 +101,6 @@ function setSpecText(set: SetSpec, family: NftFamily): string {
   return `{ ${parts.join(' ')} }`;
 }
 
-export function elementText(element: Element): string {
-  return element.value === undefined ? element.key : `${element.key} : ${element.value}`;
-}
 
 function* chunked<T>(items: readonly T[], size: number): Generator<readonly T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
@@ -117,7 +114,7 @@ function* chunked<T>(items: readonly T[], size: number): Generator<readonly T[]>
 export function* renderTransaction(tx: Transaction): Generator<string> {
   const { family, table } = tx;
   const at = `${family} ${table}`;
-  if (tx.recreate) yield `delete table ${at}\n`;
+  if (tx.deleteTable) yield `delete table ${at}\n`;
   if (tx.ensureTable) yield `add table ${at} { comment "${tx.ensureTable.comment.replaceAll('"', "'")}"; }\n`;
   for (const set of tx.addSets) yield `add ${set.data === undefined ? 'set' : 'map'} ${at} ${set.name} ${setSpecText(set, family)}\n`;
   for (const chain of tx.addChains) yield `add chain ${at} ${chain.name}${chainSpec(chain)}\n`;
@@ -129,7 +126,7 @@ export function* renderTransaction(tx: Transaction): Generator<string> {
     for (const chunk of chunked(keys, ELEMENTS_PER_COMMAND)) yield `delete element ${at} ${set} { ${chunk.join(', ')} }\n`;
   }
   for (const [set, elements] of tx.addElements) {
-    for (const chunk of chunked(elements, ELEMENTS_PER_COMMAND)) yield `add element ${at} ${set} { ${chunk.map(elementText).join(', ')} }\n`;
+    for (const chunk of chunked(elements, ELEMENTS_PER_COMMAND)) yield `add element ${at} ${set} { ${chunk.join(', ')} }\n`;
   }
   for (const name of tx.deleteChains) yield `delete chain ${at} ${name}\n`;
   for (const name of tx.deleteSets) yield `delete set ${at} ${name}\n`;
@@ -146,9 +143,4 @@ export function tableTransaction(table: { family: NftFamily; name: string; chain
     addSets: table.sets, addChains: table.chains, replaceChains: [], flushSets: [],
     deleteElements: new Map(), addElements: table.elements, deleteChains: [], deleteSets: [],
   };
-}
-
-/** Deletes kproxy's table (with everything in it) — `--cleanup`. */
-export function deleteTableText(family: NftFamily, table: string): string {
-  return `delete table ${family} ${table}\n`;
 }

@@ -113,12 +113,20 @@ export interface SetSpec {
 
 /**
  * One element, in the canonical text `nft` reads and the netlink reader writes back: key parts joined by " . "
- * (addresses canonical, protocols by name, numbers in decimal, CIDRs for interval sets), and for maps the value
- * (`10.244.1.2 . 8080`, or a verdict: `goto chain`, `drop`).
+ * (addresses canonical, protocols by name, numbers in decimal, CIDRs for interval sets), and for maps " : " and the
+ * value (`10.244.1.2 . 8080`, or a verdict: `goto chain`, `drop`). Text, not objects: a table at 10k services
+ * holds ~200k of them.
  */
-export interface Element {
-  readonly key: string;
-  readonly value?: string;
+export type Element = string;
+
+export const element = (key: string, value?: string): Element => (value === undefined ? key : `${key} : ${value}`);
+export function elementKey(e: Element): string {
+  const i = e.indexOf(' : ');
+  return i < 0 ? e : e.slice(0, i);
+}
+export function elementValue(e: Element): string | undefined {
+  const i = e.indexOf(' : ');
+  return i < 0 ? undefined : e.slice(i + 3);
 }
 
 export interface Table {

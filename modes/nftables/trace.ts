@@ -6,7 +6,7 @@
 import type { Packet, Reach, Verdict } from '../../src/model/trace.ts';
 import { cidrContains, ipFamily, joinHostPort, normalizeIP, parseCidr, type Cidr } from '../../src/util/ip.ts';
 import { CHAINS } from './names.ts';
-import type { Chain, Element, Expr, Match, Rule, SetSpec, Statement, Table } from './ruleset.ts';
+import { elementKey, elementValue, type Chain, type Element, type Expr, type Match, type Rule, type SetSpec, type Statement, type Table } from './ruleset.ts';
 
 export interface TraceOptions {
   /** The node's own addresses; loopback is always local. */
@@ -219,7 +219,7 @@ class Interpreter {
   #elementsOf(set: string): Map<string, string | undefined> {
     let map = this.#elements.get(set);
     if (!map) {
-      map = new Map((this.#table.elements.get(set) ?? []).map((e: Element) => [e.key, e.value]));
+      map = new Map((this.#table.elements.get(set) ?? []).map((e: Element) => [elementKey(e), elementValue(e)]));
       this.#elements.set(set, map);
     }
     return map;
@@ -237,9 +237,10 @@ class Interpreter {
     let ranges = this.#intervals.get(set);
     if (!ranges) {
       ranges = (this.#table.elements.get(set) ?? []).map((e) => {
-        const cut = e.key.lastIndexOf(' . ');
-        const last = cut < 0 ? e.key : e.key.slice(cut + 3);
-        return { prefix: cut < 0 ? '' : e.key.slice(0, cut), cidr: parseCidr(last), exact: e.key };
+        const k = elementKey(e);
+        const cut = k.lastIndexOf(' . ');
+        const last = cut < 0 ? k : k.slice(cut + 3);
+        return { prefix: cut < 0 ? '' : k.slice(0, cut), cidr: parseCidr(last), exact: k };
       });
       this.#intervals.set(set, ranges);
     }

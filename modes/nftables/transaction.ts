@@ -8,8 +8,11 @@ export interface Transaction {
   readonly table: string;
   /** `add table` first (harmless when it exists); with a comment for `nft list`. */
   readonly ensureTable?: { readonly comment: string };
-  /** Delete the table first, in the same transaction (its layout is not kproxy's any more: an upgrade). */
-  readonly recreate?: boolean;
+  /**
+   * Delete the table first, in the same transaction: alone, to remove it (`--cleanup`); with ensureTable and the
+   * rest, to rebuild it when its layout is not this version's (an upgrade).
+   */
+  readonly deleteTable?: boolean;
   /** New sets and maps (declared before anything refers to them). */
   readonly addSets: readonly SetSpec[];
   /** New chains: declared first, then filled. */
@@ -32,10 +35,14 @@ export function emptyTransaction(family: NftFamily, table: string): Transaction 
   };
 }
 
+export function deleteTableTransaction(family: NftFamily, table: string): Transaction {
+  return { ...emptyTransaction(family, table), deleteTable: true };
+}
+
 /** Whether applying it would change nothing. */
 export function isEmptyTransaction(tx: Transaction): boolean {
   const none = (m: ReadonlyMap<string, readonly unknown[]>): boolean => [...m.values()].every((v) => v.length === 0);
-  return tx.ensureTable === undefined && !tx.recreate && tx.addSets.length === 0 && tx.addChains.length === 0 && tx.replaceChains.length === 0
+  return tx.ensureTable === undefined && !tx.deleteTable && tx.addSets.length === 0 && tx.addChains.length === 0 && tx.replaceChains.length === 0
     && tx.flushSets.length === 0 && none(tx.deleteElements) && none(tx.addElements) && tx.deleteChains.length === 0
     && tx.deleteSets.length === 0;
 }

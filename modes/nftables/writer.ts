@@ -5,10 +5,9 @@
 // nothing is read; every few resyncs the table is read anyway.
 import type { Logger } from '../../src/model/mode.ts';
 import { assembleSource, fullTransaction, mirrorOf, partialTransaction, type Mirror, type NftSource } from './diff.ts';
-import type { TableReader } from './kernel.ts';
-import { applyTransaction, type NftRunner } from './nft.ts';
+import type { Kernel } from './kernel.ts';
 import { TABLE } from './names.ts';
-import type { NftFamily } from './ruleset.ts';
+import type { NftFamily, SetSpec } from './ruleset.ts';
 import { isEmptyTransaction, transactionSize, type Transaction } from './transaction.ts';
 
 /** A full resync reads the table even without a new generation at least this often (a commit could race ours). */
@@ -23,8 +22,7 @@ export interface WriteReport {
 
 export class NftTableWriter {
   readonly #family: NftFamily;
-  readonly #run: NftRunner;
-  readonly #reader: TableReader;
+  readonly #kernel: Kernel;
   readonly #log: Logger;
   #mirror: Mirror | undefined;
   #generation: number | undefined;
@@ -32,10 +30,9 @@ export class NftTableWriter {
   #expressions: Map<string, string[]> | undefined;
   #resyncsWithoutRead = 0;
 
-  constructor(family: NftFamily, run: NftRunner, reader: TableReader, log: Logger) {
+  constructor(family: NftFamily, kernel: Kernel, log: Logger) {
     this.#family = family;
-    this.#run = run;
-    this.#reader = reader;
+    this.#kernel = kernel;
     this.#log = log;
   }
 
@@ -52,16 +49,16 @@ export class NftTableWriter {
   async full(source: NftSource): Promise<WriteReport | 'idle'> {
     const mirror = this.#mirror;
     if (mirror && mirror.source.contextKey === source.contextKey && this.#resyncsWithoutRead < VERIFY_EVERY
-      && await this.#reader.generation() === this.#generation) {
+      && await this.#kernel.generation() === this.#generation) {
       this.#resyncsWithoutRead++;
-      return { operations: await this.#write(partialTransaction(mirror, source)), read: false };
+      return { operations: await this.#write(partialTransaction(mirror, source), mirror.sets), read: false };
     }
     const assembled = assembleSource(source);
-    const kernel = await this.#reader.read(assembled.table);
+    const kernel = await this.#kernel.read(assembled.table);
     if (!kernel && source.services.length === 0 && this.#family === 'ip6') return 'idle';
     const tx = fullTransaction(assembled.table, kernel, this.#expressions);
     this.#mirror = undefined;
-    const operations = await this.#write(tx);
+    const operations = await this.#write(tx, new Map(assembled.table.sets.map((s) => [s.name, s])));
     this.#mirror = mirrorOf(source, assembled);
     this.#resyncsWithoutRead = 0;
     return { operations, read: true };
@@ -74,23 +71,23 @@ export class NftTableWriter {
       const report = await this.full(next);
       return report === 'idle' ? 0 : report.operations;
     }
-    return this.#write(partialTransaction(mirror, next));
+    return this.#write(partialTransaction(mirror, next), mirror.sets);
   }
 
-  async #write(tx: Transaction): Promise<number> {
+  async #write(tx: Transaction, sets: ReadonlyMap<string, SetSpec>): Promise<number> {
     if (isEmptyTransaction(tx)) return 0;
     const size = transactionSize(tx);
     try {
-      await applyTransaction(this.#run, tx);
+      await this.#kernel.transact(tx, sets);
     } catch (error) {
       this.forget();
       throw error;
     }
-    const chainsChanged = tx.recreate === true || size.chains > 0 || this.#expressions === undefined;
+    const chainsChanged = tx.deleteTable === true || size.chains > 0 || this.#expressions === undefined;
     try {
-      this.#generation = await this.#reader.generation();
+      this.#generation = await this.#kernel.generation();
       if (chainsChanged) {
-        const chains = await this.#reader.chains(this.#family, TABLE);
+        const chains = await this.#kernel.chains(this.#family, TABLE);
         this.#expressions = chains ? new Map([...chains].map(([name, c]) => [name, c.rules.map((r) => r.expressions)])) : undefined;
       }
     } catch (error) {

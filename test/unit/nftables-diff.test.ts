@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assembleSource, compileSource, fullTransaction, mirrorOf, partialTransaction, type KernelView, type Mirror, type NftSource } from '../../modes/nftables/diff.ts';
 import { ruleComment, ruleText } from '../../modes/nftables/render.ts';
-import type { Chain, Element, SetSpec, Table } from '../../modes/nftables/ruleset.ts';
+import { element, elementKey, elementValue, type Chain, type Element, type SetSpec, type Table } from '../../modes/nftables/ruleset.ts';
 import { isEmptyTransaction, transactionSize, type Transaction } from '../../modes/nftables/transaction.ts';
 import { layoutLength } from '../../modes/nftables/netlink/read.ts';
 import type { IPFamily } from '../../src/model/types.ts';
@@ -23,7 +23,7 @@ class ModelKernel {
 
   apply(tx: Transaction): void {
     const fail = (what: string): never => { throw new Error(`the kernel would refuse: ${what}`); };
-    if (tx.recreate) { this.chains.clear(); this.bases.clear(); this.sets.clear(); this.elements.clear(); }
+    if (tx.deleteTable) { this.chains.clear(); this.bases.clear(); this.sets.clear(); this.elements.clear(); }
     if (tx.ensureTable) this.exists = true;
     if (!this.exists) fail('no table');
     for (const set of tx.addSets) {
@@ -49,8 +49,8 @@ class ModelKernel {
     for (const [set, list] of tx.addElements) {
       const elements = this.elements.get(set) ?? fail(`no set ${set}`);
       for (const e of list) {
-        if (elements.has(e.key)) fail(`element ${e.key} exists in ${set}`);
-        elements.set(e.key, e.value);
+        if (elements.has(elementKey(e))) fail(`element ${elementKey(e)} exists in ${set}`);
+        elements.set(elementKey(e), elementValue(e));
       }
     }
     for (const name of tx.deleteChains) {
@@ -85,7 +85,7 @@ class ModelKernel {
         name, interval: s.flags?.includes('interval') === true, timeout: s.flags?.includes('timeout') === true, keyLength: layoutLength(s.key, family),
         ...(s.data === undefined ? {} : { data: s.data === 'verdict' ? 'verdict' as const : layoutLength(s.data, family) }),
       }])),
-      elements: this.elements,
+      elements: new Map([...this.elements].map(([set, els]) => [set, [...els].map(([k, v]) => element(k, v))])),
     };
   }
 
@@ -94,7 +94,7 @@ class ModelKernel {
     for (const chain of table.chains) assert.deepEqual(this.chains.get(chain.name), chain.rules.map((r) => ruleText(r, table.family)), `${step}: ${chain.name}`);
     assert.deepEqual(new Set(this.sets.keys()), new Set(table.sets.map((s) => s.name)), `${step}: sets`);
     for (const set of table.sets) {
-      const want = new Map((table.elements.get(set.name) ?? []).map((e: Element) => [e.key, e.value]));
+      const want = new Map((table.elements.get(set.name) ?? []).map((e: Element) => [elementKey(e), elementValue(e)]));
       assert.deepEqual(this.elements.get(set.name) ?? new Map(), want, `${step}: elements of ${set.name}`);
     }
   }
@@ -236,7 +236,7 @@ describe('nftables diffs', () => {
     const view = kernel.view('ip');
     const sets = new Map(view.sets).set('hairpin', { name: 'hairpin', interval: false, timeout: false, keyLength: 4 });
     const tx = fullTransaction(table, { ...view, sets });
-    assert.equal(tx.recreate, true);
+    assert.equal(tx.deleteTable, true);
     kernel.apply(tx);
     kernel.assertHolds(table, 'rebuilt');
   });

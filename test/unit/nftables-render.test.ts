@@ -61,7 +61,7 @@ describe('transactions', () => {
       addChains: [pick, { name: 'nat-output', base: { type: 'nat', hook: 'output', priority: -100 }, rules: [] }],
       replaceChains: [{ name: 'services', rules: [{ matches: [], statements: [{ kind: 'vmap', key: FRONTEND, map: 'service-ips' }] }] }],
       deleteElements: new Map([['endpoints-2', ['10.96.0.1 . tcp . 80 . 0', '10.96.0.1 . tcp . 80 . 1']]]),
-      addElements: new Map([['service-ips', [{ key: '10.96.0.1 . tcp . 80', value: 'goto endpoints-3-tcp' }]]]),
+      addElements: new Map([['service-ips', ['10.96.0.1 . tcp . 80 : goto endpoints-3-tcp']]]),
       deleteChains: ['endpoints-2-tcp'],
       deleteSets: ['endpoints-2'],
     };
@@ -87,7 +87,7 @@ describe('transactions', () => {
     const tx: Transaction = {
       ...emptyTransaction('ip6', 'kproxy'),
       addSets: [{ name: 'affinity-X', key: [SADDR, { kind: 'numgen', mod: 1 }], flags: ['dynamic', 'timeout'], size: 1000, dynamic: true }],
-      addElements: new Map([['hairpin', Array.from({ length: 1201 }, (_, i) => ({ key: `fd00::${i.toString(16)} . fd00::${i.toString(16)}` }))]]),
+      addElements: new Map([['hairpin', Array.from({ length: 1201 }, (_, i) => `fd00::${i.toString(16)} . fd00::${i.toString(16)}`)]]),
     };
     const lines = transactionText(tx).trim().split('\n');
     assert.equal(lines[0], 'add set ip6 kproxy affinity-X { typeof ip6 saddr . numgen random mod 1; flags dynamic,timeout; size 1000; }');

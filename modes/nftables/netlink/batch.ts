@@ -1,12 +1,12 @@
 // A transaction → one nfnetlink batch: the messages nft 1.0.6 would send for render.ts's text, in the same order,
 // between a batch begin and end, applied by the kernel all or nothing. Pure. Sets carry the same user data as nft
 // writes (their `typeof`), so `nft list ruleset` shows kproxy's table as if nft had written it.
-import type { Chain, Element, Expr, NftFamily, SetSpec, Verdict } from '../ruleset.ts';
+import { elementKey, elementValue, type Chain, type Element, type Expr, type NftFamily, type SetSpec } from '../ruleset.ts';
 import { ruleComment } from '../render.ts';
 import type { Transaction } from '../transaction.ts';
-import { attr, batchBegin, batchEnd, message, nestedAttr, NFPROTO, NFT_MSG, NLM_F, nftType, stringAttr, u32Attr } from './codec.ts';
-import { ruleExpressions, verdictData, VERDICT_CODE } from './expressions.ts';
-import { concatType, encodeFields, fieldsOf, type Field } from './fields.ts';
+import { attr, batchBegin, batchEnd, MessageWriter, nestedAttr, NFPROTO, NFT_MSG, NLM_F, nftType, stringAttr, u32Attr } from './codec.ts';
+import { VERDICT_CODE, writeRuleExpressions } from './expressions.ts';
+import { concatType, encodeFields, fieldsLength, fieldsOf, writeFields, type Field } from './fields.ts';
 
 const TABLE = { name: 1, flags: 2, userdata: 6 } as const;
 const CHAIN = { table: 1, name: 3, hook: 4, policy: 5, type: 7 } as const;
@@ -19,8 +19,8 @@ const HOOKS = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 }
 const NF_ACCEPT = 1;
 const DATA_VERDICT = 0xffffff00;
 const VERDICT_DATA_LEN = 16;
-/** Elements per message stay under the 64 KiB an attribute can hold. */
-const ELEMENTS_BYTES = 48 * 1024;
+/** Elements per message: their list stays well under the 64 KiB an attribute can hold (IPv6 elements ~130 B). */
+const ELEMENTS_PER_MESSAGE = 256;
 
 // --- user data: type-length-value records with one-byte lengths (libnftnl's udata) ---------------------------
 const ud = (type: number, value: Buffer): Buffer => Buffer.concat([Buffer.from([type, value.length]), value]);
@@ -105,48 +105,75 @@ function chainAttrs(table: string, chain: Chain): Buffer[] {
   return attrs;
 }
 
-function parseVerdict(text: string): Verdict {
-  const [kind = '', chain = ''] = text.split(' ');
-  if (kind === 'jump' || kind === 'goto') return { kind, chain };
-  if (kind in VERDICT_CODE) return { kind } as Verdict;
-  throw new Error(`not a verdict: ${text}`);
-}
 
-/** The element records of `elements` (an interval set's ranges become what its kernel backend stores). */
-function elementRecords(set: SetSpec, elements: readonly Element[], family: NftFamily, withData: boolean): Buffer[] {
+/** Writes the element records of `elements` (an interval set's ranges become what its kernel backend stores). */
+function writeElements(w: MessageWriter, set: SetSpec, elements: readonly Element[], family: NftFamily, withData: boolean): void {
   const keyFields = fieldsOf(set.key, family);
+  const keySize = fieldsLength(keyFields);
   const dataFields: Field[] = set.data === undefined || set.data === 'verdict' ? [] : fieldsOf(set.data, family);
+  const dataSize = fieldsLength(dataFields);
   const interval = set.flags?.includes('interval') === true;
-  const data = (element: Element): Buffer[] => {
-    if (!withData || element.value === undefined) return [];
-    if (set.data === 'verdict') return [verdictData(ELEM.data, parseVerdict(element.value))];
-    return [nestedAttr(ELEM.data, [attr(1, encodeFields(element.value, dataFields))])];
+  const key = (type: number, text: string, end: boolean): void => {
+    const nest = w.begin(type);
+    const slot = w.reserve(1, keySize);
+    writeFields(text, keyFields, slot.buffer, slot.at, end);
+    w.end(nest);
   };
-  const key = (type: number, bytes: Buffer): Buffer => nestedAttr(type, [attr(1, bytes)]);
-  if (!interval) return elements.map((e) => nestedAttr(1, [key(ELEM.key, encodeFields(e.key, keyFields)), ...data(e)]));
-  if (keyFields.length > 1) {
-    return elements.map((e) => nestedAttr(1, [key(ELEM.key, encodeFields(e.key, keyFields)), key(ELEM.keyEnd, encodeFields(e.key, keyFields, true)), ...data(e)]));
+  const data = (e: Element): void => {
+    const value = withData ? elementValue(e) : undefined;
+    if (value === undefined) return;
+    if (set.data === 'verdict') {
+      const space = value.indexOf(' ');
+      const kind = space < 0 ? value : value.slice(0, space);
+      const code = VERDICT_CODE[kind as keyof typeof VERDICT_CODE];
+      if (code === undefined) throw new Error(`not a verdict: ${value}`);
+      const outer = w.begin(ELEM.data);
+      const inner = w.begin(2);
+      w.u32(1, code);
+      if (space >= 0) w.string(2, value.slice(space + 1));
+      w.end(inner);
+      w.end(outer);
+      return;
+    }
+    const nest = w.begin(ELEM.data);
+    const slot = w.reserve(1, dataSize);
+    writeFields(value, dataFields, slot.buffer, slot.at);
+    w.end(nest);
+  };
+  if (!interval || keyFields.length > 1) {
+    for (const e of elements) {
+      const item = w.begin(1);
+      const k = elementKey(e);
+      key(ELEM.key, k, false);
+      if (interval) key(ELEM.keyEnd, k, true);
+      data(e);
+      w.end(item);
+    }
+    return;
   }
   // One field: a start element and an end element one past the range (none when the range ends at the top);
   // as nft does, an end element at 0 when nothing starts there.
-  const field = keyFields[0];
-  if (!field) return [];
-  const ranges = elements.map((e) => ({ start: encodeFields(e.key, keyFields), end: encodeFields(e.key, keyFields, true) }))
+  const ranges = elements.map((e) => ({ start: encodeFields(elementKey(e), keyFields), end: encodeFields(elementKey(e), keyFields, true) }))
     .sort((a, b) => Buffer.compare(a.start, b.start));
-  const out: Buffer[] = [];
-  const endFlag = u32Attr(ELEM.flags, 1);
+  const bound = (bytes: Buffer, isEnd: boolean): void => {
+    const item = w.begin(1);
+    const nest = w.begin(ELEM.key);
+    w.bytes(1, bytes);
+    w.end(nest);
+    if (isEnd) w.u32(ELEM.flags, 1);
+    w.end(item);
+  };
   const first = ranges[0];
-  if (first && first.start.some((byte) => byte !== 0)) out.push(nestedAttr(1, [key(ELEM.key, Buffer.alloc(field.length)), endFlag]));
+  if (first && first.start.some((byte) => byte !== 0)) bound(Buffer.alloc(keySize), true);
   for (const { start, end } of ranges) {
-    out.push(nestedAttr(1, [key(ELEM.key, start)]));
+    bound(start, false);
     const next = Buffer.from(end);
     let i = next.length - 1;
     while (i >= 0 && next[i] === 0xff) next[i--] = 0;
     if (i < 0) continue; // the range reaches the top: no end element
     next[i] = (next[i] ?? 0) + 1;
-    out.push(nestedAttr(1, [key(ELEM.key, next), endFlag]));
+    bound(next, true);
   }
-  return out;
 }
 
 // --- the batch -------------------------------------------------------------------------------------------------
@@ -167,29 +194,45 @@ export interface Batch {
 export function encodeTransaction(tx: Transaction, known: ReadonlyMap<string, SetSpec>, firstSeq: number): Batch {
   const { family, table } = tx;
   const proto = NFPROTO[family];
-  const pieces: Buffer[] = [];
-  const descriptions = new Map<number, string>();
-  let seq = firstSeq;
   const sets = new Map(known);
   for (const set of tx.addSets) sets.set(set.name, set);
-  const push = (msg: number, flags: number, attrs: readonly Buffer[], what: string): void => {
-    descriptions.set(seq, what);
-    pieces.push(message(nftType(msg), NLM_F.request | flags, seq++, proto, attrs));
+  let expected = 1 << 16;
+  for (const chain of [...tx.addChains, ...tx.replaceChains]) expected += chain.rules.length * 768;
+  for (const [name, list] of [...tx.addElements, ...tx.deleteElements]) {
+    const spec = sets.get(name);
+    const size = spec ? fieldsLength(fieldsOf(spec.key, family)) * 2 + (spec.data === undefined || spec.data === 'verdict' ? 64 : fieldsLength(fieldsOf(spec.data, family))) : 64;
+    expected += list.length * (size + 40);
+  }
+  const w = new MessageWriter(expected);
+  const descriptions: Array<{ seq: number; what: string }> = [];
+  let seq = firstSeq;
+  let lastStart = -1;
+  /** One message: `body` writes its attributes. */
+  const send = (msg: number, flags: number, what: string, body: () => void): void => {
+    descriptions.push({ seq, what });
+    lastStart = w.beginMessage(nftType(msg), NLM_F.request | flags, seq++, proto);
+    body();
+    w.endMessage(lastStart);
   };
-  pieces.push(batchBegin(seq++));
-  if (tx.recreate) push(NFT_MSG.delTable, 0, [stringAttr(TABLE.name, table)], `delete table ${family} ${table}`);
+  const push = (msg: number, flags: number, attrs: readonly Buffer[], what: string): void => send(msg, flags, what, () => { for (const a of attrs) w.raw(a); });
+  w.raw(batchBegin(seq++));
+  if (tx.deleteTable) push(NFT_MSG.delTable, 0, [stringAttr(TABLE.name, table)], `delete table ${family} ${table}`);
   if (tx.ensureTable) {
     push(NFT_MSG.newTable, NLM_F.create, [stringAttr(TABLE.name, table), u32Attr(TABLE.flags, 0), attr(TABLE.userdata, udString(0, tx.ensureTable.comment))], `add table ${family} ${table}`);
   }
   tx.addSets.forEach((set, i) => push(NFT_MSG.newSet, NLM_F.create, setAttrs(table, set, family, i + 1), `add set ${set.name}`));
   for (const chain of tx.addChains) push(NFT_MSG.newChain, NLM_F.create, chainAttrs(table, chain), `add chain ${chain.name}`);
+  const setOf = (name: string): SetSpec | undefined => sets.get(name);
   const fill = (chain: Chain): void => {
     chain.rules.forEach((rule, i) => {
-      const expressions = ruleExpressions(rule.matches, rule.statements, family, (name) => sets.get(name));
-      push(NFT_MSG.newRule, NLM_F.create | NLM_F.append, [
-        stringAttr(RULE.table, table), stringAttr(RULE.chain, chain.name), nestedAttr(RULE.expressions, expressions),
-        attr(RULE.userdata, udString(0, ruleComment(rule, family))),
-      ], `rule ${i + 1} of chain ${chain.name}`);
+      send(NFT_MSG.newRule, NLM_F.create | NLM_F.append, `rule ${i + 1} of chain ${chain.name}`, () => {
+        w.string(RULE.table, table);
+        w.string(RULE.chain, chain.name);
+        const expressions = w.begin(RULE.expressions);
+        writeRuleExpressions(w, rule.matches, rule.statements, family, setOf);
+        w.end(expressions);
+        w.bytes(RULE.userdata, udString(0, ruleComment(rule, family)));
+      });
     });
   };
   for (const chain of tx.addChains) fill(chain);
@@ -197,41 +240,36 @@ export function encodeTransaction(tx: Transaction, known: ReadonlyMap<string, Se
     push(NFT_MSG.delRule, 0, [stringAttr(RULE.table, table), stringAttr(RULE.chain, chain.name)], `flush chain ${chain.name}`);
     fill(chain);
   }
-  const listAttrs = (set: string): Buffer[] => [stringAttr(ELEM_LIST.table, table), stringAttr(ELEM_LIST.set, set)];
-  for (const name of tx.flushSets) push(NFT_MSG.delSetElem, 0, listAttrs(name), `flush set ${name}`);
-  const elementMessages = (msg: number, flags: number, set: string, records: readonly Buffer[], verb: string): void => {
-    let chunk: Buffer[] = [];
-    let bytes = 0;
-    const flush = (): void => {
-      if (chunk.length === 0) return;
-      push(msg, flags, [...listAttrs(set), nestedAttr(ELEM_LIST.elements, chunk)], `${verb} ${chunk.length} elements of ${set}`);
-      chunk = [];
-      bytes = 0;
-    };
-    for (const record of records) {
-      if (bytes + record.length > ELEMENTS_BYTES) flush();
-      chunk.push(record);
-      bytes += record.length;
-    }
-    flush();
+  const listHeader = (set: string): void => {
+    w.string(ELEM_LIST.table, table);
+    w.string(ELEM_LIST.set, set);
   };
+  for (const name of tx.flushSets) send(NFT_MSG.delSetElem, 0, `flush set ${name}`, () => listHeader(name));
   const specOf = (name: string): SetSpec => {
     const spec = sets.get(name);
     if (!spec) throw new Error(`no layout known for set ${name}`);
     return spec;
   };
-  for (const [set, keys] of tx.deleteElements) {
-    if (keys.length > 0) elementMessages(NFT_MSG.delSetElem, 0, set, elementRecords(specOf(set), keys.map((key) => ({ key })), family, false), 'delete');
-  }
-  for (const [set, elements] of tx.addElements) {
-    if (elements.length > 0) elementMessages(NFT_MSG.newSetElem, NLM_F.create, set, elementRecords(specOf(set), elements, family, true), 'add');
-  }
+  const elementMessages = (msg: number, flags: number, set: string, elements: readonly Element[], withData: boolean, verb: string): void => {
+    const spec = specOf(set);
+    for (let i = 0; i < elements.length; i += ELEMENTS_PER_MESSAGE) {
+      const chunk = elements.slice(i, i + ELEMENTS_PER_MESSAGE);
+      send(msg, flags, `${verb} ${chunk.length} elements of ${set} (${chunk[0] ?? ''}, …)`, () => {
+        listHeader(set);
+        const nest = w.begin(ELEM_LIST.elements);
+        writeElements(w, spec, chunk, family, withData);
+        w.end(nest);
+      });
+    }
+  };
+  for (const [set, keys] of tx.deleteElements) if (keys.length > 0) elementMessages(NFT_MSG.delSetElem, 0, set, keys, false, 'delete');
+  for (const [set, elements] of tx.addElements) if (elements.length > 0) elementMessages(NFT_MSG.newSetElem, NLM_F.create, set, elements, true, 'add');
   for (const name of tx.deleteChains) push(NFT_MSG.delChain, 0, [stringAttr(CHAIN.table, table), stringAttr(CHAIN.name, name)], `delete chain ${name}`);
   for (const name of tx.deleteSets) push(NFT_MSG.delSet, 0, [stringAttr(SET.table, table), stringAttr(SET.name, name)], `delete set ${name}`);
   const lastSeq = seq - 1;
   // Only the last message asks for an acknowledgement; a failing one is reported whatever its flags.
-  const last = pieces[pieces.length - 1];
-  if (last && pieces.length > 1) last.writeUInt16LE(last.readUInt16LE(6) | NLM_F.ack, 6);
-  pieces.push(batchEnd(seq));
-  return { bytes: Buffer.concat(pieces), lastSeq, describe: (n) => descriptions.get(n) ?? `message ${n}` };
+  if (lastStart >= 0) w.addFlags(lastStart, NLM_F.ack);
+  w.raw(batchEnd(seq));
+  const index = new Map(descriptions.map((d) => [d.seq, d.what]));
+  return { bytes: w.view(), lastSeq, describe: (n) => index.get(n) ?? `message ${n}` };
 }

@@ -134,3 +134,115 @@ export function parseMessages(data: Buffer): Message[] {
 
 /** The nf_tables message number of a reply's type. */
 export const messageOf = (type: number): number => type & 0xff;
+
+/**
+ * Writes netlink messages into one growing buffer (a transaction at 10k services is ~20 MB of attributes:
+ * one allocation per attribute would cost more than the kernel's work).
+ */
+export class MessageWriter {
+  #buf: Buffer;
+  #pos = 0;
+
+  /** `expected`: the bytes it will likely hold (one allocation instead of a series of doublings and copies). */
+  constructor(expected = 1 << 16) {
+    this.#buf = Buffer.alloc(Math.max(1 << 12, expected));
+  }
+
+  get length(): number { return this.#pos; }
+
+  #room(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.#pos + n) size *= 2;
+    const next = Buffer.alloc(size);
+    this.#buf.copy(next, 0, 0, this.#pos);
+    this.#buf = next;
+  }
+
+  #pad(): void {
+    const aligned = align4(this.#pos);
+    this.#room(aligned - this.#pos);
+    this.#buf.fill(0, this.#pos, aligned);
+    this.#pos = aligned;
+  }
+
+  /** Starts a message; returns its offset for `endMessage`. */
+  beginMessage(type: number, flags: number, seq: number, family: number, resId = 0): number {
+    this.#room(HEADER + NFGEN);
+    const start = this.#pos;
+    const b = this.#buf;
+    b.writeUInt32LE(0, start);
+    b.writeUInt16LE(type, start + 4);
+    b.writeUInt16LE(flags, start + 6);
+    b.writeUInt32LE(seq, start + 8);
+    b.writeUInt32LE(0, start + 12);
+    b.writeUInt8(family, start + HEADER);
+    b.writeUInt8(0, start + HEADER + 1);
+    b.writeUInt16BE(resId, start + HEADER + 2);
+    this.#pos += HEADER + NFGEN;
+    return start;
+  }
+
+  endMessage(start: number): void {
+    this.#buf.writeUInt32LE(this.#pos - start, start);
+  }
+
+  /** Adds NLM_F_* bits to the flags of the message at `start`. */
+  addFlags(start: number, flags: number): void {
+    this.#buf.writeUInt16LE(this.#buf.readUInt16LE(start + 6) | flags, start + 6);
+  }
+
+  /** Starts a nested attribute; returns its offset for `end`. */
+  begin(type: number): number {
+    this.#room(4);
+    const start = this.#pos;
+    this.#buf.writeUInt16LE(type | 0x8000, start + 2);
+    this.#pos += 4;
+    return start;
+  }
+
+  end(start: number): void {
+    this.#buf.writeUInt16LE(this.#pos - start, start);
+  }
+
+  /** An attribute whose payload `fill` writes at the offset it is given (`size` bytes). */
+  #attr(type: number, size: number, fill: (b: Buffer, at: number) => void): void {
+    this.#room(4 + size + 3);
+    const b = this.#buf;
+    b.writeUInt16LE(4 + size, this.#pos);
+    b.writeUInt16LE(type, this.#pos + 2);
+    fill(b, this.#pos + 4);
+    this.#pos += 4 + size;
+    this.#pad();
+  }
+
+  u32(type: number, value: number): void { this.#attr(type, 4, (b, at) => b.writeUInt32BE(value >>> 0, at)); }
+  string(type: number, value: string): void {
+    const size = Buffer.byteLength(value) + 1;
+    this.#attr(type, size, (b, at) => { b.write(value, at); b[at + size - 1] = 0; });
+  }
+  bytes(type: number, value: Buffer): void { this.#attr(type, value.length, (b, at) => { value.copy(b, at); }); }
+  /** An attribute of `size` bytes that `fill` writes in place, into zeroes. */
+  fill(type: number, size: number, fill: (b: Buffer, at: number) => void): void { this.#attr(type, size, fill); }
+
+  /** An attribute of `size` zero bytes; returns where its payload starts, for the caller to write into. */
+  reserve(type: number, size: number): { readonly buffer: Buffer; readonly at: number } {
+    this.#room(4 + size + 3);
+    const b = this.#buf;
+    const at = this.#pos + 4;
+    b.writeUInt16LE(4 + size, this.#pos);
+    b.writeUInt16LE(type, this.#pos + 2);
+    this.#pos += 4 + size;
+    this.#pad();
+    return { buffer: this.#buf, at };
+  }
+  /** Already encoded attributes. */
+  raw(encoded: Buffer): void {
+    this.#room(encoded.length);
+    encoded.copy(this.#buf, this.#pos);
+    this.#pos += encoded.length;
+  }
+
+  /** The bytes written so far (a view). */
+  view(): Buffer { return this.#buf.subarray(0, this.#pos); }
+}

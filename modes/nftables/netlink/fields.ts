@@ -38,6 +38,23 @@ function writeBig(value: bigint, bytes: number, b: Buffer, at: number): void {
   }
 }
 
+/** A plain dotted IPv4 address straight into `b` (false for anything else: CIDRs, ranges). */
+function writeIPv4(value: string, b: Buffer, at: number): boolean {
+  let octet = 0;
+  let index = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 46) { // '.'
+      b[at + index++] = octet;
+      octet = 0;
+    } else if (c >= 48 && c <= 57) octet = octet * 10 + c - 48;
+    else return false;
+  }
+  if (index !== 3) return false;
+  b[at + 3] = octet;
+  return true;
+}
+
 function addressField(family: NftFamily): Field {
   const bytes = family === 'ip' ? 4 : 16;
   const fam = family === 'ip' ? 'IPv4' : 'IPv6';
@@ -57,6 +74,7 @@ function addressField(family: NftFamily): Field {
       return `${bigIntToIp(start, fam)}-${bigIntToIp(end, fam)}`;
     },
     write: (value, b, at, end) => {
+      if (bytes === 4 && writeIPv4(value, b, at)) return; // the common case, kept off BigInt
       let start: bigint;
       let last: bigint;
       if (value.includes('/')) {
@@ -153,15 +171,27 @@ export function rangesText(b: Buffer, start: number, end: number, fields: readon
   return parts.join(' . ');
 }
 
-/** The bytes of canonical text (a key or value); `end`: for ranges, their last value instead of their first. */
-export function encodeFields(text: string, fields: readonly Field[], end = false): Buffer {
-  const parts = text.split(' . ');
-  if (parts.length !== fields.length) throw new Error(`"${text}" does not have ${fields.length} fields`);
-  const b = Buffer.alloc(fields.reduce((n, f) => n + f.length, 0));
-  let at = 0;
-  fields.forEach((field, i) => {
-    field.write(parts[i] ?? '', b, at, end);
+export const fieldsLength = (fields: readonly Field[]): number => fields.reduce((n, f) => n + f.length, 0);
+
+/**
+ * Writes canonical text (a key or value) as the kernel's bytes at `at`, into fieldsLength bytes that are zero
+ * (fields shorter than their registers leave the padding as it is); `end`: for ranges, their last value instead
+ * of their first.
+ */
+export function writeFields(text: string, fields: readonly Field[], b: Buffer, at: number, end = false): void {
+  let from = 0;
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i] as Field;
+    const to = i === fields.length - 1 ? text.length : text.indexOf(' . ', from);
+    if (to < 0) throw new Error(`"${text}" does not have ${fields.length} fields`);
+    field.write(text.slice(from, to), b, at, end);
     at += field.length;
-  });
+    from = to + 3;
+  }
+}
+
+export function encodeFields(text: string, fields: readonly Field[], end = false): Buffer {
+  const b = Buffer.alloc(fieldsLength(fields));
+  writeFields(text, fields, b, 0, end);
   return b;
 }

@@ -1,6 +1,6 @@
-// A NETLINK_NETFILTER socket for reading nf_tables objects (dumps and the ruleset generation), through koffi:
-// Node has no AF_NETLINK sockets. Writes never go through here: transactions are `nft -f` (see ../README.md for
-// why). Replies are read on the thread pool, so a large dump never stalls the event loop (health probes).
+// A NETLINK_NETFILTER socket for nf_tables, through koffi (Node has no AF_NETLINK sockets): dumps and the ruleset
+// generation, and transactions (one batch, one datagram). Replies are read on the thread pool, so a large dump or
+// transaction never stalls the event loop (health probes).
 import { loadLibcFunctions, type LibcFunctions } from '../../../src/util/ffi.ts';
 import { NETLINK_NETFILTER, NLMSG_DONE, parseMessages, request, type Message } from './codec.ts';
 
@@ -75,6 +75,16 @@ export class NetfilterSocket {
 
   close(): void {
     this.#calls.call.close(this.#fd);
+  }
+
+  /** The sequence number the next message takes; a batch numbered from here must then call `used`. */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  /** A batch numbered up to `last` was sent. */
+  used(last: number): void {
+    this.#seq = Math.max(this.#seq, last + 1);
   }
 
   /**
