@@ -47,7 +47,6 @@ interface InnerResult {
 interface RestartResult {
   readonly fullSyncMs: number;
   readonly operations: number;
-  readonly tablesRead: number;
   readonly peakRssMiB: number;
 }
 
@@ -79,7 +78,9 @@ async function ingest(services: number, changes = 0) {
 
 async function inner(services: number, outDir: string): Promise<void> {
   const { silentLogger } = await import('../src/log.ts');
+  const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createNftablesProxy } = await import('../modes/nftables/apply.ts');
+  const { compileFamilies } = await import('../modes/nftables/diff.ts');
   const { NetlinkKernel } = await import('../modes/nftables/kernel.ts');
   const { renderTransaction } = await import('../modes/nftables/render.ts');
   const { mutateOneEndpoint } = await import('../test/fixtures/synthetic.ts');
@@ -115,11 +116,11 @@ async function inner(services: number, outDir: string): Promise<void> {
   const { cluster, store, state } = await ingest(services);
   const computeMs = performance.now() - started;
   const checkStart = performance.now();
-  const proxy = await createNftablesProxy({ log: silentLogger(), config: {}, kernel });
+  const proxy = await createNftablesProxy({ log: silentLogger(), settings: defaultModeSettings(), config: {}, kernel });
   const featureCheckMs = performance.now() - checkStart;
   pending = [];
   kernelMs = 0;
-  const report = await proxy.sync(state, { full: true });
+  const report = await proxy.sync(compileFamilies(state), { full: true });
   const fullSyncMs = performance.now() - started - featureCheckMs;
   const fullNftMs = kernelMs;
   const fullFile = join(outDir, `full-${services}.nft`);
@@ -132,14 +133,14 @@ async function inner(services: number, outDir: string): Promise<void> {
       kernelMs = 0;
       const t0 = performance.now();
       store.upsert('EndpointSlice', slice);
-      const result = await proxy.sync(store.snapshot(), { full: false });
-      partial.push({ change, ms: performance.now() - t0, nftMs: kernelMs, operations: result.stats?.['operations'] ?? -1, file });
+      const result = await proxy.sync(compileFamilies(store.snapshot()), { full: false });
+      partial.push({ change, ms: performance.now() - t0, nftMs: kernelMs, operations: result.stats?.['linesWritten'] ?? -1, file });
       record(file);
     }
   }
   await proxy.stop();
   const result: InnerResult = {
-    services, computeMs, featureCheckMs, fullSyncMs, fullNftMs, fullOperations: report.stats?.['operations'] ?? -1,
+    services, computeMs, featureCheckMs, fullSyncMs, fullNftMs, fullOperations: report.stats?.['linesWritten'] ?? -1,
     fullFile, partial, peakRssMiB: process.resourceUsage().maxRSS / 1024,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -147,17 +148,19 @@ async function inner(services: number, outDir: string): Promise<void> {
 
 async function restart(services: number): Promise<void> {
   const { silentLogger } = await import('../src/log.ts');
+  const { defaultModeSettings } = await import('../src/config/index.ts');
   const { createNftablesProxy } = await import('../modes/nftables/apply.ts');
+  const { compileFamilies } = await import('../modes/nftables/diff.ts');
   const started = performance.now();
   // The cluster as the first agent left it: the same endpoint changes applied.
   const { state } = await ingest(services, partialRounds(services) * CHANGES.length);
-  const proxy = await createNftablesProxy({ log: silentLogger(), config: {} });
+  const proxy = await createNftablesProxy({ log: silentLogger(), settings: defaultModeSettings(), config: {} });
   const syncStart = performance.now();
-  const report = await proxy.sync(state, { full: true });
+  const report = await proxy.sync(compileFamilies(state), { full: true });
   const fullSyncMs = performance.now() - syncStart + (syncStart - started);
   await proxy.stop();
   const result: RestartResult = {
-    fullSyncMs, operations: report.stats?.['operations'] ?? -1, tablesRead: report.stats?.['tablesRead'] ?? -1,
+    fullSyncMs, operations: report.stats?.['linesWritten'] ?? -1,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -58,6 +58,7 @@ export function bindMode<C>(module: ModeModule<C>): LoadedMode {
 /** The modes of this build. Adding a mode: one line here (its index.ts exports `mode: ModeModule<…>`). */
 const BUILT_IN: { readonly [N in ProxyModeName]?: () => Promise<LoadedMode> } = {
   iptables: async () => bindMode((await import('../modes/iptables/index.ts')).mode),
+  nftables: async () => bindMode((await import('../modes/nftables/index.ts')).mode),
   userspace: async () => bindMode((await import('../modes/userspace/index.ts')).mode),
 };
 

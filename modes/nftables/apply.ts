@@ -1,9 +1,14 @@
 // The nftables mode's apply layer: checks at start that the kernel can hold the layout, then keeps one table per
-// IP family in step with the desired state (writer.ts), over netlink (kernel.ts). Never flushes anything at start
-// or stop; `--cleanup` deletes kproxy's tables and nothing else.
-import type { Logger, ModeOptions, ProxyMode, SyncReport, SyncRequest } from '../../src/model/mode.ts';
-import type { DesiredState, IPFamily } from '../../src/model/types.ts';
-import { compileSource, type NftSource } from './diff.ts';
+// IP family in step with the desired state: the kit's family driver decides full or partial and cleans up UDP
+// conntrack entries; writer.ts writes a family, over netlink (kernel.ts). Never flushes anything at start or stop;
+// `--cleanup` deletes kproxy's tables and nothing else.
+import { ModeError } from '../../kit/errors.ts';
+import { runCommand, type CommandRunner } from '../../kit/exec.ts';
+import { FamilySync, type CompiledFamilies, type FamilyWriter } from '../../kit/family-sync.ts';
+import type { ModeOptions, Proxier } from '../../src/model/mode.ts';
+import type { IPFamily } from '../../src/model/types.ts';
+import { IP_FAMILIES } from '../../src/util/ip.ts';
+import type { NftSource } from './diff.ts';
 import { checkFeatures } from './features.ts';
 import { NetlinkKernel, type Kernel } from './kernel.ts';
 import { TABLE } from './names.ts';
@@ -12,63 +17,48 @@ import { FAMILY_OF } from './ruleset.ts';
 import { deleteTableTransaction } from './transaction.ts';
 import { NftTableWriter } from './writer.ts';
 
-const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
-
 export interface NftablesProxyOptions extends ModeOptions {
   /** Where transactions go and tables are read from; default: netlink from this process (in the node's namespace). */
   readonly kernel?: Kernel;
+  /** Runs the conntrack tool; tests and benchmarks may wrap it. */
+  readonly run?: CommandRunner;
 }
 
-interface Family {
-  readonly writer: NftTableWriter;
-  applied: NftSource | undefined;
-  idle: boolean;
+/** The kit's view of one family's writer. */
+function familyWriter(writer: NftTableWriter): FamilyWriter<NftSource> {
+  return {
+    async full(source) {
+      const report = await writer.full(source);
+      return report === 'idle' ? 'idle' : report.operations;
+    },
+    partial: (prev, next) => writer.partial(prev, next),
+  };
 }
 
-export async function createNftablesProxy(options: NftablesProxyOptions): Promise<ProxyMode> {
+export async function createNftablesProxy(options: NftablesProxyOptions): Promise<Proxier<CompiledFamilies<NftSource>>> {
   const kernel = options.kernel ?? new NetlinkKernel();
-  const log: Logger = options.log.child({ mode: 'nftables' });
-  const families = new Map<IPFamily, Family>();
-  for (const family of FAMILIES) {
+  const run = options.run ?? runCommand;
+  const log = options.log.child({ mode: 'nftables' });
+  const writers = new Map<IPFamily, NftTableWriter>();
+  for (const family of IP_FAMILIES) {
     const problem = await checkFeatures(kernel, family);
-    if (problem === undefined) families.set(family, { writer: new NftTableWriter(FAMILY_OF[family], kernel, log), applied: undefined, idle: false });
-    else if (family === 'IPv4') throw new Error(problem);
+    if (problem === undefined) writers.set(family, new NftTableWriter(FAMILY_OF[family], kernel, log));
+    else if (family === 'IPv4') throw new ModeError('KP_ERR_TOOL_MISSING', problem, { family });
     else log.info({ problem }, 'IPv6 nftables unavailable; serving IPv4 only');
   }
-
+  const driver = new FamilySync<NftSource>({
+    families: new Map([...writers].map(([family, writer]) => [family, familyWriter(writer)])), run, log,
+    ...(options.metrics && { metrics: options.metrics }),
+  });
   return {
-    name: 'nftables',
-    async sync(state: DesiredState, request: SyncRequest): Promise<SyncReport> {
-      const started = performance.now();
-      let operations = 0;
-      let full = request.full;
-      let tablesRead = 0;
+    async sync(compiled, request) {
       try {
-        for (const [family, memory] of families) {
-          if (memory.idle && state.families[family].services.length === 0) continue;
-          memory.idle = false;
-          const source = compileSource(state, family);
-          const prev = memory.applied;
-          if (request.full || prev === undefined || prev.contextKey !== source.contextKey) {
-            full = true;
-            const report = await memory.writer.full(source);
-            if (report === 'idle') { memory.idle = true; continue; }
-            operations += report.operations;
-            if (report.read) tablesRead++;
-          } else {
-            operations += await memory.writer.partial(prev, source);
-          }
-          memory.applied = source;
-        }
+        return await driver.sync(compiled, request);
       } catch (error) {
-        for (const memory of families.values()) {
-          memory.applied = undefined;
-          memory.idle = false;
-          memory.writer.forget();
-        }
+        // The driver forgets what every family holds; so does each writer (the next full sync reads the kernel).
+        for (const writer of writers.values()) writer.forget();
         throw error;
       }
-      return { full, stats: { operations, tablesRead, durationMs: Math.round(performance.now() - started) } };
     },
     async stop(): Promise<void> {
       // The tables stay: a restart must not interrupt traffic.
@@ -83,7 +73,7 @@ export async function cleanupNftables(options: NftablesProxyOptions): Promise<vo
   const log = options.log.child({ mode: 'nftables' });
   const failures: string[] = [];
   try {
-    for (const family of FAMILIES) {
+    for (const family of IP_FAMILIES) {
       try {
         await kernel.transact(deleteTableTransaction(FAMILY_OF[family], TABLE), new Map());
         log.info({ family }, 'removed kproxy nftables table');
@@ -95,5 +85,5 @@ export async function cleanupNftables(options: NftablesProxyOptions): Promise<vo
   } finally {
     kernel.close();
   }
-  if (failures.length > 0) throw new Error(`nftables cleanup incomplete: ${failures.join('; ')}`);
+  if (failures.length > 0) throw new ModeError('KP_ERR_APPLY_FAILED', `nftables cleanup incomplete: ${failures.join('; ')}`);
 }

@@ -6,6 +6,8 @@
 //   missing is added, what differs is replaced, what is stale is deleted; nothing is flushed wholesale, so
 //   traffic never sees a gap. A table whose set layouts or base chains no longer match is rebuilt in the same
 //   transaction.
+import type { CompiledFamilies } from '../../kit/family-sync.ts';
+import { changedPlans, type FamilySource } from '../../kit/plan-diff.ts';
 import type { IPFamily, ServicePortPlan } from '../../src/model/types.ts';
 import { assemble, balancerChain, balancerChainName, balancerMap, balancerMapSpec, compileService, familyContext, type Assembled, type Balancer, type FamilyContext, type FrontendPart, type ServiceContribution } from './compile.ts';
 import type { KernelChain, KernelSet } from './netlink/read.ts';
@@ -16,18 +18,19 @@ import { SETS, TABLE, TABLE_COMMENT } from './names.ts';
 import type { Transaction } from './transaction.ts';
 import type { DesiredState } from '../../src/model/types.ts';
 
-/** A family's desired table, kept as plans (compiled per service on demand). */
-export interface NftSource {
-  readonly family: IPFamily;
-  readonly contextKey: string;
-  readonly services: readonly ServicePortPlan[];
+/** A family's desired table, kept as plans (compiled per service on demand: the kit's FamilySource). */
+export interface NftSource extends FamilySource<ServiceContribution> {
   readonly ctx: FamilyContext;
-  readonly compileService: (plan: ServicePortPlan) => ServiceContribution;
 }
 
 export function compileSource(state: DesiredState, family: IPFamily): NftSource {
   const ctx = familyContext(state, family);
   return { family, contextKey: ctx.key, services: state.families[family].services, ctx, compileService: (plan) => compileService(plan, ctx) };
+}
+
+/** The mode's compiled form (what `compile` hands to sync, plan and trace): one source per family. */
+export function compileFamilies(state: DesiredState): CompiledFamilies<NftSource> {
+  return { state, families: { IPv4: compileSource(state, 'IPv4'), IPv6: compileSource(state, 'IPv6') } };
 }
 
 /** What this process last wrote to one family's table: the source, and the indexes a partial diff needs. */
@@ -132,10 +135,7 @@ function insertSorted(list: string[], key: string): void {
 export function partialTransaction(mirror: Mirror, next: NftSource): Transaction {
   const prev = mirror.source;
   const family = next.ctx.family;
-  const kept = new Set<ServicePortPlan>(prev.services);
-  const added = next.services.filter((p) => !kept.delete(p));
-  // What is left in `kept` was in prev and is not in next: changed or removed.
-  const removed = [...kept];
+  const { removed, added } = changedPlans(prev, next);
   const oldParts = new Map<string, ServiceContribution>(removed.map((p) => [p.key, prev.compileService(p)]));
   const newParts = new Map<string, ServiceContribution>(added.map((p) => [p.key, next.compileService(p)]));
 

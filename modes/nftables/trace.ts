@@ -3,8 +3,9 @@
 // into N equally likely ones, so the verdict says how often each endpoint is picked. Dynamic sets (session
 // affinity) start empty; `traceConnections` runs a second connection from the same client after each way the
 // first one went, with what that one remembered, to show where affinity sends it.
-import type { Packet, Reach, Verdict } from '../../src/model/trace.ts';
-import { cidrContains, ipFamily, joinHostPort, normalizeIP, parseCidr, type Cidr } from '../../src/util/ip.ts';
+import { verdictOf, walkHooks, type HookPrograms, type PacketState, type Path } from '../../kit/netfilter.ts';
+import type { Packet, Verdict } from '../../src/model/trace.ts';
+import { cidrContains, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCidr, type Cidr } from '../../src/util/ip.ts';
 import { CHAINS } from './names.ts';
 import { elementKey, elementValue, type Chain, type Element, type Expr, type Match, type Rule, type SetSpec, type Statement, type Table } from './ruleset.ts';
 
@@ -13,14 +14,8 @@ export interface TraceOptions {
   readonly nodeIPs: readonly string[];
 }
 
-interface PacketState {
-  readonly src: string;
-  readonly dst: string;
-  readonly port: number;
-  readonly mark: number;
-  /** "ip:port" once DNAT chose an endpoint. */
-  readonly dnat?: string;
-  readonly masquerade: boolean;
+/** The kit's packet state, plus how likely this way is and what it put in dynamic sets. */
+interface TraceState extends PacketState {
   /** How likely this way is, from the start of the connection. */
   readonly probability: number;
   /** Keys added to dynamic sets on the way (set name → keys). */
@@ -29,8 +24,8 @@ interface PacketState {
 
 type Ending = 'CONTINUE' | 'RETURN' | 'ACCEPT' | 'DROP' | 'REJECT';
 
-interface Path {
-  readonly state: PacketState;
+interface ChainPath {
+  readonly state: TraceState;
   readonly ending: Ending;
 }
 
@@ -69,16 +64,16 @@ class Interpreter {
     this.#known = known;
   }
 
-  runChain(name: string, state: PacketState): Path[] {
+  runChain(name: string, state: TraceState): ChainPath[] {
     const chain = this.#chains.get(name);
     return chain ? this.#run(chain.rules, 0, state, 0) : [{ state, ending: 'CONTINUE' }];
   }
 
-  #run(rules: readonly Rule[], start: number, state: PacketState, depth: number): Path[] {
+  #run(rules: readonly Rule[], start: number, state: TraceState, depth: number): ChainPath[] {
     const rule = rules[start];
     if (!rule) return [{ state, ending: 'CONTINUE' }];
-    const next = (s: PacketState): Path[] => this.#run(rules, start + 1, s, depth);
-    const out: Path[] = [];
+    const next = (s: TraceState): ChainPath[] => this.#run(rules, start + 1, s, depth);
+    const out: ChainPath[] = [];
     for (const { state: matched, yes } of this.#matches(rule.matches, state)) {
       if (!yes) { out.push(...next(matched)); continue; }
       out.push(...this.#statements(rule.statements, 0, matched, depth, next));
@@ -87,11 +82,11 @@ class Interpreter {
   }
 
   /** Every outcome of the matches: each a state (with its probability) and whether the rule matched. */
-  #matches(matches: readonly Match[], state: PacketState): Array<{ state: PacketState; yes: boolean }> {
-    let open: PacketState[] = [state];
-    const failed: PacketState[] = [];
+  #matches(matches: readonly Match[], state: TraceState): Array<{ state: TraceState; yes: boolean }> {
+    let open: TraceState[] = [state];
+    const failed: TraceState[] = [];
     for (const match of matches) {
-      const stillOpen: PacketState[] = [];
+      const stillOpen: TraceState[] = [];
       for (const s of open) {
         const p = this.#matchProbability(match, s);
         if (p > 0) stillOpen.push({ ...s, probability: s.probability * p });
@@ -103,7 +98,7 @@ class Interpreter {
   }
 
   /** How likely the match is to hold for this packet. */
-  #matchProbability(match: Match, state: PacketState): number {
+  #matchProbability(match: Match, state: TraceState): number {
     switch (match.kind) {
       case 'cmp': {
         const values = this.#values(match.left, state);
@@ -126,10 +121,10 @@ class Interpreter {
     }
   }
 
-  #statements(list: readonly Statement[], index: number, state: PacketState, depth: number, next: (s: PacketState) => Path[]): Path[] {
+  #statements(list: readonly Statement[], index: number, state: TraceState, depth: number, next: (s: TraceState) => ChainPath[]): ChainPath[] {
     const statement = list[index];
     if (!statement) return next(state);
-    const go = (s: PacketState): Path[] => this.#statements(list, index + 1, s, depth, next);
+    const go = (s: TraceState): ChainPath[] => this.#statements(list, index + 1, s, depth, next);
     switch (statement.kind) {
       case 'mark-or': return go({ ...state, mark: (state.mark | statement.value) >>> 0 });
       case 'mark-xor': return go({ ...state, mark: (state.mark ^ statement.value) >>> 0 });
@@ -172,7 +167,7 @@ class Interpreter {
     }
   }
 
-  #verdict(text: string, state: PacketState, depth: number, next: (s: PacketState) => Path[]): Path[] {
+  #verdict(text: string, state: TraceState, depth: number, next: (s: TraceState) => ChainPath[]): ChainPath[] {
     const [kind = '', chain = ''] = text.split(' ');
     if (kind === 'accept') return [{ state, ending: 'ACCEPT' }];
     if (kind === 'drop') return [{ state, ending: 'DROP' }];
@@ -188,7 +183,7 @@ class Interpreter {
     return next(state);
   }
 
-  #values(expr: Expr, state: PacketState): Values {
+  #values(expr: Expr, state: TraceState): Values {
     switch (expr.kind) {
       case 'addr': return [expr.dir === 'saddr' ? state.src : state.dst];
       case 'l4proto': return [PROTOCOLS[this.#packet.protocol]];
@@ -199,7 +194,7 @@ class Interpreter {
   }
 
   /** Every concatenated key the expressions may yield (each equally likely). */
-  #keys(exprs: readonly Expr[], state: PacketState): string[] {
+  #keys(exprs: readonly Expr[], state: TraceState): string[] {
     let keys = [''];
     for (const expr of exprs) {
       const values = this.#values(expr, state);
@@ -229,7 +224,7 @@ class Interpreter {
     return this.#elementsOf(set).get(key);
   }
 
-  #contains(set: string, key: string, state: PacketState): boolean {
+  #contains(set: string, key: string, state: TraceState): boolean {
     const spec = this.#specs.get(set);
     if (spec?.dynamic) return this.#known.get(set)?.has(key) === true || state.remembered.get(set)?.has(key) === true;
     if (!spec?.flags?.includes('interval')) return this.#elementsOf(set).has(key);
@@ -251,50 +246,37 @@ class Interpreter {
   }
 }
 
-function isLoopback(ip: string): boolean {
-  return ip === '::1' || ip.startsWith('127.');
-}
+const isTraceState = (state: PacketState): state is TraceState => 'probability' in state;
+const traced = (state: PacketState): TraceState => (isTraceState(state) ? state : { ...state, probability: 1, remembered: new Map() });
+const asPath = (p: ChainPath): Path => ({ state: p.state, ending: p.ending === 'RETURN' ? 'CONTINUE' : p.ending });
 
-/** Every way one new connection may go, with its probability. */
-export function tracePaths(table: Table, packet: Packet, options: TraceOptions, known: ReadonlyMap<string, ReadonlySet<string>> = new Map()): TracedPath[] {
+/** Every way one new connection may go through the netfilter hooks (the kit's walk), with its probability. */
+function walk(table: Table, packet: Packet, options: TraceOptions, known: ReadonlyMap<string, ReadonlySet<string>>): Path[] {
   const family = table.family === 'ip' ? 'IPv4' : 'IPv6';
-  if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return [{ ending: 'ACCEPT', masquerade: false, probability: 1, remembered: new Map() }];
-  const src = normalizeIP(packet.src) ?? packet.src;
-  const dst = normalizeIP(packet.dst) ?? packet.dst;
+  if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return [];
+  const canonical: Packet = { ...packet, src: normalizeIP(packet.src) ?? packet.src, dst: normalizeIP(packet.dst) ?? packet.dst };
   const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
-  const vm = new Interpreter(table, packet, isLocal, known);
-  const initial: PacketState = { src, dst, port: packet.port, mark: 0, masquerade: false, probability: 1, remembered: new Map() };
-  const fromNode = packet.from === 'node';
-  const out: TracedPath[] = [];
-  for (const path of vm.runChain(fromNode ? CHAINS.output : CHAINS.prerouting, initial)) {
-    const done = (ending: TracedPath['ending'], s: PacketState): void => {
-      out.push({ ending, masquerade: s.masquerade, probability: s.probability, remembered: s.remembered, ...(s.dnat ? { dnat: s.dnat } : {}) });
-    };
-    if (path.ending === 'DROP' || path.ending === 'REJECT') { done(path.ending, path.state); continue; }
-    // A packet delivered to this node (from elsewhere) never reaches POSTROUTING; everything else leaves through it.
-    if (isLocal(path.state.dst) && !fromNode) { done('ACCEPT', path.state); continue; }
-    for (const post of vm.runChain(CHAINS.postrouting, path.state)) {
-      done(post.ending === 'DROP' || post.ending === 'REJECT' ? post.ending : 'ACCEPT', post.state);
-    }
-  }
-  return out;
+  const vm = new Interpreter(table, canonical, isLocal, known);
+  const programs: HookPrograms = {
+    dnat: (hook, state) => vm.runChain(hook === 'OUTPUT' ? CHAINS.output : CHAINS.prerouting, traced(state)).map(asPath),
+    filter: (_hook, state) => [{ state, ending: 'CONTINUE' }], // kproxy's table has no filter chains
+    snat: (state) => vm.runChain(CHAINS.postrouting, traced(state)).map(asPath),
+  };
+  return walkHooks(canonical, isLocal, programs);
 }
 
-/** The verdict for a new connection: the endpoints it may reach (masqueraded on any way there), else reject/drop. */
-export function verdictOfPaths(paths: readonly TracedPath[]): Verdict {
-  const reaches = new Map<string, boolean>();
-  for (const path of paths) {
-    if (path.ending !== 'ACCEPT' || path.dnat === undefined) continue;
-    reaches.set(path.dnat, (reaches.get(path.dnat) ?? false) || path.masquerade);
-  }
-  if (reaches.size > 0) {
-    const list: Reach[] = [...reaches].map(([endpoint, masquerade]) => ({ endpoint, masquerade }));
-    list.sort((a, b) => a.endpoint.localeCompare(b.endpoint));
-    return { kind: 'forward', reaches: list };
-  }
-  if (paths.some((p) => p.ending === 'REJECT')) return { kind: 'reject' };
-  if (paths.some((p) => p.ending === 'DROP')) return { kind: 'drop' };
-  return { kind: 'untouched' };
+/** What kproxy's table does with a new connection. */
+export function traceTable(table: Table, packet: Packet, options: TraceOptions): Verdict {
+  return verdictOf(walk(table, packet, options, new Map()));
+}
+
+/** Every way one new connection may go, with its probability (`known`: what earlier ones left in dynamic sets). */
+export function tracePaths(table: Table, packet: Packet, options: TraceOptions, known: ReadonlyMap<string, ReadonlySet<string>> = new Map()): TracedPath[] {
+  return walk(table, packet, options, known).map(({ state, ending }) => {
+    const t = traced(state);
+    const end = ending === 'DROP' || ending === 'REJECT' ? ending : 'ACCEPT';
+    return { ending: end, masquerade: t.masquerade, probability: t.probability, remembered: t.remembered, ...(t.dnat ? { dnat: t.dnat } : {}) };
+  });
 }
 
 /** Probability of reaching each endpoint ("ip:port"), from the paths of one connection. */

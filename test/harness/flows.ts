@@ -110,3 +110,17 @@ export function addressesStickyService(state: DesiredState, packet: Packet): boo
 export function stickyVariants(expected: Verdict): Verdict[] {
   return expected.kind === 'forward' ? expected.reaches.map((reach) => ({ kind: 'forward', reaches: [reach] })) : [expected];
 }
+
+/**
+ * One packet-flow case through a kernel mode: conntrack flushed, the connections sent, and an assertion that what
+ * came back is one of the verdicts the kernel can show for the expected one (a sticky service shows one endpoint).
+ */
+export async function checkKernelFlow(cluster: Cluster, state: DesiredState, flow: { readonly packet: Packet; readonly expect: Verdict }, endpointPort: number): Promise<void> {
+  await cluster.flushConntrack();
+  const { verdict, summary } = await observeFlow(cluster, flow.packet, flow.expect, endpointPort);
+  const allowed = addressesStickyService(state, flow.packet) ? stickyVariants(flow.expect) : observable(flow.expect, flow.packet, cluster, endpointPort);
+  const { from, src, dst, port, protocol } = flow.packet;
+  if (!allowed.some((v) => JSON.stringify(v) === JSON.stringify(verdict))) {
+    throw new Error(`${from} ${src} -> ${dst}:${port}/${protocol}: got ${JSON.stringify(verdict)}, want ${JSON.stringify(allowed)} (${JSON.stringify(summary)})`);
+  }
+}

@@ -1,9 +1,8 @@
 // The shared packet-flow table (test/flows/table.ts) on a real kernel, programmed by the real agent in
 // nftables mode in the namespace harness. Cases marked tracerOnly run on the tracer only (test/flows).
 import { describe, test, before, after } from 'node:test';
-import assert from 'node:assert/strict';
 import { FLOW_CASES, FLOW_MANIFEST_PATH, flowClusterState } from '../flows/table.ts';
-import { addressesStickyService, createCluster, observable, observeFlow, startKproxy, stickyVariants, type Cluster, type KproxyProcess } from '../harness/index.ts';
+import { checkKernelFlow, createCluster, startKproxy, type Cluster, type KproxyProcess } from '../harness/index.ts';
 import { kernelSuite, requireKernelTools } from './preflight.ts';
 
 const ENDPOINT_PORT = 8080;
@@ -29,16 +28,5 @@ describe('packet-flow table on a real kernel: nftables', kernelSuite, () => {
     await cluster?.destroy();
   });
 
-  for (const flow of kernelCases) {
-    test(flow.name, async () => {
-      await cluster.flushConntrack();
-      const { verdict, summary } = await observeFlow(cluster, flow.packet, flow.expect, ENDPOINT_PORT);
-      const allowed = addressesStickyService(state, flow.packet)
-        ? stickyVariants(flow.expect)
-        : observable(flow.expect, flow.packet, cluster, ENDPOINT_PORT);
-      const { from, src, dst, port, protocol } = flow.packet;
-      assert.ok(allowed.some((v) => JSON.stringify(v) === JSON.stringify(verdict)),
-        `${from} ${src} -> ${dst}:${port}/${protocol}: got ${JSON.stringify(verdict)}, want ${JSON.stringify(allowed)} (${JSON.stringify(summary)})`);
-    });
-  }
+  for (const flow of kernelCases) test(flow.name, () => checkKernelFlow(cluster, state, flow, ENDPOINT_PORT));
 });
