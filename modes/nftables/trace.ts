@@ -34,6 +34,8 @@ export interface TracedPath {
   readonly ending: 'ACCEPT' | 'DROP' | 'REJECT';
   readonly dnat?: string;
   readonly masquerade: boolean;
+  /** The packet's mark when it leaves (the masquerade bit must not be left set). */
+  readonly mark: number;
   readonly probability: number;
   readonly remembered: ReadonlyMap<string, ReadonlySet<string>>;
 }
@@ -275,7 +277,7 @@ export function tracePaths(table: Table, packet: Packet, options: TraceOptions, 
   return walk(table, packet, options, known).map(({ state, ending }) => {
     const t = traced(state);
     const end = ending === 'DROP' || ending === 'REJECT' ? ending : 'ACCEPT';
-    return { ending: end, masquerade: t.masquerade, probability: t.probability, remembered: t.remembered, ...(t.dnat ? { dnat: t.dnat } : {}) };
+    return { ending: end, masquerade: t.masquerade, mark: t.mark, probability: t.probability, remembered: t.remembered, ...(t.dnat ? { dnat: t.dnat } : {}) };
   });
 }
 
