@@ -13,7 +13,7 @@ import { assemble, balancerChain, balancerChainName, balancerMap, balancerMapSpe
 import type { KernelChain, KernelSet } from './netlink/read.ts';
 import { setMatches } from './netlink/read.ts';
 import { ruleComment, ruleText } from './render.ts';
-import { elementKey, type Chain, type Element, type NftFamily, type SetSpec, type Table } from './ruleset.ts';
+import { elementKey, elementValue, type Chain, type Element, type NftFamily, type SetSpec, type Table } from './ruleset.ts';
 import { SETS, TABLE, TABLE_COMMENT } from './names.ts';
 import type { Transaction } from './transaction.ts';
 import type { DesiredState } from '../../src/model/types.ts';
@@ -43,13 +43,33 @@ export interface Mirror {
   readonly hairpin: Map<string, number>;
   /** Every set of the table, by name (transactions that add elements need their layout). */
   readonly sets: Map<string, SetSpec>;
+  /**
+   * Chains and sets nothing refers to any more, by the time (ms) they were let go: they stay a while before they
+   * are deleted (see LINGER_MS), and are reused if wanted again meanwhile.
+   */
+  readonly lingering: Map<string, number>;
+  readonly lingeringSets: Map<string, number>;
 }
 
-export function mirrorOf(source: NftSource, assembled: Assembled): Mirror {
+/**
+ * How long an unreferenced chain (and its set) stays before it is deleted. Kernels before 6.2 release a chain's
+ * reference from a map element only a little after the transaction that deleted the element, and refuse to delete
+ * the chain in that same transaction (upstream kube-proxy waits likewise).
+ */
+export const LINGER_MS = 1000;
+
+export function mirrorOf(source: NftSource, assembled: Assembled, lingering: Lingering = { chains: [], sets: [] }, now = 0): Mirror {
   return {
     source, claims: assembled.claims, plans: new Map(source.services.map((p) => [p.key, p])),
     balancers: assembled.balancerUses, hairpin: assembled.hairpinUses, sets: new Map(assembled.table.sets.map((s) => [s.name, s])),
+    lingering: new Map(lingering.chains.map((name) => [name, now])), lingeringSets: new Map(lingering.sets.map((name) => [name, now])),
   };
+}
+
+/** Stale chains and sets a full transaction leaves for later (see LINGER_MS). */
+export interface Lingering {
+  readonly chains: readonly string[];
+  readonly sets: readonly string[];
 }
 
 export function assembleSource(source: NftSource): Assembled {
@@ -130,9 +150,9 @@ function insertSorted(list: string[], key: string): void {
 
 /**
  * The transaction from `mirror` (what this process wrote) to `next` (same family context), updating `mirror` to
- * describe `next`. The caller discards the mirror if the transaction then fails.
+ * describe `next`; `now` (ms) times lingering objects. The caller discards the mirror if the transaction fails.
  */
-export function partialTransaction(mirror: Mirror, next: NftSource): Transaction {
+export function partialTransaction(mirror: Mirror, next: NftSource, now = 0): Transaction {
   const prev = mirror.source;
   const family = next.ctx.family;
   const { removed, added } = changedPlans(prev, next);
@@ -209,11 +229,23 @@ export function partialTransaction(mirror: Mirror, next: NftSource): Transaction
     if ((mirror.hairpin.get(key) ?? 0) > 0) changes.after(SETS.hairpin, key);
   }
 
-  // Shared balancers (a chain and its map) that gained their first or lost their last user.
+  // Shared balancers (a chain and its map) that gained their first or lost their last user. Objects let go linger
+  // (see LINGER_MS); wanted again, a lingering chain is refilled and a lingering set reused.
   const addSets: SetSpec[] = [];
   const addChains: Chain[] = [];
+  const replaceChains: Chain[] = [];
   const deleteChains: string[] = [];
   const deleteSets: string[] = [];
+  const wantChain = (chain: Chain): void => {
+    if (mirror.lingering.delete(chain.name)) replaceChains.push(chain);
+    else addChains.push(chain);
+  };
+  const wantSet = (set: SetSpec): void => {
+    if (!mirror.lingeringSets.delete(set.name)) addSets.push(set);
+    else mirror.sets.set(set.name, set);
+  };
+  const letGo = (name: string): void => { mirror.lingering.set(name, now); };
+  const letGoSet = (name: string): void => { mirror.lingeringSets.set(name, now); };
   const mapUses = (map: string, when: 'before' | 'after'): number => {
     let uses = 0;
     for (const [name, use] of mirror.balancers) {
@@ -229,31 +261,44 @@ export function partialTransaction(mirror: Mirror, next: NftSource): Transaction
   for (const [map, balancer] of maps) {
     const before = mapUses(map, 'before');
     const after = mapUses(map, 'after');
-    if (before === 0 && after > 0) addSets.push(balancerMapSpec(balancer));
-    else if (before > 0 && after === 0) deleteSets.push(map);
+    if (before === 0 && after > 0) wantSet(balancerMapSpec(balancer));
+    else if (before > 0 && after === 0) letGoSet(map);
   }
   for (const [name, before] of balancerBefore) {
     const use = mirror.balancers.get(name);
     if (!use) continue;
-    if (before === 0 && use.uses > 0) addChains.push(balancerChain(use.balancer, next.ctx));
-    else if (before > 0 && use.uses === 0) deleteChains.push(name);
+    if (before === 0 && use.uses > 0) wantChain(balancerChain(use.balancer, next.ctx));
+    else if (before > 0 && use.uses === 0) letGo(name);
     if (use.uses === 0) mirror.balancers.delete(name);
   }
 
   // The service ports' own objects (session affinity).
   const oldChains = byName([...oldParts.values()].flatMap((p) => p.chains));
   const newChains = byName([...newParts.values()].flatMap((p) => p.chains));
-  const replaceChains: Chain[] = [];
   for (const [name, chain] of newChains) {
     const old = oldChains.get(name);
-    if (!old) addChains.push(chain);
+    if (!old) wantChain(chain);
     else if (chainText(old, family) !== chainText(chain, family)) replaceChains.push(chain);
   }
-  for (const name of oldChains.keys()) if (!newChains.has(name)) deleteChains.push(name);
+  for (const name of oldChains.keys()) if (!newChains.has(name)) letGo(name);
   const oldSets = byName([...oldParts.values()].flatMap((p) => p.sets));
   const newSets = byName([...newParts.values()].flatMap((p) => p.sets));
-  for (const [name, set] of newSets) if (!oldSets.has(name)) addSets.push(set);
-  for (const name of oldSets.keys()) if (!newSets.has(name)) deleteSets.push(name);
+  for (const [name, set] of newSets) if (!oldSets.has(name)) wantSet(set);
+  for (const name of oldSets.keys()) if (!newSets.has(name)) letGoSet(name);
+
+  // What has lingered long enough goes now: chains first, then sets no lingering chain may still use.
+  for (const [name, since] of mirror.lingering) {
+    if (now - since < LINGER_MS) continue;
+    deleteChains.push(name);
+    mirror.lingering.delete(name);
+  }
+  if (mirror.lingering.size === 0) {
+    for (const [name, since] of mirror.lingeringSets) {
+      if (now - since < LINGER_MS) continue;
+      deleteSets.push(name);
+      mirror.lingeringSets.delete(name);
+    }
+  }
 
   mirror.source = next;
   for (const set of addSets) mirror.sets.set(set.name, set);
@@ -292,23 +337,29 @@ function createAll(desired: Table, rebuild: boolean): Transaction {
 /**
  * The transaction that makes the kernel's table (`kernel`, undefined when absent) hold `desired`.
  * `expressions`: the expression digests this process saw in its own chains after its last write; a chain whose
- * rules now differ from them was edited by someone else even if its comments still match.
+ * rules now differ from them was edited by someone else even if its comments still match. Stale chains that an
+ * element deleted by this very transaction still refers to linger (see LINGER_MS), with every stale set: `lingering`.
  */
 export function fullTransaction(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): Transaction {
-  if (!kernel) return createAll(desired, false);
+  return fullDiff(desired, kernel, expressions).tx;
+}
+
+export function fullDiff(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): { tx: Transaction; lingering: Lingering } {
+  const none: Lingering = { chains: [], sets: [] };
+  if (!kernel) return { tx: createAll(desired, false), lingering: none };
   const family = desired.family;
   for (const set of desired.sets) {
     const k = kernel.sets.get(set.name);
-    if (k && !setMatches(k, set, family)) return createAll(desired, true);
+    if (k && !setMatches(k, set, family)) return { tx: createAll(desired, true), lingering: none };
   }
   for (const chain of desired.chains) {
     const k = kernel.chains.get(chain.name);
     if (!k) continue;
     const want = chain.base;
     const have = k.base;
-    if ((want === undefined) !== (have === undefined)) return createAll(desired, true);
+    if ((want === undefined) !== (have === undefined)) return { tx: createAll(desired, true), lingering: none };
     if (want && have && (want.type !== have.type || want.hook !== have.hook || want.priority !== have.priority || have.policy !== 'accept')) {
-      return createAll(desired, true);
+      return { tx: createAll(desired, true), lingering: none };
     }
   }
   const addSets = desired.sets.filter((s) => !kernel.sets.has(s.name));
@@ -341,7 +392,20 @@ export function fullTransaction(desired: Table, kernel: KernelView | undefined, 
   }
   const wantedChains = new Set(desired.chains.map((c) => c.name));
   const wantedSets = new Set(desired.sets.map((s) => s.name));
-  const deleteChains = [...kernel.chains.keys()].filter((name) => !wantedChains.has(name));
-  const deleteSets = [...kernel.sets.keys()].filter((name) => !wantedSets.has(name));
-  return { family, table: TABLE, addSets, addChains, replaceChains, flushSets, deleteElements, addElements, deleteChains, deleteSets };
+  // Chains an element this transaction deletes still points at stay for now (see LINGER_MS).
+  const pointedAt = new Set<string>();
+  for (const [set, keys] of deleteElements) {
+    const deleted = new Set(keys);
+    for (const e of kernel.elements.get(set) ?? []) {
+      const value = elementValue(e);
+      if (value && deleted.has(elementKey(e)) && /^(goto|jump) /.test(value)) pointedAt.add(value.slice(value.indexOf(' ') + 1));
+    }
+  }
+  const stale = [...kernel.chains.keys()].filter((name) => !wantedChains.has(name));
+  const staleSets = [...kernel.sets.keys()].filter((name) => !wantedSets.has(name));
+  const deleteChains = stale.filter((name) => !pointedAt.has(name));
+  const lingeringChains = stale.filter((name) => pointedAt.has(name));
+  const deleteSets = lingeringChains.length === 0 ? staleSets : [];
+  const tx: Transaction = { family, table: TABLE, addSets, addChains, replaceChains, flushSets, deleteElements, addElements, deleteChains, deleteSets };
+  return { tx, lingering: { chains: lingeringChains, sets: lingeringChains.length === 0 ? [] : staleSets } };
 }

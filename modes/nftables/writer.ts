@@ -4,7 +4,7 @@
 // anyone committed anything since that write (the nf_tables generation): if not, there can be no drift and
 // nothing is read; every few resyncs the table is read anyway.
 import type { Logger } from '../../src/model/mode.ts';
-import { assembleSource, fullTransaction, mirrorOf, partialTransaction, type Mirror, type NftSource } from './diff.ts';
+import { assembleSource, fullDiff, mirrorOf, partialTransaction, type Mirror, type NftSource } from './diff.ts';
 import type { Kernel } from './kernel.ts';
 import { TABLE } from './names.ts';
 import type { NftFamily, SetSpec } from './ruleset.ts';
@@ -24,16 +24,18 @@ export class NftTableWriter {
   readonly #family: NftFamily;
   readonly #kernel: Kernel;
   readonly #log: Logger;
+  readonly #now: () => number;
   #mirror: Mirror | undefined;
   #generation: number | undefined;
   /** Expression digests of our chains as the kernel held them after our last write that changed chains. */
   #expressions: Map<string, string[]> | undefined;
   #resyncsWithoutRead = 0;
 
-  constructor(family: NftFamily, kernel: Kernel, log: Logger) {
+  constructor(family: NftFamily, kernel: Kernel, log: Logger, now: () => number = Date.now) {
     this.#family = family;
     this.#kernel = kernel;
     this.#log = log;
+    this.#now = now;
   }
 
   /** Forget what this process wrote: the next full sync reads the kernel (after any failure). */
@@ -51,15 +53,15 @@ export class NftTableWriter {
     if (mirror && mirror.source.contextKey === source.contextKey && this.#resyncsWithoutRead < VERIFY_EVERY
       && await this.#kernel.generation() === this.#generation) {
       this.#resyncsWithoutRead++;
-      return { operations: await this.#write(partialTransaction(mirror, source), mirror.sets), read: false };
+      return { operations: await this.#write(partialTransaction(mirror, source, this.#now()), mirror.sets), read: false };
     }
     const assembled = assembleSource(source);
     const kernel = await this.#kernel.read(assembled.table);
     if (!kernel && source.services.length === 0 && this.#family === 'ip6') return 'idle';
-    const tx = fullTransaction(assembled.table, kernel, this.#expressions);
+    const { tx, lingering } = fullDiff(assembled.table, kernel, this.#expressions);
     this.#mirror = undefined;
     const operations = await this.#write(tx, new Map(assembled.table.sets.map((s) => [s.name, s])));
-    this.#mirror = mirrorOf(source, assembled);
+    this.#mirror = mirrorOf(source, assembled, lingering, this.#now());
     this.#resyncsWithoutRead = 0;
     return { operations, read: true };
   }
@@ -71,7 +73,7 @@ export class NftTableWriter {
       const report = await this.full(next);
       return report === 'idle' ? 0 : report.operations;
     }
-    return this.#write(partialTransaction(mirror, next), mirror.sets);
+    return this.#write(partialTransaction(mirror, next, this.#now()), mirror.sets);
   }
 
   async #write(tx: Transaction, sets: ReadonlyMap<string, SetSpec>): Promise<number> {

@@ -3,9 +3,9 @@
 // number of services, and a full diff must repair any drift and be empty when there is none.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assembleSource, compileSource, fullTransaction, mirrorOf, partialTransaction, type KernelView, type Mirror, type NftSource } from '../../modes/nftables/diff.ts';
+import { assembleSource, compileSource, fullDiff, fullTransaction, mirrorOf, partialTransaction, type KernelView, type Mirror, type NftSource } from '../../modes/nftables/diff.ts';
 import { ruleComment, ruleText } from '../../modes/nftables/render.ts';
-import { element, elementKey, elementValue, type Chain, type Element, type SetSpec, type Table } from '../../modes/nftables/ruleset.ts';
+import { element, elementKey, elementValue, FAMILY_OF, type Chain, type Element, type SetSpec, type Table } from '../../modes/nftables/ruleset.ts';
 import { isEmptyTransaction, transactionSize, type Transaction } from '../../modes/nftables/transaction.ts';
 import { layoutLength } from '../../modes/nftables/netlink/read.ts';
 import type { IPFamily } from '../../src/model/types.ts';
@@ -20,6 +20,8 @@ class ModelKernel {
   sets = new Map<string, SetSpec>();
   elements = new Map<string, Map<string, string | undefined>>();
   exists = false;
+  /** What the elements deleted by the transaction being applied held. */
+  readonly deletedValues = new Map<string, string | undefined>();
 
   apply(tx: Transaction): void {
     const fail = (what: string): never => { throw new Error(`the kernel would refuse: ${what}`); };
@@ -44,7 +46,10 @@ class ModelKernel {
     for (const name of tx.flushSets) this.elements.get(name)?.clear();
     for (const [set, keys] of tx.deleteElements) {
       const elements = this.elements.get(set) ?? fail(`no set ${set}`);
-      for (const key of keys) if (!elements.delete(key)) fail(`no element ${key} in ${set}`);
+      for (const key of keys) {
+        this.deletedValues.set(`${set} ${key}`, elements.get(key));
+        if (!elements.delete(key)) fail(`no element ${key} in ${set}`);
+      }
     }
     for (const [set, list] of tx.addElements) {
       const elements = this.elements.get(set) ?? fail(`no set ${set}`);
@@ -53,7 +58,15 @@ class ModelKernel {
         elements.set(elementKey(e), elementValue(e));
       }
     }
+    // Kernels before 6.2 release a map element's reference to a chain only after the transaction that deleted it.
+    const pointedAt = new Set<string>();
+    for (const [set, keys] of tx.deleteElements) for (const key of keys) {
+      const value = this.deletedValues.get(`${set} ${key}`);
+      if (value?.startsWith('goto ') || value?.startsWith('jump ')) pointedAt.add(value.slice(5));
+    }
+    this.deletedValues.clear();
     for (const name of tx.deleteChains) {
+      if (pointedAt.has(name)) fail(`a kernel before 6.2 refuses to delete ${name} in the transaction that deletes an element pointing at it`);
       if (!this.chains.delete(name)) fail(`no chain ${name}`);
       this.bases.delete(name);
       for (const [set, elements] of this.elements) for (const [key, value] of elements) if (value === `goto ${name}`) fail(`${set} ${key} still goes to ${name}`);
@@ -89,10 +102,15 @@ class ModelKernel {
     };
   }
 
-  assertHolds(table: Table, step: string): void {
-    assert.deepEqual(new Set(this.chains.keys()), new Set(table.chains.map((c) => c.name)), `${step}: chains`);
+  /** The kernel holds `table`, and besides only the lingering objects (unreferenced, kept a while). */
+  assertHolds(table: Table, step: string, lingering?: Mirror): void {
+    const extraChains = new Set(lingering?.lingering.keys());
+    const extraSets = new Set(lingering?.lingeringSets.keys());
+    assert.deepEqual(new Set([...this.chains.keys()].filter((c) => !extraChains.has(c))), new Set(table.chains.map((c) => c.name)), `${step}: chains`);
     for (const chain of table.chains) assert.deepEqual(this.chains.get(chain.name), chain.rules.map((r) => ruleText(r, table.family)), `${step}: ${chain.name}`);
-    assert.deepEqual(new Set(this.sets.keys()), new Set(table.sets.map((s) => s.name)), `${step}: sets`);
+    assert.deepEqual(new Set([...this.sets.keys()].filter((s) => !extraSets.has(s))), new Set(table.sets.map((s) => s.name)), `${step}: sets`);
+    for (const name of [...extraChains, ...extraSets]) assert.ok(this.chains.has(name) || this.sets.has(name), `${step}: lingering ${name} is there`);
+    for (const name of extraSets) assert.equal(this.elements.get(name)?.size ?? 0, 0, `${step}: lingering ${name} is empty`);
     for (const set of table.sets) {
       const want = new Map((table.elements.get(set.name) ?? []).map((e: Element) => [elementKey(e), elementValue(e)]));
       assert.deepEqual(this.elements.get(set.name) ?? new Map(), want, `${step}: elements of ${set.name}`);
@@ -121,6 +139,14 @@ const sliceOf = (cluster: SyntheticCluster, i: number): RawObject => cluster.sli
 const serviceOf = (cluster: SyntheticCluster, i: number): RawObject => cluster.services[i % cluster.services.length] as RawObject;
 const meta = (o: RawObject): { name: string; namespace: string } => o.metadata as { name: string; namespace: string };
 
+/** 33 endpoints more (or fewer) for one IPv4 and one IPv6 slice. */
+function resize(c: SyntheticCluster, s: ClusterStore, change: 'add' | 'remove'): void {
+  for (const type of ['IPv4', 'IPv6']) {
+    const index = c.slices.findIndex((slice) => slice.addressType === type);
+    for (let i = 0; i < 33; i++) s.upsert('EndpointSlice', mutateOneEndpoint(c, { change, sliceIndex: index }));
+  }
+}
+
 const STEPS: readonly Steps[] = [
   { name: 'one endpoint added', change: (c, s) => s.upsert('EndpointSlice', mutateOneEndpoint(c, { change: 'add', sliceIndex: 3 })) },
   { name: 'one endpoint removed', change: (c, s) => s.upsert('EndpointSlice', mutateOneEndpoint(c, { change: 'remove', sliceIndex: 7 })) },
@@ -148,6 +174,17 @@ const STEPS: readonly Steps[] = [
   },
   { name: 'the claimant goes away', change: (_c, s) => s.remove('Service', 'aaa', 'aaa-first-by-key') },
   { name: 'many endpoints change at once', change: (c, s) => { for (let i = 0; i < 30; i++) s.upsert('EndpointSlice', mutateOneEndpoint(c, { change: i % 2 ? 'add' : 'remove', sliceIndex: i * 5 })); } },
+  { name: 'a service grows to an endpoint count no other has', change: (c, s) => resize(c, s, 'add') },
+  { name: 'and shrinks back (its balancer is let go)', change: (c, s) => resize(c, s, 'remove') },
+  {
+    name: 'a session-affinity service deleted (its chains and set are let go)',
+    change: (c, s) => {
+      const sticky = c.services.find((svc) => (svc.spec as { sessionAffinity?: string }).sessionAffinity === 'ClientIP');
+      if (sticky) s.remove('Service', meta(sticky).namespace, meta(sticky).name);
+    },
+  },
+  { name: 'nothing changes for a while', change: () => {} },
+  { name: 'still nothing', change: () => {} },
 ];
 
 describe('nftables diffs', () => {
@@ -161,17 +198,29 @@ describe('nftables diffs', () => {
       kernel.apply(fullTransaction(first.table, undefined));
       kernel.assertHolds(first.table, 'first');
       const mirror: Mirror = mirrorOf(source, first);
+      let now = 0;
+      let lingered = 0;
       for (const step of STEPS) {
         step.change(cluster, store);
+        now += 400;
         const next = compileSource(store.snapshot(), family);
-        const tx = partialTransaction(mirror, next);
+        const tx = partialTransaction(mirror, next, now);
         kernel.apply(tx);
         const fresh = assembleSource(next);
-        kernel.assertHolds(fresh.table, step.name);
-        assert.ok(isEmptyTransaction(fullTransaction(fresh.table, kernel.view(fresh.table.family))), `${step.name}: nothing left for a full diff`);
+        kernel.assertHolds(fresh.table, step.name, mirror);
+        lingered += mirror.lingering.size;
+        const full = fullDiff(fresh.table, kernel.view(fresh.table.family));
+        assert.deepEqual(full.tx.deleteElements, new Map(), `${step.name}: no element left for a full diff`);
+        assert.deepEqual(full.tx.addElements, new Map(), `${step.name}: no element left for a full diff`);
         assert.deepEqual([...mirror.claims].sort(), [...fresh.claims].sort(), `${step.name}: claims`);
         source = next;
       }
+      assert.ok(lingered > 0, 'some chain was let go on the way');
+      // Once they have lingered long enough, the next sync (even one without changes) deletes them.
+      kernel.apply(partialTransaction(mirror, source, now + 2000));
+      kernel.assertHolds(assembleSource(source).table, 'after the lingering');
+      assert.equal(mirror.lingering.size + mirror.lingeringSets.size, 0);
+      assert.ok(isEmptyTransaction(fullTransaction(assembleSource(source).table, kernel.view(FAMILY_OF[family]))), 'nothing left for a full diff');
       assert.equal(mirror.source, source);
     });
   }
@@ -226,6 +275,29 @@ describe('nftables diffs', () => {
     const comment = ruleComment(services?.rules[1] ?? { matches: [], statements: [] }, 'ip');
     const edited = { ...view, chains: new Map(view.chains).set('services', { name: 'services', rules: (view.chains.get('services')?.rules ?? []).map((r, i) => (i === 1 ? { comment, expressions: 'different' } : r)) }) };
     assert.deepEqual(fullTransaction(table, edited, seen).replaceChains.map((c) => c.name), ['services']);
+  });
+
+  test('a stale chain an element still points at lingers past the full diff that deletes the element', () => {
+    const cluster = syntheticCluster({ services: 10, endpointsPerService: 2, nodeName: 'node-0', seed: 5 });
+    const table = assembleSource(compileSource(storeOf(cluster).snapshot(), 'IPv4')).table;
+    const kernel = new ModelKernel();
+    kernel.apply(fullTransaction(table, undefined));
+    kernel.chains.set('old-chain', []);
+    kernel.chains.set('orphan', []);
+    kernel.sets.set('old-set', { name: 'old-set', key: [{ kind: 'mark' }] });
+    kernel.elements.set('old-set', new Map());
+    kernel.elements.get('service-ips')?.set('10.99.0.1 . tcp . 80', 'goto old-chain');
+    const { tx, lingering } = fullDiff(table, kernel.view('ip'));
+    assert.deepEqual(tx.deleteElements.get('service-ips'), ['10.99.0.1 . tcp . 80']);
+    assert.deepEqual(tx.deleteChains, ['orphan'], 'the chain nothing points at goes at once');
+    assert.deepEqual(lingering, { chains: ['old-chain'], sets: ['old-set'] });
+    kernel.apply(tx);
+    // A later transaction deletes what lingered.
+    const mirror = mirrorOf(compileSource(storeOf(cluster).snapshot(), 'IPv4'), assembleSource(compileSource(storeOf(cluster).snapshot(), 'IPv4')), lingering, 0);
+    const later = partialTransaction(mirror, mirror.source, 5000);
+    assert.deepEqual([later.deleteChains, later.deleteSets], [['old-chain'], ['old-set']]);
+    kernel.apply(later);
+    kernel.assertHolds(table, 'lingered, then deleted');
   });
 
   test('a set in an older layout makes the full diff rebuild the table in one transaction', () => {
