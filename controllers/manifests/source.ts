@@ -1,12 +1,15 @@
 // The --manifests source: Services, EndpointSlices and (at most) one Node from a file or a folder, watched for
 // changes. A file that stops parsing keeps its last good content in effect: a typo never drops working rules.
+// The first load hands over everything (replaceAll); a reload parses only the documents that changed and hands
+// over only the objects that changed (see delta.ts), so an edit costs in proportion to the edit, not to the file.
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../../src/model/mode.ts';
 import type { ClusterEvents, ClusterSource, ObjectKind } from '../../src/model/source.ts';
 import { KproxyError } from '../../src/errors.ts';
 import { fingerprint, inspectManifestPath, listManifestFiles, type ManifestPath } from './files.ts';
-import { nameOf, parseManifest, type ParsedManifest } from './parse.ts';
+import { diffObjects, indexObjects } from './delta.ts';
+import { nameOf, parseManifestDocuments, type DocumentCache, type ManifestObject, type ParsedManifest } from './parse.ts';
 
 export interface ManifestSourceOptions {
   /** A YAML/JSON file or a folder of them. */
@@ -31,6 +34,8 @@ export interface ManifestContents {
 interface FileState {
   readonly text: string;
   readonly parsed: ParsedManifest;
+  /** Its documents by text, for the next version to reuse. */
+  readonly cache: DocumentCache;
   /** Text of the last version that failed to parse, so the same error is reported once. */
   readonly failedText?: string;
 }
@@ -43,7 +48,8 @@ export class ManifestSource implements ClusterSource {
   private events: ClusterEvents | undefined;
   private readonly files = new Map<string, FileState>();
   private current: ManifestContents = { services: [], endpointSlices: [], nodes: [] };
-  private lastDelivered: string | undefined;
+  /** The objects last handed over, by kind and reference; undefined until the first delivery. */
+  private delivered: ReadonlyMap<string, ManifestObject> | undefined;
   private lastFingerprint = '';
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -98,6 +104,12 @@ export class ManifestSource implements ClusterSource {
     return { services: byKind('Service'), endpointSlices: byKind('EndpointSlice'), nodes: this.pickNode(byKind('Node')) };
   }
 
+  /** The merged contents as the objects to hand over, in file order. */
+  private entries(contents: ManifestContents): ManifestObject[] {
+    const of = (kind: ObjectKind, objects: readonly unknown[]): ManifestObject[] => objects.map((object) => ({ kind, object }));
+    return [...of('Service', contents.services), ...of('EndpointSlice', contents.endpointSlices), ...of('Node', contents.nodes)];
+  }
+
   /** Re-read the files now (also what the watcher and the poller call). */
   reload(): void {
     const target = this.target;
@@ -114,55 +126,70 @@ export class ManifestSource implements ClusterSource {
       return;
     }
     this.lastFingerprint = fingerprint(files);
+    let changed = this.delivered === undefined;
     for (const known of [...this.files.keys()]) {
       if (!files.includes(known)) {
         this.files.delete(known);
         this.log.info({ file: known }, 'Manifest file removed');
+        changed = true;
       }
     }
-    for (const file of files) this.loadFile(file);
+    for (const file of files) if (this.loadFile(file)) changed = true;
+    if (!changed) return;
     this.current = this.merge();
     this.deliver();
   }
 
-  private loadFile(file: string): void {
+  /** Read one file; returns whether what it contributes may have changed. */
+  private loadFile(file: string): boolean {
     const previous = this.files.get(file);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.files.delete(file); // removed between listing and reading
-        return;
+        return this.files.delete(file); // removed between listing and reading
       }
       this.log.warn({ file, err: errorText(err) }, 'Cannot read manifest file; keeping its last good content');
-      return;
+      return false;
     }
-    if (previous && (previous.text === text || previous.failedText === text)) return;
+    if (previous && (previous.text === text || previous.failedText === text)) return false;
     try {
-      const parsed = parseManifest(text, file);
+      const { parsed, cache } = parseManifestDocuments(text, file, previous?.cache);
       for (const other of parsed.ignored) this.log.debug({ file, kind: other.kind, name: other.name }, 'Ignoring object of a kind kproxy does not use');
-      this.files.set(file, { text, parsed });
+      this.files.set(file, { text, parsed, cache });
+      return true;
     } catch (err) {
       const message = err instanceof KproxyError ? err.message : errorText(err);
       this.log.warn({ file, error: message }, previous
         ? 'Manifest file does not parse; keeping its last good content'
         : 'Manifest file does not parse; ignoring it until it is fixed');
-      this.files.set(file, { text: previous?.text ?? '', parsed: previous?.parsed ?? { objects: [], ignored: [] }, failedText: text });
+      this.files.set(file, {
+        text: previous?.text ?? '', parsed: previous?.parsed ?? { objects: [], ignored: [] }, cache: previous?.cache ?? new Map(), failedText: text,
+      });
+      return false;
     }
   }
 
+  /** Hand the store what changed: everything the first time, then only the objects that changed. */
   private deliver(): void {
     const events = this.events;
     if (!events) return;
     const contents = this.contents();
-    const key = JSON.stringify(contents);
-    if (key === this.lastDelivered) return;
-    this.lastDelivered = key;
-    events.replaceAll('Service', contents.services);
-    events.replaceAll('EndpointSlice', contents.endpointSlices);
-    events.replaceAll('Node', contents.nodes);
-    this.log.debug({ services: contents.services.length, endpointSlices: contents.endpointSlices.length, nodes: contents.nodes.length }, 'Manifests loaded');
+    const next = indexObjects(this.entries(contents));
+    const previous = this.delivered;
+    this.delivered = next;
+    if (previous === undefined) {
+      events.replaceAll('Service', contents.services);
+      events.replaceAll('EndpointSlice', contents.endpointSlices);
+      events.replaceAll('Node', contents.nodes);
+      this.log.debug({ services: contents.services.length, endpointSlices: contents.endpointSlices.length, nodes: contents.nodes.length }, 'Manifests loaded');
+      return;
+    }
+    const { upserts, removals } = diffObjects(previous, next);
+    for (const removal of removals) events.remove(removal.kind, removal.namespace, removal.name);
+    for (const { kind, object } of upserts) events.upsert(kind, object);
+    if (upserts.length + removals.length > 0) this.log.debug({ changed: upserts.length, removed: removals.length }, 'Manifests reloaded');
   }
 
   /** At most one Node: the one named like this node, else the first. */

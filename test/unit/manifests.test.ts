@@ -43,16 +43,33 @@ describe('parseManifest', () => {
 });
 
 interface Recorder extends ClusterEvents {
+  /** What the store would hold now, by kind, in arrival order. */
   readonly current: Map<ObjectKind, readonly unknown[]>;
+  /** Calls that changed something (replaceAll, upsert, remove). */
   deliveries: number;
+  upserts: number;
+  removes: number;
   syncedCalls: number;
 }
 
+const refName = (o: unknown): string => {
+  const { namespace, name } = (o as { metadata: { namespace?: string; name: string } }).metadata;
+  return `${namespace ?? ''}/${name}`;
+};
+
 function recorder(): Recorder {
   const r: Recorder = {
-    current: new Map(), deliveries: 0, syncedCalls: 0,
-    upsert: () => assert.fail('manifests deliver with replaceAll'),
-    remove: () => assert.fail('manifests deliver with replaceAll'),
+    current: new Map(), deliveries: 0, upserts: 0, removes: 0, syncedCalls: 0,
+    upsert(kind, object) {
+      r.current.set(kind, [...(r.current.get(kind) ?? []).filter((o) => refName(o) !== refName(object)), object]);
+      r.upserts++;
+      r.deliveries++;
+    },
+    remove(kind, namespace, name) {
+      r.current.set(kind, (r.current.get(kind) ?? []).filter((o) => refName(o) !== `${kind === 'Node' ? '' : namespace ?? ''}/${name}`));
+      r.removes++;
+      r.deliveries++;
+    },
     replaceAll(kind, objects) { r.current.set(kind, objects); if (kind === 'Service') r.deliveries++; },
     synced() { r.syncedCalls++; },
   };
@@ -134,6 +151,28 @@ describe('ManifestSource', () => {
       assert.equal(lines.filter((l) => l.includes('does not parse')).length, 1, 'the typo was reported once');
     } finally {
       await source.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a reload hands over only the objects that changed; unchanged objects keep their identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kproxy-manifests-'));
+    const file = join(dir, 'cluster.yaml');
+    const source = new ManifestSource({ path: file, log: logCollector().log, watch: false });
+    try {
+      writeFileSync(file, [svc('a'), svc('b', '10.96.0.2'), svc('c', '10.96.0.3')].join('---\n'));
+      const events = recorder();
+      await source.start(events);
+      const [a, b] = events.current.get('Service') ?? [];
+      writeFileSync(file, [svc('a'), svc('b', '10.96.0.22'), svc('d', '10.96.0.4')].join('---\n'));
+      source.reload();
+      assert.deepEqual([events.upserts, events.removes], [2, 1], 'b changed and d added; c removed');
+      assert.deepEqual(names(events.current.get('Service')), ['a', 'b', 'd']);
+      assert.equal(events.current.get('Service')?.[0], a, 'a was not handed over again');
+      assert.notEqual(events.current.get('Service')?.find((o) => refName(o) === '/b'), b);
+      source.reload();
+      assert.deepEqual([events.upserts, events.removes], [2, 1], 'an unchanged file hands over nothing');
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
