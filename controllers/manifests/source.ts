@@ -1,15 +1,15 @@
 // The --manifests source: Services, EndpointSlices and (at most) one Node from a file or a folder, watched for
 // changes. A file that stops parsing keeps its last good content in effect: a typo never drops working rules.
-// The first load hands over everything (replaceAll); a reload parses only the documents that changed and hands
-// over only the objects that changed (see delta.ts), so an edit costs in proportion to the edit, not to the file.
+// The first load hands over everything (replaceAll); a reload parses only the documents that changed (parse.ts) and
+// hands over only the objects that changed (object-index.ts), so an edit costs in proportion to the edit.
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../../src/model/mode.ts';
 import type { ClusterEvents, ClusterSource, ObjectKind } from '../../src/model/source.ts';
 import { KproxyError } from '../../src/errors.ts';
 import { fingerprint, inspectManifestPath, listManifestFiles, type ManifestPath } from './files.ts';
-import { diffObjects, indexObjects } from './delta.ts';
-import { nameOf, parseManifestDocuments, type DocumentCache, type ManifestObject, type ParsedManifest } from './parse.ts';
+import { ObjectIndex, type Removal } from './object-index.ts';
+import { ManifestDocuments, nameOf, type DocumentChange, type ManifestObject } from './parse.ts';
 
 export interface ManifestSourceOptions {
   /** A YAML/JSON file or a folder of them. */
@@ -32,12 +32,9 @@ export interface ManifestContents {
 }
 
 interface FileState {
-  readonly text: string;
-  readonly parsed: ParsedManifest;
-  /** Its documents by text, for the next version to reuse. */
-  readonly cache: DocumentCache;
-  /** Text of the last version that failed to parse, so the same error is reported once. */
-  readonly failedText?: string;
+  readonly documents: ManifestDocuments;
+  /** The last version that failed to parse, so the same error is reported once. */
+  failed?: Buffer;
 }
 
 export class ManifestSource implements ClusterSource {
@@ -47,9 +44,11 @@ export class ManifestSource implements ClusterSource {
   private target: ManifestPath | undefined;
   private events: ClusterEvents | undefined;
   private readonly files = new Map<string, FileState>();
-  private current: ManifestContents = { services: [], endpointSlices: [], nodes: [] };
-  /** The objects last handed over, by kind and reference; undefined until the first delivery. */
-  private delivered: ReadonlyMap<string, ManifestObject> | undefined;
+  /** The files in the order they apply (later ones win). */
+  private order: readonly string[] = [];
+  private readonly index: ObjectIndex;
+  /** Everything went to the store once (replaceAll); since then only changes. */
+  private delivered = false;
   private lastFingerprint = '';
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -61,6 +60,7 @@ export class ManifestSource implements ClusterSource {
     this.options = options;
     this.log = options.log.child({ source: 'manifests' });
     this.description = `manifests ${options.path}`;
+    this.index = new ObjectIndex(options.nodeName);
   }
 
   /** Load everything, deliver it, report synced, then watch. Throws when the path does not exist. */
@@ -93,21 +93,19 @@ export class ManifestSource implements ClusterSource {
     return this.contents();
   }
 
-  /** The merged objects currently in effect. */
+  /** The objects in effect, in file order. */
   contents(): ManifestContents {
-    return this.current;
+    const of = (kind: ObjectKind): unknown[] => {
+      const objects: unknown[] = [];
+      for (const entry of this.objects()) if (entry.kind === kind && this.index.isWinner(entry)) objects.push(entry.object);
+      return objects;
+    };
+    const node = this.index.node();
+    return { services: of('Service'), endpointSlices: of('EndpointSlice'), nodes: node ? [node.object] : [] };
   }
 
-  private merge(): ManifestContents {
-    const byKind = (kind: ObjectKind): unknown[] =>
-      [...this.files.values()].flatMap((f) => f.parsed.objects.filter((o) => o.kind === kind).map((o) => o.object));
-    return { services: byKind('Service'), endpointSlices: byKind('EndpointSlice'), nodes: this.pickNode(byKind('Node')) };
-  }
-
-  /** The merged contents as the objects to hand over, in file order. */
-  private entries(contents: ManifestContents): ManifestObject[] {
-    const of = (kind: ObjectKind, objects: readonly unknown[]): ManifestObject[] => objects.map((object) => ({ kind, object }));
-    return [...of('Service', contents.services), ...of('EndpointSlice', contents.endpointSlices), ...of('Node', contents.nodes)];
+  private *objects(): Generator<ManifestObject> {
+    for (const file of this.order) yield* this.files.get(file)?.documents.objects() ?? [];
   }
 
   /** Re-read the files now (also what the watcher and the poller call). */
@@ -126,81 +124,85 @@ export class ManifestSource implements ClusterSource {
       return;
     }
     this.lastFingerprint = fingerprint(files);
-    let changed = this.delivered === undefined;
+    const removed: ManifestObject[] = [];
+    const added: ManifestObject[] = [];
     for (const known of [...this.files.keys()]) {
-      if (!files.includes(known)) {
-        this.files.delete(known);
-        this.log.info({ file: known }, 'Manifest file removed');
-        changed = true;
-      }
+      if (files.includes(known)) continue;
+      for (const entry of this.files.get(known)?.documents.objects() ?? []) removed.push(entry);
+      this.files.delete(known);
+      this.log.info({ file: known }, 'Manifest file removed');
     }
-    for (const file of files) if (this.loadFile(file)) changed = true;
-    if (!changed) return;
-    this.current = this.merge();
-    this.deliver();
+    for (const file of files) {
+      const change = this.loadFile(file);
+      if (!change) continue;
+      for (const document of change.removed) for (const entry of document.objects) removed.push(entry);
+      for (const document of change.added) for (const entry of document.objects) added.push(entry);
+    }
+    const reordered = files.join('\0') !== this.order.join('\0');
+    this.order = files;
+    if (removed.length + added.length === 0 && !reordered && this.delivered) return;
+    const nodeBefore = this.index.node();
+    const changes = this.index.apply(removed, added, () => this.objects());
+    const node = this.index.node();
+    if (node !== nodeBefore && this.index.nodeCandidates(() => this.objects()) > 1) {
+      this.log.warn({ using: node ? refOf(node) : '' }, 'Manifests hold several Nodes; using one');
+    }
+    this.deliver(changes.upserts, changes.removals);
   }
 
-  /** Read one file; returns whether what it contributes may have changed. */
-  private loadFile(file: string): boolean {
-    const previous = this.files.get(file);
-    let text: string;
+  /** Read one file; returns what changed in it (undefined: nothing, or it does not parse). */
+  private loadFile(file: string): DocumentChange | undefined {
+    let state = this.files.get(file);
+    let bytes: Buffer;
     try {
-      text = readFileSync(file, 'utf8');
+      bytes = readFileSync(file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return this.files.delete(file); // removed between listing and reading
+        // removed between listing and reading
+        if (state) this.files.delete(file);
+        return state ? { removed: state.documents.documents(), added: [] } : undefined;
       }
       this.log.warn({ file, err: errorText(err) }, 'Cannot read manifest file; keeping its last good content');
-      return false;
+      return undefined;
     }
-    if (previous && (previous.text === text || previous.failedText === text)) return false;
+    if (state?.failed?.equals(bytes)) return undefined;
+    const fresh = state === undefined;
+    state ??= { documents: new ManifestDocuments() };
     try {
-      const { parsed, cache } = parseManifestDocuments(text, file, previous?.cache);
-      for (const other of parsed.ignored) this.log.debug({ file, kind: other.kind, name: other.name }, 'Ignoring object of a kind kproxy does not use');
-      this.files.set(file, { text, parsed, cache });
-      return true;
+      const change = state.documents.update(bytes, file);
+      state.failed = undefined;
+      this.files.set(file, state);
+      for (const document of change?.added ?? []) {
+        for (const other of document.ignored) this.log.debug({ file, kind: other.kind, name: other.name }, 'Ignoring object of a kind kproxy does not use');
+      }
+      return change;
     } catch (err) {
       const message = err instanceof KproxyError ? err.message : errorText(err);
-      this.log.warn({ file, error: message }, previous
-        ? 'Manifest file does not parse; keeping its last good content'
-        : 'Manifest file does not parse; ignoring it until it is fixed');
-      this.files.set(file, {
-        text: previous?.text ?? '', parsed: previous?.parsed ?? { objects: [], ignored: [] }, cache: previous?.cache ?? new Map(), failedText: text,
-      });
-      return false;
+      this.log.warn({ file, error: message }, fresh
+        ? 'Manifest file does not parse; ignoring it until it is fixed'
+        : 'Manifest file does not parse; keeping its last good content');
+      state.failed = bytes;
+      this.files.set(file, state);
+      return undefined;
     }
   }
 
   /** Hand the store what changed: everything the first time, then only the objects that changed. */
-  private deliver(): void {
+  private deliver(upserts: readonly ManifestObject[], removals: readonly Removal[]): void {
     const events = this.events;
     if (!events) return;
-    const contents = this.contents();
-    const next = indexObjects(this.entries(contents));
-    const previous = this.delivered;
-    this.delivered = next;
-    if (previous === undefined) {
+    if (!this.delivered) {
+      this.delivered = true;
+      const contents = this.contents();
       events.replaceAll('Service', contents.services);
       events.replaceAll('EndpointSlice', contents.endpointSlices);
       events.replaceAll('Node', contents.nodes);
       this.log.debug({ services: contents.services.length, endpointSlices: contents.endpointSlices.length, nodes: contents.nodes.length }, 'Manifests loaded');
       return;
     }
-    const { upserts, removals } = diffObjects(previous, next);
     for (const removal of removals) events.remove(removal.kind, removal.namespace, removal.name);
     for (const { kind, object } of upserts) events.upsert(kind, object);
     if (upserts.length + removals.length > 0) this.log.debug({ changed: upserts.length, removed: removals.length }, 'Manifests reloaded');
-  }
-
-  /** At most one Node: the one named like this node, else the first. */
-  private pickNode(nodes: unknown[]): unknown[] {
-    if (nodes.length <= 1) return nodes;
-    const wanted = this.options.nodeName;
-    const named = (n: unknown): string => (n !== null && typeof n === 'object' ? nameOf(n as Record<string, unknown>) : '');
-    const match = wanted === undefined ? undefined : nodes.find((n) => named(n) === wanted);
-    const chosen = match ?? nodes[0];
-    this.log.warn({ nodes: nodes.map(named), using: named(chosen) }, 'Manifests hold several Nodes; using one');
-    return [chosen];
   }
 
   private startWatcher(): void {
@@ -247,6 +249,9 @@ export class ManifestSource implements ClusterSource {
 export function readManifests(options: Pick<ManifestSourceOptions, 'path' | 'log' | 'nodeName'>): ManifestContents {
   return new ManifestSource({ ...options, watch: false }).loadNow();
 }
+
+const refOf = (entry: ManifestObject): string =>
+  (entry.object !== null && typeof entry.object === 'object' ? nameOf(entry.object as Record<string, unknown>) : '');
 
 function errorText(err: unknown): string {
   if (err instanceof Error) return (err as NodeJS.ErrnoException).code ?? err.message;

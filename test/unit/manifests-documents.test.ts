@@ -1,104 +1,179 @@
-// The manifest file cut into documents, the per-document parse cache, and the object delta a reload hands over.
+// A manifest file cut into documents, re-parsed only where a new version differs, and the object index that turns
+// changed documents into the few upserts and removals a reload hands the store.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitDocuments } from '../../controllers/manifests/documents.ts';
-import { diffObjects, indexObjects } from '../../controllers/manifests/delta.ts';
-import { parseManifest, parseManifestDocuments, type ManifestObject } from '../../controllers/manifests/parse.ts';
+import { commonPrefix, commonSuffix, documentStarts } from '../../controllers/manifests/documents.ts';
+import { ObjectIndex } from '../../controllers/manifests/object-index.ts';
+import { ManifestDocuments, parseManifest, type ManifestObject } from '../../controllers/manifests/parse.ts';
 import { ManifestError } from '../../src/errors.ts';
 
-describe('splitDocuments', () => {
-  const cases: Array<{ name: string; text: string; texts: string[]; lines: number[] }> = [
-    { name: 'no marker: one document', text: 'a: 1\nb: 2\n', texts: ['a: 1\nb: 2\n'], lines: [1] },
-    { name: 'leading marker stays with its document', text: '---\na: 1\n---\nb: 2\n', texts: ['---\na: 1\n', '---\nb: 2\n'], lines: [1, 3] },
-    { name: 'text before the first marker is a document', text: 'a: 1\n--- \nb: 2\n', texts: ['a: 1\n', '--- \nb: 2\n'], lines: [1, 2] },
-    { name: 'marker with content on its line, then a tab and the end of the file', text: 'x\n--- |\n  y\n---\tz\n---', texts: ['x\n', '--- |\n  y\n', '---\tz\n', '---'], lines: [1, 2, 4, 5] },
-    { name: 'not markers: ----, ---x, indented ---, --- inside a line', text: 'a: |\n  ---\nb: ----\n----\n---x: 1\nc: "a---b"\n', texts: ['a: |\n  ---\nb: ----\n----\n---x: 1\nc: "a---b"\n'], lines: [1] },
-    { name: 'CRLF line ends', text: 'a: 1\r\n---\r\nb: 2\r\n', texts: ['a: 1\r\n', '---\r\nb: 2\r\n'], lines: [1, 2] },
-    { name: 'directives keep the stream whole', text: '%YAML 1.2\n---\na: 1\n...\n%YAML 1.2\n---\nb: 2\n', texts: ['%YAML 1.2\n---\na: 1\n...\n%YAML 1.2\n---\nb: 2\n'], lines: [1] },
-    { name: 'empty file', text: '', texts: [''], lines: [1] },
+const pieces = (text: string): string[] => {
+  const bytes = Buffer.from(text);
+  const starts = documentStarts(bytes, 0, bytes.length);
+  return starts.map((start, i) => bytes.toString('utf8', start, starts[i + 1] ?? bytes.length));
+};
+
+describe('documentStarts', () => {
+  const cases: Array<{ name: string; text: string; pieces: string[] }> = [
+    { name: 'no marker: one document', text: 'a: 1\nb: 2\n', pieces: ['a: 1\nb: 2\n'] },
+    { name: 'a leading marker stays with its document', text: '---\na: 1\n---\nb: 2\n', pieces: ['---\na: 1\n', '---\nb: 2\n'] },
+    { name: 'text before the first marker is a document', text: 'a: 1\n--- \nb: 2\n', pieces: ['a: 1\n', '--- \nb: 2\n'] },
+    { name: 'a marker with content on its line, then a tab, then at the end of the file', text: 'x\n--- |\n  y\n---\tz\n---', pieces: ['x\n', '--- |\n  y\n', '---\tz\n', '---'] },
+    { name: 'not markers: ----, ---x, indented ---, --- inside a line', text: 'a: |\n  ---\nb: ----\n----\n---x: 1\nc: "a---b"\n', pieces: ['a: |\n  ---\nb: ----\n----\n---x: 1\nc: "a---b"\n'] },
+    { name: 'CRLF line ends', text: 'a: 1\r\n---\r\nb: 2\r\n', pieces: ['a: 1\r\n', '---\r\nb: 2\r\n'] },
+    { name: 'multi-byte characters', text: 'a: "é"\n---\nb: "日本"\n', pieces: ['a: "é"\n', '---\nb: "日本"\n'] },
   ];
-  for (const c of cases) {
-    test(c.name, () => {
-      const documents = splitDocuments(c.text);
-      assert.deepEqual(documents.map((d) => d.text), c.texts);
-      assert.deepEqual(documents.map((d) => d.line), c.lines);
-      assert.equal(documents.map((d) => d.text).join(''), c.text, 'the pieces make up the text');
+  for (const c of cases) test(c.name, () => assert.deepEqual(pieces(c.text), c.pieces));
+
+  test('within a range: starts at `from`, stops before `to`', () => {
+    const bytes = Buffer.from('a\n---\nb\n---\nc\n---\nd\n');
+    assert.deepEqual(documentStarts(bytes, 2, 12), [2, 8]);
+  });
+});
+
+describe('commonPrefix / commonSuffix', () => {
+  const big = 'x'.repeat(70_000);
+  const cases: Array<[string, string, string, number, number]> = [
+    ['equal', big, big, 70_000, 0],
+    ['one byte changed deep inside', `${big}a${big}`, `${big}b${big}`, 70_000, 70_000],
+    ['an insertion', `${big}${big}`, `${big}yy${big}`, 70_000, 70_000],
+    ['a deletion at the end', `${big}abc`, big, 70_000, 0],
+    ['nothing in common', 'abc', 'xyz', 0, 0],
+    ['the suffix never overlaps the prefix', 'aaaa', 'aaaaa', 4, 0],
+  ];
+  for (const [name, a, b, prefix, suffix] of cases) {
+    test(name, () => {
+      const [x, y] = [Buffer.from(a), Buffer.from(b)];
+      const p = commonPrefix(x, y);
+      assert.equal(p, prefix);
+      assert.equal(commonSuffix(x, y, Math.min(x.length, y.length) - p), suffix);
     });
   }
 });
 
 const svc = (name: string, ip: string): string => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  clusterIP: ${ip}\n`;
-const ips = (objects: readonly ManifestObject[]): unknown[] => objects.map((o) => (o.object as { spec: { clusterIP: string } }).spec.clusterIP);
+const ipOf = (entry: ManifestObject | undefined): unknown => (entry?.object as { spec: { clusterIP: string } } | undefined)?.spec.clusterIP;
 
-describe('parseManifestDocuments', () => {
-  test('a reload reuses the objects of unchanged documents and parses the changed one', () => {
-    const first = parseManifestDocuments(`${svc('a', '10.96.0.1')}---\n${svc('b', '10.96.0.2')}---\n${svc('c', '10.96.0.3')}`, 'f.yaml');
-    const second = parseManifestDocuments(`${svc('a', '10.96.0.1')}---\n${svc('b', '10.96.0.22')}---\n${svc('c', '10.96.0.3')}`, 'f.yaml', first.cache);
-    assert.deepEqual(ips(second.parsed.objects), ['10.96.0.1', '10.96.0.22', '10.96.0.3']);
-    const [a1, b1, c1] = first.parsed.objects;
-    const [a2, b2, c2] = second.parsed.objects;
-    assert.equal(a2?.object, a1?.object);
-    assert.equal(c2?.object, c1?.object);
-    assert.notEqual(b2?.object, b1?.object);
-    assert.equal(second.cache.size, 3, 'the cache holds this version only');
+describe('ManifestDocuments', () => {
+  const versions = (...texts: string[]): { documents: ManifestDocuments; objects: ManifestObject[][]; changes: Array<ReturnType<ManifestDocuments['update']>> } => {
+    const documents = new ManifestDocuments();
+    const objects: ManifestObject[][] = [];
+    const changes: Array<ReturnType<ManifestDocuments['update']>> = [];
+    for (const text of texts) {
+      changes.push(documents.update(Buffer.from(text), 'f.yaml'));
+      objects.push([...documents.objects()]);
+    }
+    return { documents, objects, changes };
+  };
+  const three = (b: string): string => `${svc('a', '10.96.0.1')}---\n${svc('b', b)}---\n${svc('c', '10.96.0.3')}`;
+
+  test('a change inside one document parses that document only; the others keep their objects', () => {
+    const { objects, changes } = versions(three('10.96.0.2'), three('10.96.0.22'));
+    const [[a1, b1, c1], [a2, b2, c2]] = objects as [ManifestObject[], ManifestObject[]];
+    assert.deepEqual([a2, b2, c2].map(ipOf), ['10.96.0.1', '10.96.0.22', '10.96.0.3']);
+    assert.equal(a2, a1);
+    assert.equal(c2, c1);
+    assert.notEqual(b2, b1);
+    assert.deepEqual(changes[1]?.removed.flatMap((d) => d.objects), [b1]);
+    assert.deepEqual(changes[1]?.added.flatMap((d) => d.objects), [b2]);
   });
 
-  test('the same text parses to the same objects with or without a cache, and as one stream', () => {
-    const text = `# header\n${svc('a', '10.96.0.1')}---\n---\n${svc('b', '10.96.0.2')}...\n---\n{"kind": "Service", "metadata": {"name": "j"}, "spec": {"clusterIP": "10.96.0.9"}}\n`;
-    const plain = parseManifest(text, 'f.yaml');
-    const cached = parseManifestDocuments(text, 'f.yaml', parseManifestDocuments(text, 'f.yaml').cache).parsed;
-    assert.deepEqual(cached, plain);
-    assert.deepEqual(ips(plain.objects), ['10.96.0.1', '10.96.0.2', '10.96.0.9']);
-    assert.deepEqual(parseManifest(`%YAML 1.2\n---\n${text}`, 'f.yaml'), plain);
+  test('the same bytes again change nothing', () => {
+    assert.equal(versions(three('10.96.0.2'), three('10.96.0.2')).changes[1], undefined);
   });
 
-  test('JSON that is not strict JSON (YAML flow style) still parses', () => {
-    assert.deepEqual(ips(parseManifest('{kind: Service, metadata: {name: f}, spec: {clusterIP: 10.96.0.4}}\n', 'f.yaml').objects), ['10.96.0.4']);
+  // Every version must parse to what a fresh parse of it gives, whatever the edit.
+  const edits: Array<[string, string, string]> = [
+    ['a document inserted in the middle', three('10.96.0.2'), `${svc('a', '10.96.0.1')}---\n${svc('n', '10.96.0.9')}---\n${svc('b', '10.96.0.2')}---\n${svc('c', '10.96.0.3')}`],
+    ['a document removed', three('10.96.0.2'), `${svc('a', '10.96.0.1')}---\n${svc('c', '10.96.0.3')}`],
+    ['a document appended', three('10.96.0.2'), `${three('10.96.0.2')}---\n${svc('d', '10.96.0.4')}`],
+    ['a marker turned into content', three('10.96.0.2'), three('10.96.0.2').replace('---\napiVersion: v1\nkind: Service\nmetadata:\n  name: b', '# --\napiVersion: v1\nkind: Service\nmetadata:\n  name: b')],
+    ['content turned into a marker', `${svc('a', '10.96.0.1')}# --\n${svc('b', '10.96.0.2')}`, `${svc('a', '10.96.0.1')}---\n${svc('b', '10.96.0.2')}`],
+    ['the first bytes changed', three('10.96.0.2'), `# header\n${three('10.96.0.2')}`],
+    ['everything replaced', three('10.96.0.2'), svc('z', '10.96.0.26')],
+    ['a directive appears', three('10.96.0.2'), `%YAML 1.2\n---\n${three('10.96.0.2')}`],
+    ['to and from an empty file', '', three('10.96.0.2')],
+  ];
+  for (const [name, before, after] of edits) {
+    test(`edit: ${name}`, () => {
+      const { objects } = versions(before, after, before);
+      assert.deepEqual(objects[1]?.map(ipOf), parseManifest(after, 'f.yaml').objects.map(ipOf));
+      assert.deepEqual(objects[2]?.map(ipOf), parseManifest(before, 'f.yaml').objects.map(ipOf));
+    });
+  }
+
+  test('JSON goes through JSON.parse; YAML flow style that is not JSON still parses', () => {
+    assert.deepEqual(parseManifest('{"kind": "Service", "metadata": {"name": "j"}, "spec": {"clusterIP": "10.96.0.9"}}', 'f.json').objects.map(ipOf), ['10.96.0.9']);
+    assert.deepEqual(parseManifest('{kind: Service, metadata: {name: f}, spec: {clusterIP: 10.96.0.4}}\n', 'f.yaml').objects.map(ipOf), ['10.96.0.4']);
   });
 
-  test('a syntax error in a later document names its line in the file', () => {
-    const text = `${svc('a', '10.96.0.1')}---\n${svc('b', '10.96.0.2')}---\nkind: Service\nmetadata:\n  name: [c\n`;
-    assert.throws(() => parseManifest(text, 'bad.yaml'), (err: unknown) => {
+  test('a syntax error in a later document names its line in the file; the last version stays', () => {
+    const documents = new ManifestDocuments();
+    documents.update(Buffer.from(three('10.96.0.2')), 'bad.yaml');
+    const broken = `${three('10.96.0.2')}---\nkind: Service\nmetadata:\n  name: [c\n`;
+    assert.throws(() => documents.update(Buffer.from(broken), 'bad.yaml'), (err: unknown) => {
       assert.ok(err instanceof ManifestError);
       const line = Number(/^bad\.yaml line (\d+):/.exec(err.message)?.[1]);
-      assert.ok(line >= 16 && line <= 18, `line ${line} is within the third document (lines 15-18)`);
+      assert.ok(line >= 21 && line <= 25, `line ${line} lies in the fourth document (lines 21-25)`);
       return true;
     });
+    assert.deepEqual([...documents.objects()].map(ipOf), ['10.96.0.1', '10.96.0.2', '10.96.0.3']);
   });
 });
 
-describe('object delta', () => {
+describe('ObjectIndex', () => {
   const object = (kind: ManifestObject['kind'], name: string, namespace?: string): ManifestObject =>
     ({ kind, object: { metadata: { name, ...(namespace !== undefined && { namespace }) } } });
 
-  test('keys are the store\'s references: an empty namespace is "default", Nodes have none', () => {
-    const keys = [...indexObjects([object('Service', 'a'), object('Service', 'a', 'default'), object('Service', 'a', 'x'), object('Node', 'n', 'x'), object('EndpointSlice', 'a')]).keys()];
-    assert.deepEqual(keys, ['Service default/a', 'Service x/a', 'Node n', 'EndpointSlice default/a']);
+  /** An index over a list of objects that a test edits in place. */
+  const indexOver = (all: ManifestObject[], nodeName?: string): { index: ObjectIndex; apply: (removed: ManifestObject[], added: ManifestObject[]) => ReturnType<ObjectIndex['apply']> } => {
+    const index = new ObjectIndex(nodeName);
+    return { index, apply: (removed, added) => index.apply(removed, added, () => all) };
+  };
+
+  test('upserts what came, removes what went; references are the store\'s (no namespace = "default")', () => {
+    const [a, b, c] = [object('Service', 'a'), object('Service', 'b', 'x'), object('EndpointSlice', 'c', '')];
+    const all = [a, b, c];
+    const { apply } = indexOver(all);
+    assert.deepEqual(apply([], [a, b, c]).upserts, [a, b, c]);
+    const b2 = object('Service', 'b', 'x');
+    all.splice(1, 2, b2);
+    assert.deepEqual(apply([b, c], [b2]), { upserts: [b2], removals: [{ kind: 'EndpointSlice', namespace: 'default', name: 'c' }] });
+    const a2 = object('Service', 'a', 'default'); // the same reference as a
+    all.splice(0, 1, a2);
+    assert.deepEqual(apply([a], [a2]), { upserts: [a2], removals: [] });
   });
 
-  test('of several objects with one reference the last wins; nameless objects are kept apart', () => {
-    const [first, last, nameless] = [object('Service', 'a'), object('Service', 'a'), { kind: 'Service', object: { metadata: {} } } as ManifestObject];
-    const index = indexObjects([first, nameless, nameless, last]);
-    assert.equal(index.get('Service default/a'), last);
-    assert.equal(index.size, 3);
+  test('of duplicates the last wins; removing it brings the earlier one back; changing the earlier one changes nothing', () => {
+    const [early, late] = [object('Service', 'd'), object('Service', 'd')];
+    const all = [early, late];
+    const { apply } = indexOver(all);
+    assert.deepEqual(apply([], [early, late]).upserts, [late]);
+    const early2 = object('Service', 'd');
+    all.splice(0, 1, early2);
+    assert.deepEqual(apply([early], [early2]), { upserts: [], removals: [] });
+    all.splice(1, 1);
+    assert.deepEqual(apply([late], []), { upserts: [early2], removals: [] });
+    all.splice(0, 1);
+    assert.deepEqual(apply([early2], []), { upserts: [], removals: [{ kind: 'Service', namespace: 'default', name: 'd' }] });
   });
 
-  test('upserts what is new by identity, removes what is gone, leaves the rest', () => {
-    const [a, b, c, n] = [object('Service', 'a'), object('Service', 'b', 'x'), object('Service', 'c'), object('Node', 'n')];
-    const bChanged = object('Service', 'b', 'x');
-    const d = object('EndpointSlice', 'd');
-    const changes = diffObjects(indexObjects([a, b, c, n]), indexObjects([a, bChanged, d]));
-    assert.deepEqual(changes.upserts, [bChanged, d]);
-    assert.deepEqual(changes.removals, [
-      { kind: 'Service', namespace: 'default', name: 'c' },
-      { kind: 'Node', namespace: undefined, name: 'n' },
-    ]);
-    assert.deepEqual(diffObjects(indexObjects([a, b]), indexObjects([a, b])), { upserts: [], removals: [] });
-  });
-
-  test('a nameless object is handed over when it is new, never removed', () => {
+  test('nameless objects are handed over when new and never removed', () => {
     const nameless: ManifestObject = { kind: 'Service', object: { metadata: {} } };
-    assert.deepEqual(diffObjects(new Map(), indexObjects([nameless])).upserts, [nameless]);
-    assert.deepEqual(diffObjects(indexObjects([nameless]), new Map()).removals, []);
+    const { apply } = indexOver([nameless, nameless]);
+    assert.deepEqual(apply([], [nameless]).upserts, [nameless]);
+    assert.deepEqual(apply([nameless], []), { upserts: [], removals: [] });
+  });
+
+  test('one Node: ours by name, else the first; a replaced Node is removed', () => {
+    const [other, ours] = [object('Node', 'other', 'ignored'), object('Node', 'me')];
+    const all = [other];
+    const { index, apply } = indexOver(all, 'me');
+    assert.deepEqual(apply([], [other]), { upserts: [other], removals: [] });
+    all.push(ours);
+    assert.deepEqual(apply([], [ours]), { upserts: [ours], removals: [{ kind: 'Node', namespace: undefined, name: 'other' }] });
+    assert.equal(index.node(), ours);
+    all.pop();
+    assert.deepEqual(apply([ours], []), { upserts: [other], removals: [{ kind: 'Node', namespace: undefined, name: 'me' }] });
   });
 });
