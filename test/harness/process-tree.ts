@@ -1,6 +1,8 @@
 // What a process and everything it started hold right now, read from /proc: the resident memory and open
 // descriptors of the Node processes among them (the agent and its userspace relay processes), and how many
 // descendants there are (relay processes, and tools such as iptables-restore or conntrack while they run).
+// A child caught between fork and exec is still a copy of its parent (same command line, the parent's pages and
+// descriptors): it counts as a descendant, not as a Node process, or the agent would be counted twice.
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 
 export interface ProcessTreeUsage {
@@ -45,6 +47,14 @@ export function descendantsOf(pid: number): number[] {
   return found;
 }
 
+function commandLine(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
 function isNodeProcess(pid: number): boolean {
   try {
     return readlinkSync(`/proc/${pid}/exe`) === NODE_BINARY;
@@ -73,7 +83,8 @@ function fdsOf(pid: number): number {
 export function processTreeUsage(root: number): ProcessTreeUsage {
   if (!isNodeProcess(root)) throw new Error(`process ${root} is gone (or is not a Node process)`);
   const descendants = descendantsOf(root);
-  const nodes = [root, ...descendants.filter(isNodeProcess)];
+  const rootCommand = commandLine(root);
+  const nodes = [root, ...descendants.filter((pid) => isNodeProcess(pid) && commandLine(pid) !== rootCommand)];
   let rssKiB = 0;
   let fds = 0;
   for (const pid of nodes) {

@@ -123,7 +123,7 @@ export class ManifestFileTarget implements ChurnTarget {
   readonly #cluster: SyntheticCluster;
   readonly #inPlace: boolean;
   /** Each object's YAML, by identity: a changed object is a new object (mutateOneEndpoint), so only it is rendered again. */
-  readonly #yaml = new WeakMap<object, string>();
+  readonly #yaml = new WeakMap<object, Buffer>();
   #extra: ExtraService | undefined;
 
   constructor(file: string, cluster: SyntheticCluster, options: { readonly inPlace?: boolean } = {}) {
@@ -134,14 +134,16 @@ export class ManifestFileTarget implements ChurnTarget {
 
   write(): void {
     const objects = [this.#cluster.node, ...this.#cluster.services, ...(this.#extra ? [this.#extra.service] : []), ...this.#cluster.slices, ...(this.#extra ? [this.#extra.slice] : [])];
-    const text = objects.map((object) => {
+    const separator = Buffer.from('---\n');
+    const pieces = objects.flatMap((object, i) => {
       let yaml = this.#yaml.get(object);
-      if (yaml === undefined) this.#yaml.set(object, (yaml = stringify(object)));
-      return yaml;
-    }).join('---\n');
-    if (this.#inPlace) writeFileSync(this.#file, text);
+      if (yaml === undefined) this.#yaml.set(object, (yaml = Buffer.from(stringify(object))));
+      return i === 0 ? [yaml] : [separator, yaml];
+    });
+    const bytes = Buffer.concat(pieces); // 24 MB at 10k services: copied once, not built as a string
+    if (this.#inPlace) writeFileSync(this.#file, bytes);
     else {
-      writeFileSync(`${this.#file}.tmp`, text);
+      writeFileSync(`${this.#file}.tmp`, bytes);
       renameSync(`${this.#file}.tmp`, this.#file);
     }
   }
