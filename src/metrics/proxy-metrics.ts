@@ -73,6 +73,7 @@ export class ProxyMetrics implements SyncObserver {
   readonly syncFailures: Counter<'mode'>;
   readonly relayConnections: Counter<'service' | 'result'>;
   readonly relayBytes: Counter<'service' | 'direction'>;
+  readonly relaySpliced: Counter<'service'>;
   readonly relayActive: Gauge<'service'>;
   readonly buildInfo: Gauge;
   /** The mode-specific kubeproxy_* metrics; also what the mode reports to (ModeOptions.metrics). */
@@ -111,6 +112,9 @@ export class ProxyMetrics implements SyncObserver {
     // Each of the three may be collected first (the registry gathers them concurrently): all wait for one read.
     const collect = async (): Promise<void> => { await this.refreshTraffic(); };
     this.relayConnections = new Counter({ name: 'kproxy_userspace_relay_connections_total', help: 'Connections (TCP) or flows (UDP) of the userspace relay by service port and result (relayed, refused, failed)', labelNames: ['service', 'result'], registers, collect });
+    // Its own counter, not a result of the one above: spliced connections are also relayed ones, and the results there
+    // partition the connections (their sum is the total).
+    this.relaySpliced = new Counter({ name: 'kproxy_userspace_relay_spliced_connections_total', help: 'Relayed TCP connections of the userspace relay whose bytes moved with splice(2), kernel to kernel, by service port (a subset of result="relayed")', labelNames: ['service'], registers, collect });
     this.relayBytes = new Counter({ name: 'kproxy_userspace_relay_bytes_total', help: 'Bytes relayed by the userspace mode by service port; in = from clients, out = to clients', labelNames: ['service', 'direction'], registers, collect });
     this.relayActive = new Gauge({ name: 'kproxy_userspace_relay_active_connections', help: 'Connections and UDP flows the userspace relay carries now, by service port', labelNames: ['service'], registers, collect });
     this.buildInfo = new Gauge({
@@ -240,12 +244,14 @@ export class ProxyMetrics implements SyncObserver {
     // The mode's counters are cumulative: mirror them (a service that is gone drops out).
     this.relayConnections.reset();
     this.relayBytes.reset();
+    this.relaySpliced.reset();
     this.relayActive.reset();
     for (const [service, s] of Object.entries(stats)) {
       this.relayActive.set({ service }, s.active);
       this.relayConnections.inc({ service, result: 'relayed' }, s.relayed);
       this.relayConnections.inc({ service, result: 'refused' }, s.refused);
       this.relayConnections.inc({ service, result: 'failed' }, s.failed);
+      this.relaySpliced.inc({ service }, s.spliced);
       this.relayBytes.inc({ service, direction: 'in' }, s.bytesIn);
       this.relayBytes.inc({ service, direction: 'out' }, s.bytesOut);
     }

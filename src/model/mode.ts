@@ -48,6 +48,8 @@ export interface ServiceTraffic {
   readonly active: number;
   /** Connections / UDP flows that reached an endpoint. */
   readonly relayed: number;
+  /** Of the relayed TCP connections, those whose bytes moved kernel to kernel (splice(2)). */
+  readonly spliced: number;
   /** Refused at once: no endpoints, source not allowed, connection limit. */
   readonly refused: number;
   /** Every endpoint tried failed. */

@@ -92,7 +92,7 @@ describe('ProxyMetrics', () => {
     metrics.invalidObject({ kind: 'Service', ref: 'ns/x', reason: 'bad' });
     metrics.informerRestarted('EndpointSlice');
     metrics.healthAnswered('healthz', 503);
-    metrics.useTrafficStats(async () => ({ 'default/web:http': { active: 2, relayed: 5, refused: 1, failed: 0, bytesIn: 100, bytesOut: 40 } }));
+    metrics.useTrafficStats(async () => ({ 'default/web:http': { active: 2, relayed: 5, spliced: 3, refused: 1, failed: 0, bytesIn: 100, bytesOut: 40 } }));
     tap.stale?.(true);
     text = await metrics.registry.metrics();
     assert.equal(value(text, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv4"}'), 1);
@@ -102,6 +102,7 @@ describe('ProxyMetrics', () => {
     assert.equal(value(text, 'kubeproxy_proxy_healthz_total{code="503"}'), 1);
     assert.equal(value(text, 'kproxy_userspace_relay_bytes_total{service="default/web:http",direction="in"}'), 100);
     assert.equal(value(text, 'kproxy_userspace_relay_connections_total{service="default/web:http",result="relayed"}'), 5);
+    assert.equal(value(text, 'kproxy_userspace_relay_spliced_connections_total{service="default/web:http"}'), 3);
     assert.equal(value(text, 'kproxy_userspace_relay_active_connections{service="default/web:http"}'), 2);
     assert.equal(value(text, 'kproxy_source_stale'), 1);
   });
