@@ -23,12 +23,14 @@ function changeableSlices(cluster: SyntheticCluster): RawObject[] {
     && !(slice.endpoints as RawObject[]).some((e) => e.hints !== undefined));
 }
 
-function changeOf(slice: RawObject, added: string): SliceChange {
+const newEndpoint = (address: string): RawObject => ({
+  addresses: [address], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-1', zone: 'zone-b',
+});
+
+/** A change that adds `added` to `slice`, on top of `earlier` additions to the same slice. */
+function changeOf(slice: RawObject, added: string, earlier: readonly string[] = []): SliceChange {
   const original = slice.endpoints as RawObject[];
-  const endpoint: RawObject = {
-    addresses: [added], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-1', zone: 'zone-b',
-  };
-  return { path: slicePath(slice), original, added, changed: [...original, endpoint] };
+  return { path: slicePath(slice), original, added, changed: [...original, ...[...earlier, added].map(newEndpoint)] };
 }
 
 /** Address number n of a /16 reserved for one kind of change (never a synthetic pod: those are in 10.244/16). */
@@ -40,16 +42,28 @@ export interface ChangePlan {
   readonly burst: readonly SliceChange[];
 }
 
-/** `pairs` slices for the latency changes and `burst` others for the burst, picked evenly over the cluster. */
+/**
+ * `pairs` slices for the latency changes and the others for the burst, picked evenly over the cluster. A burst larger
+ * than the slices left adds to them again in turn, each change carrying the additions before it (a slice's changes are
+ * a whole round of the burst apart, so they never overtake one another).
+ */
 export function planChanges(cluster: SyntheticCluster, pairs: number, burst: number): ChangePlan {
   const slices = changeableSlices(cluster);
-  if (pairs + burst > slices.length) throw new Error(`${pairs + burst} changes need as many slices; the cluster has ${slices.length} usable`);
-  const step = slices.length / (pairs + burst);
-  const picked = Array.from({ length: pairs + burst }, (_, i) => slices[Math.floor(i * step)] as RawObject);
-  return {
-    pairs: picked.slice(0, pairs).map((slice, i) => changeOf(slice, addressIn(247, i + 1))),
-    burst: picked.slice(pairs).map((slice, i) => changeOf(slice, addressIn(246, i + 1))),
-  };
+  if (pairs >= slices.length) throw new Error(`${pairs} change pairs need as many slices; the cluster has ${slices.length} usable`);
+  const step = slices.length / pairs;
+  const pairSlices = Array.from({ length: pairs }, (_, i) => slices[Math.floor(i * step)] as RawObject);
+  const taken = new Set(pairSlices);
+  const rest = slices.filter((slice) => !taken.has(slice));
+  const burstSlices = burst <= rest.length ? Array.from({ length: burst }, (_, i) => rest[Math.floor((i * rest.length) / burst)] as RawObject) : rest;
+  const addedTo = new Map<RawObject, string[]>();
+  const burstChanges = Array.from({ length: burst }, (_, i) => {
+    const slice = burstSlices[i % burstSlices.length] as RawObject;
+    const earlier = addedTo.get(slice) ?? [];
+    const added = addressIn(246, i + 1);
+    addedTo.set(slice, [...earlier, added]);
+    return changeOf(slice, added, earlier);
+  });
+  return { pairs: pairSlices.map((slice, i) => changeOf(slice, addressIn(247, i + 1))), burst: burstChanges };
 }
 
 export const applyChange = (admin: Admin, change: SliceChange): Promise<number> =>
@@ -60,5 +74,6 @@ export const revertChange = (admin: Admin, change: SliceChange): Promise<number>
 
 /** Put every slice of `changes` back as created. */
 export function revertAll(admin: Admin, changes: readonly SliceChange[]): Promise<void> {
-  return parallel(changes, 32, (change) => revertChange(admin, change));
+  const once = [...new Map(changes.map((change) => [change.path, change])).values()];
+  return parallel(once, 32, (change) => revertChange(admin, change));
 }
