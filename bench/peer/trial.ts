@@ -172,6 +172,8 @@ export async function runTrial(context: TrialContext, kind: PeerKind): Promise<T
     });
     const startSeconds = (programmed.sample.at - started) / 1000;
     context.log(`  ${kind}: programmed in ${startSeconds.toFixed(2)} s (${programmed.sample.entries} nat entries, ${programmed.nat.rules} rules)`);
+    // on the table as programmed at start: the changes below add endpoints no sink answers for
+    const rates = await measureDataPath(context, node, programmed.nat);
 
     const changeMs = await measureChanges(context, watch, peer);
     const sorted = [...changeMs].sort((a, b) => a - b);
@@ -187,7 +189,6 @@ export async function runTrial(context: TrialContext, kind: PeerKind): Promise<T
     const burstTotalSeconds = (caughtUp.sample.at - burst.first) / 1000;
     context.log(`  ${kind}: burst sent in ${((burst.last - burst.first) / 1000).toFixed(1)} s, kernel matched ${burstCatchUpSeconds.toFixed(2)} s after the last change`);
 
-    const rates = await measureDataPath(context, node, caughtUp.nat);
     const usage = peer.usage();
     let idleCpuSeconds: number | undefined;
     if (context.idleSeconds > 0) {
