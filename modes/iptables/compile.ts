@@ -3,11 +3,23 @@
 // Layout (kube-proxy's proven structure, with kproxy's own KPROXY- chains):
 //   nat PREROUTING/OUTPUT → KPROXY-SERVICES: one rule per service frontend (ClusterIP → SVC, externalIP → EXT,
 //     LB IP → FW or EXT), then — last — the jump to KPROXY-NODEPORTS for local destinations (never loopback).
-//   SVC-<hash>: masquerade off-cluster traffic to the ClusterIP, session affinity (`recent`), then a
-//     `statistic` split over SEP chains. SVL-<hash>: the same split over local endpoints only (ETP Local).
+//   SVC-<hash>: masquerade off-cluster traffic to the ClusterIP, then a `statistic` split that DNATs in place.
+//     SVL-<hash>: the same split over local endpoints only (ETP Local).
 //   EXT-<hash>: external destinations: mark for masquerade (policy Cluster), or short-circuit pod/node traffic
 //     to SVC and send the rest to SVL (policy Local). FW-<hash>: loadBalancerSourceRanges.
-//   SEP-<hash>: hairpin masquerade + DNAT (and the affinity `recent --set`).
+//   Endpoints are DNATed by the split rule itself, not through a chain per endpoint (kube-proxy's SEP chains): with
+//     iptables-legacy every restore rewrites the whole table, and its cost grows with the number of chains far more
+//     than with rules (10k services × 10 endpoints: 135k chains took 4-7× as long to restore as the same rules
+//     with 22k; see docs/benchmarks.md). An endpoint that may be its own client here (hairpin: it must see the node
+//     as the source) gets a guarded pair instead: `-s EP <pick> -j HP-<hash>` then `! -s EP <pick> -j DNAT`,
+//     the pick's probability spent once either way; HP-<hash> marks for masquerade and DNATs by source (the source
+//     is the endpoint that was picked). Guarded: endpoints on this node (or without a node, or on a node IP), and
+//     every endpoint of the chain that ETP Local's pod short-circuit enters (pods of other nodes arrive there).
+//     Unguarded endpoints of other nodes cannot be their own client here: their node's proxy handles their cluster
+//     traffic, and their external traffic is masqueraded or short-circuited into a guarded chain. (This trusts the
+//     slices' nodeName, as topology does; kube-proxy guards every endpoint, see the oracle test's DELIBERATE table.)
+//   SEP-<hash>: one chain per endpoint where a DNAT is not enough: ClientIP affinity (`recent --set`), and a service
+//     whose guarded endpoints share an IP (HP could not tell them apart by source).
 //   nat POSTROUTING → KPROXY-POSTROUTING masquerades what was marked (bit from settings).
 //   filter: KPROXY-SERVICES / KPROXY-EXTERNAL-SERVICES reject (no endpoints) or drop (policy forbids),
 //     KPROXY-FIREWALL drops what FW did not accept, KPROXY-FORWARD accepts marked and established flows,
@@ -268,28 +280,19 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
     });
   }
 
-  // Endpoint chains are shared by SVC, SVX and SVL.
-  const endpointChains = new Map<string, Chain>();
-  const addEndpointChains = (route: Route): void => {
-    for (const ep of route.endpoints) {
-      const chain = endpointChain(service, ep, route, ctx);
-      if (chain && !endpointChains.has(chain.name)) endpointChains.set(chain.name, chain);
-    }
-  };
+  // How the balancing chains reach endpoints (shared by SVC, SVX and SVL): see the header.
+  const podShortCircuit = external && external.fromOutside !== external.fromCluster ? targets?.fromCluster : undefined;
+  const reach = endpointReach(service, ctx, names);
+  const balanced = (chain: string, route: Route): Chain =>
+    ({ kind: 'plain', name: chain, rules: balance(service, route, ctx, reach, chain === podShortCircuit) });
   if (hasCluster) {
     const clusterIPMatches = clusterIPMatch(service, ctx);
     const masq = clusterIPMatches ? masqueradeRules(internal.masquerade, clusterIPMatches, ctx, `${key} cluster IP`) : [];
-    out.chains.push({ kind: 'plain', name: names.svc, rules: [...masq, ...balance(service, internal, ctx)] });
-    addEndpointChains(internal);
+    const chain = balanced(names.svc, internal);
+    out.chains.push({ ...chain, rules: [...masq, ...chain.rules] });
   }
-  if (external && targets?.fromCluster === names.svx) {
-    out.chains.push({ kind: 'plain', name: names.svx, rules: balance(service, external.fromCluster, ctx) });
-    addEndpointChains(external.fromCluster);
-  }
-  if (external && targets?.fromOutside === names.svl) {
-    out.chains.push({ kind: 'plain', name: names.svl, rules: balance(service, external.fromOutside, ctx) });
-    addEndpointChains(external.fromOutside);
-  }
+  if (external && targets?.fromCluster === names.svx) out.chains.push(balanced(names.svx, external.fromCluster));
+  if (external && targets?.fromOutside === names.svl) out.chains.push(balanced(names.svl, external.fromOutside));
   if (external && targets && usesExt) {
     out.chains.push({ kind: 'plain', name: names.ext, rules: externalChainRules(service, external, targets, ctx) });
   }
@@ -305,7 +308,7 @@ function compileService(service: ServicePortPlan, ctx: FamilyContext, out: Colle
     }
     out.chains.push({ kind: 'plain', name: names.fw, rules });
   }
-  for (const c of endpointChains.values()) out.chains.push(c);
+  out.chains.push(...reach.chains());
   sepNames.delete(service);
 }
 
@@ -439,28 +442,76 @@ function externalChainRules(service: ServicePortPlan, external: ExternalRoutes, 
   return rules;
 }
 
+/** How a service's balancing rules reach an endpoint once it is picked, and the chains that takes. */
+interface EndpointReach {
+  /** The rules that send a packet matching `pick` to `ep`; `guardAll`: guard every endpoint (hairpin). */
+  pick(ep: Endpoint, pick: readonly Match[], comment: string, guardAll: boolean): Rule[];
+  /** ClientIP affinity: the check that sends a client back to `ep` (only through endpoint chains). */
+  recentCheck?(ep: Endpoint, seconds: number, comment: string): Rule;
+  /** The chains the picks jump to. */
+  chains(): Chain[];
+}
+
+/** SEP chains where a DNAT is not enough (affinity, or guarded endpoints sharing an IP); else DNAT in place. */
+function endpointReach(service: ServicePortPlan, ctx: FamilyContext, names: ServiceChainNames): EndpointReach {
+  const { clusterIP: internal, external } = service.routes;
+  const routes = [internal, ...(external ? [external.fromCluster, external.fromOutside] : [])];
+  const ips = new Map<string, number>();
+  for (const ep of new Set(routes.flatMap((r) => r.endpoints))) ips.set(ep.ip, (ips.get(ep.ip) ?? 0) + 1);
+  const sharedIP = [...ips.values()].some((count) => count > 1);
+  return routes.some((r) => r.affinity) || sharedIP ? viaEndpointChains(service, ctx) : inPlace(service, ctx, names);
+}
+
+function viaEndpointChains(service: ServicePortPlan, ctx: FamilyContext): EndpointReach {
+  const chains = new Map<string, Chain>();
+  const chainOf = (ep: Endpoint): string => {
+    const name = sepName(service, joinEndpoint(ep, ctx.family));
+    if (!chains.has(name)) chains.set(name, endpointChain(service, ep, name, ctx));
+    return name;
+  };
+  return {
+    pick: (ep, pick, comment) => [{ matches: pick, target: jump(chainOf(ep)), comment }],
+    recentCheck: (ep, seconds, comment) => {
+      const chain = chainOf(ep);
+      return { matches: [{ kind: 'recent', mode: 'check', name: chain, seconds, reap: true }], target: jump(chain), comment };
+    },
+    chains: () => [...chains.values()],
+  };
+}
+
+function inPlace(service: ServicePortPlan, ctx: FamilyContext, names: ServiceChainNames): EndpointReach {
+  const protocol = PROTOCOL_ONLY[service.protocol];
+  const dnat = (ep: Endpoint): Target => ({ kind: 'DNAT', ip: ep.ip, port: ep.port });
+  const hairpin = new Map<string, Rule>();
+  const mayBeOwnClient = (ep: Endpoint): boolean => ep.local || ep.nodeName === undefined || ctx.nodeIPs.includes(ep.ip);
+  return {
+    pick: (ep, pick, comment, guardAll) => {
+      const src = hostCidr(ep.ip, ctx.family) as string; // balance() keeps only endpoints of this family
+      if (!guardAll && !mayBeOwnClient(ep)) return [{ matches: [...pick, protocol], target: dnat(ep), comment }];
+      if (!hairpin.has(ep.ip)) hairpin.set(ep.ip, { matches: [{ kind: 'src', cidr: src }, protocol], target: dnat(ep), comment });
+      return [
+        { matches: [{ kind: 'src', cidr: src }, ...pick], target: jump(names.hairpin), comment: `${comment} (hairpin)` },
+        { matches: [{ kind: 'src', cidr: src, negate: true }, ...pick, protocol], target: dnat(ep), comment },
+      ];
+    },
+    chains: () => (hairpin.size === 0 ? [] : [{
+      kind: 'plain', name: names.hairpin,
+      rules: [{ matches: [], target: JUMP_MARK_MASQ, comment: `${service.key} hairpin` }, ...hairpin.values()],
+    }]),
+  };
+}
+
 /** Session affinity first (a client seen recently goes back to its endpoint), then an even random split. */
-function balance(service: ServicePortPlan, route: Route, ctx: FamilyContext): Rule[] {
+function balance(service: ServicePortPlan, route: Route, ctx: FamilyContext, reach: EndpointReach, guardAll: boolean): Rule[] {
   const usable = route.endpoints.filter((ep) => hostCidr(ep.ip, ctx.family) !== undefined);
   const rules: Rule[] = [];
-  const target = (ep: Endpoint): { chain: string; comment: string } => {
-    const text = joinEndpoint(ep, ctx.family);
-    return { chain: sepName(service, text), comment: `${service.key} -> ${text}` };
-  };
-  if (route.affinity) {
-    for (const ep of usable) {
-      const { chain, comment } = target(ep);
-      rules.push({
-        matches: [{ kind: 'recent', mode: 'check', name: chain, seconds: route.affinity.timeoutSeconds, reap: true }],
-        target: jump(chain), comment,
-      });
-    }
+  const comment = (ep: Endpoint): string => `${service.key} -> ${joinEndpoint(ep, ctx.family)}`;
+  if (route.affinity && reach.recentCheck) {
+    for (const ep of usable) rules.push(reach.recentCheck(ep, route.affinity.timeoutSeconds, comment(ep)));
   }
   usable.forEach((ep, i) => {
-    const { chain, comment } = target(ep);
     const remaining = usable.length - i;
-    const matches: Match[] = remaining > 1 ? [pickOneOf(remaining)] : [];
-    rules.push({ matches, target: jump(chain), comment });
+    rules.push(...reach.pick(ep, remaining > 1 ? [pickOneOf(remaining)] : [], comment(ep), guardAll));
   });
   return rules;
 }
@@ -480,12 +531,10 @@ function joinEndpoint(ep: Endpoint, family: IPFamily): string {
   return family === 'IPv6' ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
-function endpointChain(service: ServicePortPlan, ep: Endpoint, route: Route, ctx: FamilyContext): Chain | undefined {
-  const src = hostCidr(ep.ip, ctx.family);
-  if (!src) return undefined;
-  const name = sepName(service, joinEndpoint(ep, ctx.family));
+function endpointChain(service: ServicePortPlan, ep: Endpoint, name: string, ctx: FamilyContext): Chain {
+  const src = hostCidr(ep.ip, ctx.family) as string; // balance() keeps only endpoints of this family
   const dnatMatches: Match[] = [PROTOCOL_ONLY[service.protocol]];
-  if (route.affinity) dnatMatches.push({ kind: 'recent', mode: 'set', name });
+  if (service.routes.clusterIP.affinity) dnatMatches.push({ kind: 'recent', mode: 'set', name });
   return {
     kind: 'plain', name, rules: [
       // Hairpin: an endpoint reaching itself through the service must see the node as the source.

@@ -38,6 +38,8 @@ export interface ServiceChainNames {
   readonly ext: string;
   /** loadBalancerSourceRanges filter. */
   readonly fw: string;
+  /** Hairpin: marks for masquerade, then DNATs to the endpoint that is the source (see compile.ts). */
+  readonly hairpin: string;
 }
 
 export function serviceChainNames(serviceKey: string, protocol: Protocol): ServiceChainNames {
@@ -48,6 +50,7 @@ export function serviceChainNames(serviceKey: string, protocol: Protocol): Servi
     svx: `${CHAIN_PREFIX}SVX-${hash}`,
     ext: `${CHAIN_PREFIX}EXT-${hash}`,
     fw: `${CHAIN_PREFIX}FW-${hash}`,
+    hairpin: `${CHAIN_PREFIX}HP-${hash}`,
   };
 }
 

@@ -12,7 +12,7 @@ import { FLOW_COMPUTE_OPTIONS, flowClusterState } from '../flows/cluster.ts';
 import { traceRuleset } from '../../kit/iptables/trace.ts';
 import type { Packet, Verdict } from '../../src/model/trace.ts';
 import { stateOf, testOptions } from '../fixtures/compute-helpers.ts';
-import { endpoint, node, service, slice } from '../fixtures/objects.ts';
+import { endpoint, node, service, slice, type Raw } from '../fixtures/objects.ts';
 
 const chain = (ruleset: Ruleset, table: 'nat' | 'filter', name: string): Chain => {
   const found = ruleset[table].chains.find((c) => c.name === name);
@@ -36,14 +36,14 @@ describe('chain names', () => {
     ];
     for (const [key, protocol, endpoint] of cases) {
       const svc = serviceChainNames(key, protocol);
-      for (const name of [svc.svc, svc.svl, svc.ext, svc.fw, endpointChainName(key, protocol, endpoint)]) {
+      for (const name of [svc.svc, svc.svl, svc.ext, svc.fw, svc.hairpin, endpointChainName(key, protocol, endpoint)]) {
         assert.ok(name.length <= MAX_CHAIN_NAME_LENGTH, `${name} is ${name.length} chars`);
-        assert.match(name, /^KPROXY-(SVC|SVL|EXT|FW|SEP)-[A-Z2-7]{16}$/);
+        assert.match(name, /^KPROXY-(SVC|SVL|EXT|FW|HP|SEP)-[A-Z2-7]{16}$/);
         names.add(name);
       }
     }
-    // Four chains per service port (cases 0 and 3 share one) and one per endpoint.
-    assert.equal(names.size, 4 * 4 + cases.length);
+    // Five chains per service port (cases 0 and 3 share them) and one per endpoint.
+    assert.equal(names.size, 4 * 5 + cases.length);
   });
 });
 
@@ -130,6 +130,63 @@ describe('compile', () => {
     assert.match(text, /! -d ::1\/128 -m addrtype --dst-type LOCAL -j KPROXY-NODEPORTS/);
     assert.match(text, /! -s fd00:244::\/32 -d fd00:96::10\/128/);
     assert.doesNotMatch(text, /\d+\.\d+\.\d+\.\d+/, 'no IPv4 address in the IPv6 ruleset');
+  });
+});
+
+describe('endpoints: DNAT in place, hairpin guards, endpoint chains only where a DNAT is not enough', () => {
+  const options = testOptions({ clusterCIDRs: ['10.244.0.0/16'] });
+  const nodeA = node({ name: 'node-a', addresses: [['InternalIP', '192.168.0.10']] });
+  const names = serviceChainNames('default/web:', 'TCP');
+  const local = endpoint({ ip: '10.244.1.5', node: 'node-a' });
+  const remote = endpoint({ ip: '10.244.2.5', node: 'node-b' });
+  const compiled = (spec: Raw, endpoints: Raw[]): Ruleset =>
+    compile(stateOf({ services: [service({ spec })], slices: [slice({ endpoints })], node: nodeA }, options), 'IPv4');
+  const sepChains = (ruleset: Ruleset): string[] => ruleset.nat.chains.map((c) => c.name).filter((n) => n.startsWith('KPROXY-SEP-'));
+  const describeRule = (r: Rule): string => `${r.matches.map((m) => ('negate' in m && m.negate ? '!' : '') + m.kind).join(',')} -> ${r.target.kind === 'jump' ? r.target.chain : r.target.kind}`;
+  const trace = (ruleset: Ruleset, src: string, from: Packet['from'] = 'pod'): Verdict =>
+    traceRuleset(ruleset, { from, src, dst: '10.96.0.10', port: 80, protocol: 'TCP' }, { nodeIPs: ['192.168.0.10'] });
+
+  test('an endpoint of another node is one rule: the pick and the DNAT; one on this node a guarded pair', () => {
+    const ruleset = compiled({}, [remote, local]);
+    assert.deepEqual(chain(ruleset, 'nat', names.svc).rules.map(describeRule), [
+      '!src,dst,protocol -> KPROXY-MARK-MASQ',
+      `src,statistic -> ${names.hairpin}`, // 10.244.1.5 (this node): the guarded pair, one pick for both rules
+      '!src,statistic,protocol -> DNAT',
+      'protocol -> DNAT', // 10.244.2.5 (node-b), the last pick
+    ]);
+    assert.deepEqual(chain(ruleset, 'nat', names.hairpin).rules.map(describeRule), [' -> KPROXY-MARK-MASQ', 'src,protocol -> DNAT']);
+    assert.deepEqual(sepChains(ruleset), []);
+  });
+
+  test('hairpin: an endpoint reaching itself is masqueraded, only when it picks itself; others keep their source', () => {
+    const ruleset = compiled({}, [remote, local]);
+    assert.deepEqual(trace(ruleset, '10.244.1.5'), { kind: 'forward', reaches: [
+      { endpoint: '10.244.1.5:8080', masquerade: true }, { endpoint: '10.244.2.5:8080', masquerade: false }] });
+    assert.deepEqual(trace(ruleset, '10.244.1.9'), { kind: 'forward', reaches: [
+      { endpoint: '10.244.1.5:8080', masquerade: false }, { endpoint: '10.244.2.5:8080', masquerade: false }] });
+  });
+
+  test('ETP Local: the chain pods of any node are short-circuited to guards every endpoint', () => {
+    const spec = { type: 'NodePort', ports: [{ port: 80, nodePort: 30080 }], externalTrafficPolicy: 'Local' };
+    const ruleset = compiled(spec, [remote, local]);
+    const svc = chain(ruleset, 'nat', names.svc).rules;
+    assert.equal(svc.filter((r) => r.target.kind === 'jump' && r.target.chain === names.hairpin).length, 2);
+    // a pod of node-b reaching node-a's NodePort may pick itself: masqueraded then, as kube-proxy does
+    const toNodePort: Packet = { from: 'pod', src: '10.244.2.5', dst: '192.168.0.10', port: 30080, protocol: 'TCP' };
+    assert.deepEqual(traceRuleset(ruleset, toNodePort, { nodeIPs: ['192.168.0.10'] }), { kind: 'forward', reaches: [
+      { endpoint: '10.244.1.5:8080', masquerade: false }, { endpoint: '10.244.2.5:8080', masquerade: true }] });
+  });
+
+  test('ClientIP affinity keeps a chain per endpoint (recent --set), and so does a service whose endpoints share an IP', () => {
+    const sticky = compiled({ sessionAffinity: 'ClientIP' }, [remote, local]);
+    assert.equal(sepChains(sticky).length, 2);
+    assert.ok(chain(sticky, 'nat', names.svc).rules.some((r) => r.matches.some((m) => m.kind === 'recent')));
+    const twoPorts = stateOf({
+      services: [service({})],
+      slices: [slice({ name: 'a', endpoints: [local], ports: [{ port: 8080 }] }), slice({ name: 'b', endpoints: [local], ports: [{ port: 9090 }] })],
+      node: nodeA,
+    }, options);
+    assert.equal(sepChains(compile(twoPorts, 'IPv4')).length, 2);
   });
 });
 

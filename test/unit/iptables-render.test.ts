@@ -97,15 +97,17 @@ describe('renderDiff', () => {
   const echo = serviceChainNames('default/echo:http', 'TCP');
   const mixed = serviceChainNames('default/mixed:http', 'TCP');
 
-  test('one endpoint fewer: the service chain is rewritten, the endpoint chain removed, nothing else', () => {
+  test('one endpoint fewer: the service chain and its hairpin chain are rewritten, nothing else', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http'
       ? replan(s, { clusterEndpoints: s.clusterEndpoints.slice(0, 2) }) : s)));
     const diff = renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
     const written = lines(diff.text);
     assert.equal(written[0], '*nat');
     assert.ok(written.includes(`:${echo.svc} - [0:0]`));
-    assert.equal(written.filter((l) => l.startsWith('-X ')).length, 1);
-    assert.equal(written.filter((l) => l.startsWith(`-A ${echo.svc} `)).length, 3, 'masquerade rule + two endpoints');
+    assert.equal(written.filter((l) => l.startsWith('-X ')).length, 0, 'no chain per endpoint to remove');
+    // the flow cluster's endpoints are on this node: each is a guarded pair (hairpin pick, DNAT)
+    assert.equal(written.filter((l) => l.startsWith(`-A ${echo.svc} `)).length, 5, 'masquerade rule + two endpoints × 2');
+    assert.equal(written.filter((l) => l.startsWith(`-A ${echo.hairpin} `)).length, 3, 'mark + two endpoints');
     assert.ok(!written.includes('*filter'), 'the filter table is untouched');
     assert.equal(diff.lines, written.length);
   });
