@@ -1,4 +1,4 @@
-// `kproxy trace`: what the chosen mode's rules do with one packet, computed from --manifests.
+// `kproxy trace`: what the chosen mode's rules do with one packet, computed from --manifests or the cluster (one list).
 import { UsageError } from '../errors.ts';
 import type { ProxyConfig } from '../config/types.ts';
 import type { Logger } from '../model/mode.ts';
@@ -8,7 +8,7 @@ import { loadMode, type LoadModeOptions } from '../modes.ts';
 import { joinHostPort, normalizeIP } from '../util/ip.ts';
 import { formatVerdict } from './format-state.ts';
 import type { OutputFormat, TraceRequest } from './parse.ts';
-import { desiredStateFromManifests } from './wiring.ts';
+import { desiredStateOnce } from './wiring.ts';
 
 export interface TraceOptions {
   readonly config: ProxyConfig;
@@ -43,7 +43,7 @@ export function packetOf(request: TraceRequest): Packet {
 export async function trace(options: TraceOptions): Promise<string> {
   const packet = packetOf(options.request);
   const mode = await loadMode(options.config.mode, options.modes ?? {});
-  const { state } = await desiredStateFromManifests(options.config, options.log);
+  const { state } = await desiredStateOnce(options.config, options.log);
   const verdict = mode.trace(state, packet);
   if (options.format === 'json') return `${JSON.stringify({ mode: mode.name, packet, verdict }, null, 2)}\n`;
   const dst = joinHostPort(packet.dst, packet.port);

@@ -11,6 +11,7 @@ import type { ClusterSource, ObjectKind } from '../model/source.ts';
 import type { DesiredState } from '../model/types.ts';
 import { ClusterStore } from '../store/cluster-store.ts';
 import { firstLineOf } from '../util/errors.ts';
+import { tapClusterEvents } from '../health/tap.ts';
 
 export interface NodeNameInput {
   readonly hostnameOverride?: string;
@@ -141,5 +142,46 @@ export async function desiredStateFromManifests(config: ProxyConfig, log: Logger
   const source = new ManifestSource({ path: config.manifests, log, nodeName, watch: false });
   await source.start(store);
   await source.stop();
+  return { state: store.snapshot(), nodeName };
+}
+
+export interface ClusterReadOptions {
+  /** Longest wait for the first complete lists of Services and EndpointSlices. */
+  readonly timeoutMs?: number;
+  /** After those, how long the Node's list may still take (it may be absent or not readable). */
+  readonly nodeGraceMs?: number;
+}
+
+/**
+ * One-shot desired state as the running proxy sees it (plan and trace inside the pod): from --manifests when
+ * given, else one list of the cluster's objects through the same source and credentials as the proxy.
+ */
+export async function desiredStateOnce(config: ProxyConfig, log: Logger, options: ClusterReadOptions = {}): Promise<{ state: DesiredState; nodeName: string }> {
+  if (config.manifests !== undefined) return desiredStateFromManifests(config, log);
+  const nodeName = nodeNameFor(config, log);
+  const store = createStore(computeOptionsOf(config, nodeName), log);
+  const source = await createSource(config, nodeName, log);
+  let markSynced = (): void => undefined;
+  let markNode = (): void => undefined;
+  const synced = new Promise<void>((resolve) => { markSynced = resolve; });
+  const nodeListed = new Promise<void>((resolve) => { markNode = resolve; });
+  const timer = (ms: number): { done: Promise<'timeout'>; clear(): void } => {
+    let handle: NodeJS.Timeout | undefined;
+    return { done: new Promise((resolve) => { handle = setTimeout(() => resolve('timeout'), ms); }), clear: () => clearTimeout(handle) };
+  };
+  await source.start(tapClusterEvents(store, { synced: markSynced, replaceAll: (kind) => { if (kind === 'Node') markNode(); } }));
+  try {
+    const listWait = timer(options.timeoutMs ?? 30_000);
+    const outcome = await Promise.race([synced, listWait.done]);
+    listWait.clear();
+    if (outcome === 'timeout') {
+      throw new SourceUnavailableError(`no complete list of Services and EndpointSlices from ${source.description} within ${(options.timeoutMs ?? 30_000) / 1000} s`);
+    }
+    const nodeWait = timer(options.nodeGraceMs ?? 5000);
+    if (await Promise.race([nodeListed, nodeWait.done]) === 'timeout') log.warn({ node: nodeName }, `Node ${nodeName} not read: computed without it`);
+    nodeWait.clear();
+  } finally {
+    await source.stop();
+  }
   return { state: store.snapshot(), nodeName };
 }
