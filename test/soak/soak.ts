@@ -25,6 +25,7 @@ export const SOAK_MODES: Readonly<Record<string, readonly string[]>> = {
   // legacy: iptables-nft restores take minutes at 10k services (docs/benchmarks.md)
   iptables: ['--iptables-variant', 'legacy'],
   userspace: [],
+  nftables: [],
 };
 
 export interface SoakOptions {
