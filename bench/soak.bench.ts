@@ -9,7 +9,8 @@
 //   npm run bench soak                                     every mode × source × 1k and 10k services
 //   npm run bench soak -- --rows=iptables:kube:10000,userspace:manifests:1000 --minutes=4 --warmup-minutes=1
 //   npm run bench soak -- --quick                          1k rows only, 4 minutes each
-//   --factor=1.2 (RSS limit), --json=FILE (every sample of every row)
+//   --factor=1.2 (RSS limit), --json=FILE (every sample of every row),
+//   --edit=in-place (the manifest file rewritten in place instead of replaced by rename)
 import { writeFileSync } from 'node:fs';
 import { runSoak, SOAK_MODES, type SoakResult, type SoakSource } from '../test/soak/soak.ts';
 
@@ -28,6 +29,7 @@ const minutes = Number(flag('minutes') ?? (quick ? 4 : 10));
 const warmupMinutes = Number(flag('warmup-minutes') ?? (quick ? 1 : 2));
 const factor = Number(flag('factor') ?? 1.2);
 const jsonFile = flag('json');
+const edit = flag('edit') === 'in-place' ? 'in-place' : 'rename';
 
 function plannedRows(): Row[] {
   const asked = flag('rows');
@@ -63,14 +65,14 @@ function tableLine(row: Row, result: SoakResult | Error): string {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the soak benchmark needs root (it creates network namespaces)');
   const rows = plannedRows();
-  console.log(`soak: ${rows.length} rows, ${minutes} min of churn each (warm-up ${warmupMinutes} min), RSS limit ${factor}× the warm-up value`);
+  console.log(`soak: ${rows.length} rows, ${minutes} min of churn each (warm-up ${warmupMinutes} min), RSS limit ${factor}× the warm-up value; manifests edited by ${edit}`);
   const results: Array<{ row: Row; result: SoakResult | Error }> = [];
   for (const row of rows) {
     console.log(`\n### ${row.mode} / ${row.source} / ${row.services} services`);
     let result: SoakResult | Error;
     try {
       result = await runSoak({
-        ...row, durationMs: minutes * 60_000, warmupMs: warmupMinutes * 60_000, rssFactor: factor,
+        ...row, durationMs: minutes * 60_000, warmupMs: warmupMinutes * 60_000, rssFactor: factor, manifestEdit: edit,
         log: (line) => console.log(line),
       });
     } catch (error) {
