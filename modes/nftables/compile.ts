@@ -303,8 +303,6 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
 
   const frontends: FrontendPart[] = [];
   const external = routes.external;
-  const hasAny = [routes.clusterIP, external?.fromOutside, external?.fromCluster]
-    .some((r) => r !== undefined && (r.endpoints.length > 0 || r.whenEmpty === 'drop'));
   const sourceRanges = minimalCidrs(plan.sourceRanges, ctx.ipFamily);
   const nodeAllowed = ctx.nodeIPs.some((ip) => sourceRanges.some((r) => cidrContains(r, ip)));
 
@@ -336,8 +334,9 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
         out.elements.push(put(SETS.externalFromCluster, key, target(external.fromCluster, 'from-cluster', 'ip', false, key, out)));
         out.elements.push(put(SETS.externalFromOutside, key, target(external.fromOutside, 'from-outside', 'ip', true, key, out)));
       }
-      // loadBalancerSourceRanges, as upstream: only while the service has endpoints (else it rejects everyone).
-      if (frontend.kind === 'LoadBalancer' && sourceRanges.length > 0 && hasAny) {
+      // loadBalancerSourceRanges, as upstream's nftables mode: whether or not the service has endpoints (a source outside
+      // the ranges is dropped before DNAT; upstream's iptables mode checks them only while there are endpoints).
+      if (frontend.kind === 'LoadBalancer' && sourceRanges.length > 0) {
         out.elements.push(put(SETS.firewallIPs, key));
         for (const range of sourceRanges) out.elements.push(put(SETS.firewallAllow, `${key} . ${cidrElement(range)}`));
         // The node reaching its own LoadBalancer IP may arrive with that IP as its source.

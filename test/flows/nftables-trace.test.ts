@@ -6,7 +6,7 @@ import { mode } from '../../modes/nftables/index.ts';
 import { assembleSource } from '../../modes/nftables/diff.ts';
 import { endpointShares, traceConnections, tracePaths } from '../../modes/nftables/trace.ts';
 import type { Packet } from '../../src/model/trace.ts';
-import { FLOW_CASES, flowClusterState, TOPOLOGY } from './table.ts';
+import { expectedIn, FLOW_CASES, flowClusterState, TOPOLOGY } from './table.ts';
 
 describe('packet-flow table: nftables tracer', () => {
   const state = flowClusterState();
@@ -14,7 +14,7 @@ describe('packet-flow table: nftables tracer', () => {
   for (const flow of FLOW_CASES) {
     test(flow.name, () => {
       const { src, dst, port, protocol, from } = flow.packet;
-      assert.deepEqual(mode.trace(compiled, flow.packet), flow.expect, `${from} ${src} -> ${dst}:${port}/${protocol}`);
+      assert.deepEqual(mode.trace(compiled, flow.packet), expectedIn('nftables', flow), `${from} ${src} -> ${dst}:${port}/${protocol}`);
     });
   }
 });

@@ -1,7 +1,7 @@
 // The shared packet-flow table (test/flows/table.ts) on a real kernel, programmed by the real agent in
 // nftables mode in the namespace harness. Cases marked tracerOnly run on the tracer only (test/flows).
 import { describe, test, before, after } from 'node:test';
-import { FLOW_CASES, FLOW_MANIFEST_PATH, flowClusterState } from '../flows/table.ts';
+import { expectedIn, FLOW_CASES, FLOW_MANIFEST_PATH, flowClusterState } from '../flows/table.ts';
 import { checkKernelFlow, createCluster, startKproxy, type Cluster, type KproxyProcess } from '../harness/index.ts';
 import { kernelSuite, requireKernelTools } from './preflight.ts';
 
@@ -28,5 +28,7 @@ describe('packet-flow table on a real kernel: nftables', kernelSuite, () => {
     await cluster?.destroy();
   });
 
-  for (const flow of kernelCases) test(flow.name, () => checkKernelFlow(cluster, state, flow, ENDPOINT_PORT));
+  for (const flow of kernelCases) {
+    test(flow.name, () => checkKernelFlow(cluster, state, { ...flow, expect: expectedIn('nftables', flow) }, ENDPOINT_PORT));
+  }
 });

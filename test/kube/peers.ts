@@ -19,8 +19,8 @@ import { stopChildProcess } from '../harness/run.ts';
 import { requireKubeBinaries, type ControlPlane } from './apiserver.ts';
 
 export type PeerKind = 'kproxy' | 'kube-proxy';
-/** Modes both proxies implement today; 'nftables' and 'ipvs' join when kproxy has them. */
-export type PeerMode = 'iptables';
+/** Modes both proxies implement here ('ipvs' needs a kernel with IPVS: only the test VM has one). */
+export type PeerMode = 'iptables' | 'nftables';
 export type IptablesVariant = 'legacy' | 'nft';
 
 /** What a proxy needs of the node it runs on (a harness Cluster, or the benchmark's node). */
@@ -95,6 +95,7 @@ export function peerConfiguration(settings: PeerSettings): Record<string, unknow
     healthzBindAddress: settings.healthzBindAddress ?? '127.0.0.1:10256',
     metricsBindAddress: settings.metricsBindAddress ?? '127.0.0.1:10249',
     iptables: { ...sync, masqueradeBit: 14, localhostNodePorts: true },
+    nftables: { ...sync, masqueradeBit: 14 },
     // all zero: kube-proxy must not touch the machine-wide conntrack table size or hash size
     conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s', udpTimeout: '0s', udpStreamTimeout: '0s' },
     logging: { verbosity: settings.verbosity ?? 0 },
