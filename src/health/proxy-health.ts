@@ -1,7 +1,10 @@
 // kube-proxy's health contract (/healthz and /livez), as state plus pure response builders:
 // - unhealthy when a change has been queued and not applied for longer than the health timeout
 //   (2 × syncPeriod upstream); while starting (nothing applied yet) and when fully synced it is healthy;
-// - /healthz is also unhealthy when the Node is being deleted or tainted ToBeDeletedByClusterAutoscaler.
+// - /healthz is also unhealthy when the Node is being deleted or tainted ToBeDeletedByClusterAutoscaler;
+// - kproxy's addition: /healthz is unhealthy until the first sync has been applied (upstream answers 200 while
+//   starting), so a readiness probe or a load balancer's check never sends traffic to a node that serves nothing
+//   yet. /livez keeps upstream's "healthy while starting": a slow first sync must not get the agent killed.
 // kproxy's one sync loop programs both families, so every family shares one timestamp pair.
 import type { SyncObserver, SyncSucceeded } from '../model/observe.ts';
 import type { IPFamily } from '../model/types.ts';
@@ -82,7 +85,8 @@ export class ProxyHealth implements SyncObserver {
   private respond(withNode: boolean): HealthResponse {
     const now = this.clock.now();
     const proxierHealthy = this.isHealthy();
-    const healthy = proxierHealthy && (!withNode || this.eligible);
+    const synced = this.lastUpdated !== undefined;
+    const healthy = proxierHealthy && (!withNode || (this.eligible && synced));
     const status: Record<string, { lastUpdated: string; healthy: boolean }> = {};
     if (this.lastUpdated !== undefined) {
       for (const family of this.families) status[family] = { lastUpdated: iso(this.lastUpdated), healthy: proxierHealthy };
@@ -93,6 +97,8 @@ export class ProxyHealth implements SyncObserver {
       currentTime: iso(now),
       ...(withNode ? { nodeEligible: this.eligible } : {}),
       healthy: proxierHealthy,
+      // kproxy's addition: whether the first sync has been applied (/healthz is 503 until then).
+      ...(withNode ? { synced } : {}),
       ...(Object.keys(status).length > 0 ? { status } : {}),
       // kproxy's addition: whether the cluster view is stale (API watch broken).
       sourceStale: this.stale.isStale,

@@ -22,8 +22,10 @@ type Step =
   | { eligible: boolean };
 
 const cases: Array<{ name: string; steps: Step[]; healthz: number; livez: number }> = [
-  { name: 'starting up: nothing applied yet', steps: [], healthz: 200, livez: 200 },
-  { name: 'starting up with a change queued long ago (not late before the first sync)', steps: [{ queue: 0 }, { advance: 10 * TIMEOUT }], healthz: 200, livez: 200 },
+  // kproxy's addition: /healthz waits for the first applied sync; /livez is upstream's "healthy while starting".
+  { name: 'starting up: nothing applied yet', steps: [], healthz: 503, livez: 200 },
+  { name: 'starting up with a change queued long ago (not late before the first sync)', steps: [{ queue: 0 }, { advance: 10 * TIMEOUT }], healthz: 503, livez: 200 },
+  { name: 'first sync applied', steps: [{ queue: 0 }, { sync: true }], healthz: 200, livez: 200 },
   { name: 'synced, nothing pending', steps: [{ sync: true }, { advance: 10 * TIMEOUT }], healthz: 200, livez: 200 },
   { name: 'change pending, not late yet', steps: [{ sync: true }, { queue: 0 }, { advance: TIMEOUT - 1 }], healthz: 200, livez: 200 },
   { name: 'change pending for the whole timeout', steps: [{ sync: true }, { queue: 0 }, { advance: TIMEOUT }], healthz: 503, livez: 503 },
@@ -66,6 +68,9 @@ describe('ProxyHealth', () => {
     assert.equal(before.currentTime, '2025-01-02T03:04:05.000Z');
     assert.equal('nodeEligible' in before, false);
     assert.equal('status' in before, false);
+    const starting = JSON.parse(health.healthz().body) as Record<string, unknown>;
+    assert.equal(starting.synced, false);
+    assert.equal(starting.healthy, true); // the proxier itself is healthy while starting, as upstream
     health.syncSucceeded(succeeded(clock));
     health.changeQueued(clock.now());
     await clock.advance(TIMEOUT);
@@ -73,6 +78,7 @@ describe('ProxyHealth', () => {
     assert.equal(late.lastUpdated, '2025-01-02T03:04:05.000Z'); // the last applied sync, not "now"
     assert.equal(late.currentTime, '2025-01-02T03:05:05.000Z');
     assert.equal(late.nodeEligible, true);
+    assert.equal(late.synced, true);
     assert.equal(late.healthy, false);
     assert.deepEqual(late.status, { IPv4: { lastUpdated: '2025-01-02T03:04:05.000Z', healthy: false }, IPv6: { lastUpdated: '2025-01-02T03:04:05.000Z', healthy: false } });
     health.syncSucceeded(succeeded(clock));
@@ -84,6 +90,7 @@ describe('ProxyHealth', () => {
     const clock = new FakeClock();
     const health = new ProxyHealth({ clock, healthTimeoutMs: TIMEOUT });
     const tap = nodeEligibilityTap(health);
+    health.syncSucceeded(succeeded(clock));
     tap.stale?.(true, 'Service: connection refused');
     const answer = health.healthz();
     assert.equal(answer.status, 200);
