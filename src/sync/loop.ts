@@ -46,6 +46,7 @@ export class SyncLoop {
   private lastSucceededAt: number | undefined;
   private retryAt: number | undefined;
   private needFull = true;
+  private burstQueued = false;
   private failures = 0;
   private syncs = 0;
 
@@ -77,7 +78,22 @@ export class SyncLoop {
     const now = this.options.clock.now();
     this.pendingSince ??= now;
     this.notify((o) => o.changeQueued?.(now));
-    this.schedule();
+    this.scheduleAfterBurst();
+  }
+
+  /**
+   * A sync never starts inside the call that reported a change: a source may report several at once (a manifest
+   * reload replaces the Services, then the EndpointSlices), and a snapshot taken between them would program new
+   * services without their endpoints (refusing their clients) until the next sync. After the caller's turn, the
+   * snapshot has the whole burst.
+   */
+  private scheduleAfterBurst(): void {
+    if (this.burstQueued) return;
+    this.burstQueued = true;
+    queueMicrotask(() => {
+      this.burstQueued = false;
+      this.schedule();
+    });
   }
 
   /** Stop scheduling and wait for a sync in progress (programmed state stays as it is). */

@@ -122,6 +122,27 @@ describe('SyncLoop', () => {
     await h.loop.stop();
   });
 
+  test('changes reported in one turn (a manifest reload: Services, then EndpointSlices) are one sync that sees them all', async () => {
+    const clock = new FakeClock(0);
+    let version = 0;
+    const seen: number[] = [];
+    const loop = new SyncLoop({
+      clock, log: silentLogger(), isReady: () => true, minSyncPeriodMs: 0, syncPeriodMs: 30_000,
+      snapshot: () => { seen.push(version); return emptyState; },
+      proxier: { sync: async (_state: DesiredState, request: SyncRequest) => ({ full: request.full }) },
+    });
+    loop.start();
+    await clock.advance(0);
+    seen.length = 0;
+    version = 1; // the Services of the reload
+    loop.requestSync();
+    version = 2; // its EndpointSlices, in the same turn
+    loop.requestSync();
+    await clock.advance(0);
+    assert.deepEqual(seen, [2]);
+    await loop.stop();
+  });
+
   test('a burst of changes is coalesced and minSyncPeriod is honoured', async () => {
     const h = harness();
     h.loop.start();
