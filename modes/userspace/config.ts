@@ -23,6 +23,11 @@ export interface UserspaceConfig {
    * stream); request/response traffic stays with Node, which answers sooner. 0 hands every connection over.
    */
   readonly spliceAfterBytes: number;
+  /**
+   * Bind listeners on a service address before the address is added to the interface (IP_FREEBIND), so a client
+   * never finds the address without a listener. false: the address comes first, its listeners a moment later.
+   */
+  readonly freebind: boolean;
   /** How often the node's addresses are compared with the last sync's (NodePorts follow them); 0 = never. */
   readonly addressPollMs: number;
   /** At most this many log lines per reason and service in `logWindowMs`. */
@@ -40,6 +45,7 @@ export const defaultConfig: UserspaceConfig = {
   workers: 2,
   splice: true,
   spliceAfterBytes: 1024 * 1024,
+  freebind: true,
   addressPollMs: 2000,
   logBurst: 5,
   logWindowMs: 10_000,
@@ -75,11 +81,13 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>): ParsedConfi
     if (typeof ifname === 'string' && IFNAME.test(ifname)) interfaceName = ifname;
     else problems.push(`userspace setting interfaceName=${String(ifname)} ignored: not a valid interface name`);
   }
-  let splice = defaultConfig.splice;
-  const spliceRaw = get('splice');
-  if (spliceRaw === true || spliceRaw === 'true') splice = true;
-  else if (spliceRaw === false || spliceRaw === 'false') splice = false;
-  else if (spliceRaw !== undefined) problems.push(`userspace setting splice=${String(spliceRaw)} ignored: expected true or false`);
+  const bool = (key: 'splice' | 'freebind'): boolean => {
+    const value = get(key);
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    if (value !== undefined) problems.push(`userspace setting ${key}=${String(value)} ignored: expected true or false`);
+    return defaultConfig[key];
+  };
   const drainRaw = get('drainGraceMs');
   const drainGraceMs = drainRaw === 'keep' ? undefined : readInt(drainRaw, 'drainGraceMs', 0, problems);
   return {
@@ -91,8 +99,9 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>): ParsedConfi
       maxConnections: int('maxConnections', 1),
       udpIdleTimeoutMs: int('udpIdleTimeoutMs', 1),
       workers: int('workers', 0),
-      splice,
+      splice: bool('splice'),
       spliceAfterBytes: int('spliceAfterBytes', 0),
+      freebind: bool('freebind'),
       addressPollMs: int('addressPollMs', 0),
       logBurst: int('logBurst', 1),
       logWindowMs: int('logWindowMs', 1),

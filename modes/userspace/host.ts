@@ -9,13 +9,16 @@ import { BOOT_CODE, strippedModules } from './boot.ts';
 import type { UserspaceConfig } from './config.ts';
 import type { LogLevel, LogSink } from './rate-log.ts';
 import { Relay } from './relay.ts';
-import type { ApplyInput, ApplyResult } from './relay.ts';
+import type { ApplyInput, ApplyResult, PruneResult } from './relay.ts';
 import { mergeStats } from './stats.ts';
 import type { RelayStats } from './stats.ts';
 import type { Listener, ListenerTable } from './table.ts';
 
 export interface RelayHost {
+  /** Every relay has opened (or failed to open) every listener of the table it serves. */
   apply(input: ApplyInput): Promise<ApplyResult>;
+  /** Every relay has closed the listeners that its last applied table no longer has. */
+  prune(): Promise<PruneResult>;
   stats(): Promise<RelayStats>;
   close(): Promise<void>;
 }
@@ -38,6 +41,7 @@ export function inProcessHost(config: UserspaceConfig, log: LogSink): RelayHost 
   const relay = new Relay({ config, log, reusePort: false, maxConnections: config.maxConnections });
   return {
     apply: (input) => relay.apply(input),
+    prune: () => relay.prune(),
     stats: async () => relay.stats(),
     close: () => relay.close(),
   };
@@ -56,6 +60,7 @@ export interface HostInit {
 
 export type ToHost =
   | { readonly type: 'apply'; readonly id: number; readonly input: ApplyInput }
+  | { readonly type: 'prune'; readonly id: number }
   | { readonly type: 'stats'; readonly id: number }
   | { readonly type: 'close'; readonly id: number };
 
@@ -134,7 +139,7 @@ class RelayProcess {
     return child;
   }
 
-  async #call(message: { type: 'apply'; input: ApplyInput } | { type: 'stats' } | { type: 'close' }): Promise<unknown> {
+  async #call(message: { type: 'apply'; input: ApplyInput } | { type: 'prune' } | { type: 'stats' } | { type: 'close' }): Promise<unknown> {
     const id = this.#nextId++;
     if (this.#closing && message.type !== 'close') throw new Error('the relay is stopped');
     const child = this.#child;
@@ -154,6 +159,10 @@ class RelayProcess {
     this.#lastInput = input;
     const share = { ...input, table: shareOf(input.table, this.#init.index, this.#init.count) };
     return (await this.#call({ type: 'apply', input: share })) as ApplyResult;
+  }
+
+  async prune(): Promise<PruneResult> {
+    return (await this.#call({ type: 'prune' })) as PruneResult;
   }
 
   async stats(): Promise<RelayStats> {
@@ -190,9 +199,13 @@ export function processHost(config: UserspaceConfig, log: LogSink): ProcessHost 
       // Every process opens the shared listeners: report each listener once, a failure in any process counts.
       const failed = new Map<string, string>();
       for (const r of results) for (const f of r.failed) failed.set(f.key, f.error);
-      const most = (k: 'opened' | 'closed' | 'updated'): number => results.reduce((n, r) => Math.max(n, r[k]), 0);
-      return { opened: most('opened'), closed: most('closed'), updated: most('updated'),
+      const most = (k: 'opened' | 'updated' | 'stale'): number => results.reduce((n, r) => Math.max(n, r[k]), 0);
+      return { opened: most('opened'), updated: most('updated'), stale: most('stale'),
         failed: [...failed].map(([key, error]) => ({ key, error })) };
+    },
+    async prune() {
+      const results = await Promise.all(hosts.map((h) => h.prune()));
+      return { closed: results.reduce((n, r) => Math.max(n, r.closed), 0) };
     },
     async stats() {
       return mergeStats(await Promise.all(hosts.map((h) => h.stats())));

@@ -65,22 +65,35 @@ export interface AddressChange {
 export interface EnsureOptions {
   readonly name: string;
   readonly addresses: readonly string[];
-  /** Add missing addresses only (before listeners open) or also remove the others (after they closed). */
+  /** Also remove the addresses that are not in `addresses`. */
   readonly removeOthers: boolean;
   readonly run?: IpRunner;
+}
+
+/** The link `name` if it exists; throws when it exists and is not kproxy's. */
+async function ownedLink(name: string, run: IpRunner): Promise<LinkInfo | undefined> {
+  const link = await readLink(name, run);
+  if (link && link.ifalias !== OWNER_ALIAS) {
+    throw new Error(`interface ${name} exists and is not kproxy's (alias "${link.ifalias ?? ''}"); choose another interfaceName`);
+  }
+  return link;
+}
+
+/** The addresses on kproxy's interface now (none when it does not exist yet). */
+export async function presentAddresses(name: string, run: IpRunner = runIp): Promise<string[]> {
+  const link = await ownedLink(name, run);
+  return (link?.addr_info ?? []).flatMap((a) => (a.local && !a.local.startsWith('fe80:') ? [a.local] : []));
 }
 
 /** Make `name` carry `addresses`. Creates the link only when some address is needed. */
 export async function ensureAddresses(options: EnsureOptions): Promise<AddressChange> {
   const run = options.run ?? runIp;
-  let link = await readLink(options.name, run);
+  let link = await ownedLink(options.name, run);
   let created: 'dummy' | 'bridge' | undefined;
   if (!link) {
     if (options.addresses.length === 0) return { added: 0, removed: 0 };
     created = await createLink(options.name, run);
     link = (await readLink(options.name, run)) ?? {};
-  } else if (link.ifalias !== OWNER_ALIAS) {
-    throw new Error(`interface ${options.name} exists and is not kproxy's (alias "${link.ifalias ?? ''}"); choose another interfaceName`);
   }
   const present = new Map<string, number>();
   for (const a of link.addr_info ?? []) if (a.local && !a.local.startsWith('fe80:')) present.set(a.local, a.prefixlen ?? 0);

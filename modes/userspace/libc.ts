@@ -1,5 +1,6 @@
-// The few Linux system calls the splice relay needs (splice-loop.ts), called through koffi: a foreign-function
-// library that ships prebuilt for each platform, since Node itself offers neither splice(2) nor epoll.
+// The few Linux system calls the splice relay needs (splice-loop.ts) and the listening sockets bound before their
+// address exists (freebind.ts), called through koffi: a foreign-function library that ships prebuilt for each
+// platform, since Node itself offers neither splice(2), epoll, nor a socket option before bind().
 // Every call returns what the system call returns: -1 on failure, with the reason in errno().
 import { loadLibcFunctions } from '../../src/util/ffi.ts';
 
@@ -22,6 +23,9 @@ export interface Libc {
   read(fd: number, buffer: Bytes, length: number): number;
   write(fd: number, buffer: Bytes, length: number): number;
   setsockopt(fd: number, level: number, name: number, value: Bytes, length: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, address: Bytes, length: number): number;
+  listen(fd: number, backlog: number): number;
   errno(): number;
 }
 
@@ -38,15 +42,22 @@ const DEFINITIONS = {
   read: 'long read(int, void *, size_t)',
   write: 'long write(int, void *, size_t)',
   setsockopt: 'int setsockopt(int, int, int, void *, unsigned int)',
+  socket: 'int socket(int, int, int)',
+  bind: 'int bind(int, void *, unsigned int)',
+  listen: 'int listen(int, int)',
 } as const;
 
-const O_CLOEXEC = 0o2000000;
+/** Flag and level values shared by the callers (Linux, every architecture Node ships for). */
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+
 let loaded: Promise<Libc> | undefined;
 
 /** The C library of this process (one per thread that calls it); rejects with one line when it cannot be had. */
 export function loadLibc(): Promise<Libc> {
   loaded ??= (async () => {
-    const { call: f, errno } = await loadLibcFunctions('splice', DEFINITIONS);
+    const { call: f, errno } = await loadLibcFunctions('the relay\'s system calls (splice, IP_FREEBIND)', DEFINITIONS);
     // koffi answers 64-bit results as numbers (or bigints past 2^53, which these never reach).
     const n = (value: unknown): number => Number(value);
     return {
@@ -67,6 +78,9 @@ export function loadLibc(): Promise<Libc> {
       read: (fd, buffer, length) => n(f.read(fd, buffer, length)),
       write: (fd, buffer, length) => n(f.write(fd, buffer, length)),
       setsockopt: (fd, level, name, value, length) => n(f.setsockopt(fd, level, name, value, length)),
+      socket: (domain, type, protocol) => n(f.socket(domain, type, protocol)),
+      bind: (fd, address, length) => n(f.bind(fd, address, length)),
+      listen: (fd, backlog) => n(f.listen(fd, backlog)),
       errno,
     };
   })();

@@ -1,11 +1,13 @@
-// The running userspace mode: compile the table for this node, put service addresses on kproxy's interface,
-// hand the table to the relay processes, then take away addresses nobody listens on any more.
+// The running userspace mode: compile the table for this node, hand it to the relay processes, put the service
+// addresses on kproxy's interface, then close the listeners nobody needs any more. In that order, a client never
+// finds a service address without a listener: a new address gets its listeners first (bound with IP_FREEBIND
+// before the address exists), and an address that goes is removed before its listeners close.
 import type { Logger, ProxyMode, ServiceTraffic, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState } from '../../src/model/types.ts';
 import type { UserspaceConfig } from './config.ts';
 import { inProcessHost, processHost } from './host.ts';
 import type { ProcessHost, RelayHost } from './host.ts';
-import { ensureAddresses, hostAddresses, runIp } from './interface.ts';
+import { ensureAddresses, hostAddresses, presentAddresses, runIp } from './interface.ts';
 import type { IpRunner } from './interface.ts';
 import type { LogSink } from './rate-log.ts';
 import type { RelayStats } from './stats.ts';
@@ -111,19 +113,24 @@ export class UserspaceProxy implements ProxyMode {
     const addressKey = addresses.join(',');
     if (addresses.length > 0) this.#ownsAddresses = true;
     const touchInterface = this.#ownsAddresses && (request.full || addressKey !== this.#lastAddresses);
-    let added = 0;
-    if (touchInterface) {
-      const change = await ensureAddresses({ name, addresses, removeOthers: false, run: this.#run });
-      added = change.added;
-      if (change.created) this.#log.info({ interface: name, type: change.created }, 'created the relay interface');
-    }
+    const present = touchInterface ? new Set(await presentAddresses(name, this.#run)) : undefined;
+    const pendingAddresses = present ? addresses.filter((ip) => !present.has(ip)) : [];
     const nodeAddresses = [...local, ...addresses];
-    const result = await this.#host.apply({ table, nodeAddresses });
+    // 1. Every relay process listens on every frontend; on addresses still to come, bound with IP_FREEBIND.
+    let result = await this.#host.apply({ table, nodeAddresses, pendingAddresses });
+    // 2. The addresses: new ones now have listeners; those that go still have theirs (closed in 4).
+    let added = 0;
     let removed = 0;
     if (touchInterface) {
-      removed = (await ensureAddresses({ name, addresses, removeOthers: true, run: this.#run })).removed;
+      const change = await ensureAddresses({ name, addresses, removeOthers: true, run: this.#run });
+      if (change.created) this.#log.info({ interface: name, type: change.created }, 'created the relay interface');
+      ({ added, removed } = change);
       this.#lastAddresses = addressKey;
     }
+    // 3. Without IP_FREEBIND (libc could not load) listeners on new addresses could not bind before them: now they can.
+    if (pendingAddresses.length > 0 && result.failed.length > 0) result = await this.#host.apply({ table, nodeAddresses });
+    // 4. Listeners of frontends that left (their addresses are gone by now) close with their connections.
+    const closed = result.stale > 0 ? (await this.#host.prune()).closed : 0;
     for (const c of table.conflicts) {
       this.#log.warn({ listener: c.key, kept: c.kept, dropped: c.dropped }, 'two services claim one listener');
     }
@@ -136,7 +143,7 @@ export class UserspaceProxy implements ProxyMode {
       stats: {
         listeners: table.listeners.length,
         listenersOpened: result.opened,
-        listenersClosed: result.closed,
+        listenersClosed: closed,
         listenersUpdated: result.updated,
         addressesAdded: added,
         addressesRemoved: removed,

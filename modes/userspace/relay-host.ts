@@ -50,6 +50,7 @@ process.on('message', (m: ToHost) => {
     );
   };
   if (m.type === 'apply') reply(ready.then(() => relay.apply(m.input)));
+  else if (m.type === 'prune') reply(relay.prune());
   else if (m.type === 'stats') reply(Promise.resolve(relay.stats()));
   else {
     remote?.close();

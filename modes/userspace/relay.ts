@@ -6,6 +6,9 @@ import type { UserspaceConfig } from './config.ts';
 import { Balancer } from './balancer.ts';
 import type { Chooser } from './balancer.ts';
 import { classifyClient, decide } from './decide.ts';
+import { freebindSocket } from './freebind.ts';
+import { loadLibc } from './libc.ts';
+import type { Libc } from './libc.ts';
 import { RateLimitedLog } from './rate-log.ts';
 import type { LogSink } from './rate-log.ts';
 import { SplicePump } from './splice.ts';
@@ -32,13 +35,24 @@ export interface ApplyInput {
   readonly table: ListenerTable;
   /** Every address of this node (a client from one of them is internal). */
   readonly nodeAddresses: readonly string[];
+  /**
+   * Service addresses the node does not have yet: they are added after this apply, so their listeners bind
+   * before the address exists (IP_FREEBIND) and no client ever finds the address without a listener.
+   */
+  readonly pendingAddresses?: readonly string[];
 }
 
+/** An apply opens and updates listeners; listeners that left the table stay open until prune(). */
 export interface ApplyResult {
   opened: number;
-  closed: number;
   updated: number;
+  /** Listeners open that the table no longer has (closed by the next prune). */
+  stale: number;
   failed: { key: string; error: string }[];
+}
+
+export interface PruneResult {
+  closed: number;
 }
 
 interface TcpConnection {
@@ -72,6 +86,7 @@ interface ListenerState {
 }
 
 const MAX_PENDING_DATAGRAMS = 64;
+const LISTEN_BACKLOG = 4096;
 const errorText = (err: unknown): string =>
   err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
 
@@ -124,6 +139,10 @@ export class Relay {
   readonly #sink: LogSink;
   readonly #balancer: Chooser;
   readonly #listeners = new Map<string, ListenerState>();
+  /** Keys of the last applied table: prune() closes every other listener. */
+  #wanted = new Set<string>();
+  /** libc for IP_FREEBIND, loaded at the first listener that needs it; undefined where it cannot load. */
+  #libc: Promise<Libc | undefined> | undefined;
   /** Counters of finished connections (live ones are added when stats() is read). */
   readonly #stats = new Map<string, ServiceStats>();
   #active = 0;
@@ -161,9 +180,18 @@ export class Relay {
     return this.#spliceStarting;
   }
 
-  /** Make the open listeners match `input.table`; applies run one after another. */
+  /** Open and update the listeners of `input.table`; applies and prunes run one after another. */
   apply(input: ApplyInput): Promise<ApplyResult> {
-    const run = this.#queue.then(() => this.#apply(input));
+    return this.#enqueue(() => this.#apply(input));
+  }
+
+  /** Close the listeners (and their connections) that the last applied table does not have. */
+  prune(): Promise<PruneResult> {
+    return this.#enqueue(() => this.#prune());
+  }
+
+  #enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work);
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -199,21 +227,16 @@ export class Relay {
   async #apply(input: ApplyInput): Promise<ApplyResult> {
     this.#nodeAddresses = new Set(input.nodeAddresses);
     this.#internalCidrs = input.table.internalCidrs;
-    const result: ApplyResult = { opened: 0, closed: 0, updated: 0, failed: [] };
+    const result: ApplyResult = { opened: 0, updated: 0, stale: 0, failed: [] };
     const wanted = new Map(input.table.listeners.map((l) => [l.key, l]));
-    const closing: Promise<void>[] = [];
-    for (const [key, state] of this.#listeners) {
-      if (wanted.has(key)) continue;
-      this.#listeners.delete(key);
-      closing.push(this.#closeListener(state));
-      result.closed++;
-    }
+    this.#wanted = new Set(wanted.keys());
+    const pending = new Set(input.pendingAddresses ?? []);
     const opening: Promise<void>[] = [];
     for (const listener of wanted.values()) {
       const state = this.#listeners.get(listener.key);
       if (!state) {
         opening.push(
-          this.#open(listener).then(
+          this.#open(listener, pending.has(listener.ip)).then(
             () => void result.opened++,
             (err: unknown) => void result.failed.push({ key: listener.key, error: errorText(err) }),
           ),
@@ -225,20 +248,55 @@ export class Relay {
         state.listener = listener;
       }
     }
-    await Promise.all([...closing, ...opening]);
-    const liveServices = new Set(input.table.listeners.map((l) => l.route.serviceKey));
-    for (const key of this.#stats.keys()) if (!liveServices.has(key)) this.#stats.delete(key);
+    await Promise.all(opening);
+    for (const key of this.#listeners.keys()) if (!wanted.has(key)) result.stale++;
     return result;
   }
 
-  #open(listener: Listener): Promise<void> {
+  async #prune(): Promise<PruneResult> {
+    const closing: Promise<void>[] = [];
+    for (const [key, state] of this.#listeners) {
+      if (this.#wanted.has(key)) continue;
+      this.#listeners.delete(key);
+      closing.push(this.#closeListener(state));
+    }
+    await Promise.all(closing);
+    const liveServices = new Set([...this.#listeners.values()].map((s) => s.listener.route.serviceKey));
+    for (const key of this.#stats.keys()) if (!liveServices.has(key)) this.#stats.delete(key);
+    return { closed: closing.length };
+  }
+
+  /** libc for IP_FREEBIND; where it cannot load, one warning, and listeners wait for their address instead. */
+  #freebindLibc(): Promise<Libc | undefined> {
+    this.#libc ??= loadLibc().catch((err: unknown) => {
+      this.#sink('warn', { err: firstLineOf(err) },
+        'cannot bind before a service address exists (IP_FREEBIND); new addresses get their listeners after they are added');
+      return undefined;
+    });
+    return this.#libc;
+  }
+
+  /** A descriptor bound with IP_FREEBIND when the listener's address is not on the node yet (and libc loads). */
+  async #freebindFd(listener: Listener, beforeAddress: boolean): Promise<number | undefined> {
+    if (!beforeAddress || !this.#config.freebind) return undefined;
+    const libc = await this.#freebindLibc();
+    if (!libc) return undefined;
+    return freebindSocket(libc, { protocol: listener.protocol === 'TCP' ? 'TCP' : 'UDP', ip: listener.ip, port: listener.port,
+      reusePort: this.#reusePort, backlog: LISTEN_BACKLOG });
+  }
+
+  async #open(listener: Listener, beforeAddress: boolean): Promise<void> {
     const state: ListenerState = { listener, connections: new Set(), flows: new Map() };
+    const fd = await this.#freebindFd(listener, beforeAddress);
     return new Promise<void>((resolve, reject) => {
       if (listener.protocol === 'TCP') {
         const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
         server.on('connection', (socket) => this.#onConnection(state, socket));
         server.once('error', reject);
-        server.listen({ host: listener.ip, port: listener.port, reusePort: this.#reusePort, backlog: 4096 }, () => {
+        const where = fd === undefined
+          ? { host: listener.ip, port: listener.port, reusePort: this.#reusePort, backlog: LISTEN_BACKLOG }
+          : { fd, backlog: LISTEN_BACKLOG };
+        server.listen(where, () => {
           server.off('error', reject);
           server.on('error', (err) => this.#sink('error', { listener: listener.key, err: errorText(err) }, 'listener failed'));
           state.tcp = server;
@@ -249,7 +307,7 @@ export class Relay {
         const socket = dgram.createSocket({ type: listener.family === 'IPv4' ? 'udp4' : 'udp6', reusePort: this.#reusePort });
         socket.on('message', (msg, rinfo) => this.#onDatagram(state, msg, rinfo));
         socket.once('error', reject);
-        socket.bind({ address: listener.ip, port: listener.port }, () => {
+        socket.bind(fd === undefined ? { address: listener.ip, port: listener.port } : { fd }, () => {
           socket.off('error', reject);
           socket.on('error', (err) => this.#sink('error', { listener: listener.key, err: errorText(err) }, 'listener failed'));
           state.udp = socket;

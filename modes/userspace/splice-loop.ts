@@ -3,6 +3,7 @@
 // process's memory. One epoll set, edge-triggered. While connections are busy the loop polls it on this thread
 // between turns of Node's event loop; when all is quiet it waits in epoll_wait on a thread of the pool, so that
 // neither a busy thread nor a second JavaScript thread (~20 MiB each) is spent on it.
+import { O_CLOEXEC, O_NONBLOCK, SOL_SOCKET } from './libc.ts';
 import type { Libc } from './libc.ts';
 
 export type OnLoopClosed = (id: number, bytes: { in: number; out: number }, reset: boolean) => void;
@@ -17,10 +18,7 @@ const EPOLL_CTL_DEL = 2;
 const SPLICE_FLAGS = 0x1 | 0x2; // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 const SPLICE_F_MORE = 0x4;
 const EAGAIN = 11;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
 const F_SETPIPE_SZ = 1031;
-const SOL_SOCKET = 1;
 const SO_LINGER = 13;
 const SHUT_WR = 1;
 const EFD_FLAGS = 0o2000000 | 0o4000; // EFD_CLOEXEC | EFD_NONBLOCK

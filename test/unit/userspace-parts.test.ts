@@ -76,6 +76,8 @@ describe('userspace config, relay processes, logs, stats', () => {
     const bad = parseConfig({ splice: 'sometimes' });
     assert.equal(bad.config.splice, true);
     assert.deepEqual(bad.problems, ['userspace setting splice=sometimes ignored: expected true or false']);
+    assert.equal(parseConfig({}).config.freebind, true);
+    assert.equal(parseConfig({ 'userspace.freebind': 'false' }).config.freebind, false);
   });
 
   test('TCP listeners (affinity or not) are opened by every relay process, UDP ones by host 0 only', () => {
