@@ -87,6 +87,8 @@ interface ListenerState {
 
 const MAX_PENDING_DATAGRAMS = 64;
 const LISTEN_BACKLOG = 4096;
+/** Listeners opened or compared between two turns of the event loop during an apply. */
+const APPLY_CHUNK = 100;
 const errorText = (err: unknown): string =>
   err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
 
@@ -232,7 +234,11 @@ export class Relay {
     this.#wanted = new Set(wanted.keys());
     const pending = new Set(input.pendingAddresses ?? []);
     const opening: Promise<void>[] = [];
+    let work = 0;
     for (const listener of wanted.values()) {
+      // A listener joins its SO_REUSEPORT group (and takes its share of new connections) when it is bound, but
+      // this process accepts only between turns of its event loop: give it turns while opening thousands.
+      if (++work % APPLY_CHUNK === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       const state = this.#listeners.get(listener.key);
       if (!state) {
         opening.push(
