@@ -33,11 +33,68 @@ export interface ProbeSummary {
   readonly pairs: Readonly<Record<string, number>>;
   /** Error code (ECONNREFUSED, TIMEOUT, …) → count. */
   readonly errors: Readonly<Record<string, number>>;
+  /** The longest TCP request (connect, one line each way), ms. */
+  readonly slowestMs: number;
   readonly ms: number;
 }
 
 export interface TcpProbe { readonly count?: number; readonly concurrency?: number; readonly timeoutMs?: number }
 export interface UdpProbe { readonly count?: number; readonly srcPort?: number; readonly timeoutMs?: number }
+/** What a burst waits for: nothing, /healthz answering 200, or the metrics saying a Service change is applied. */
+export type BurstWait =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'healthz'; readonly url: string }
+  /**
+   * The metrics at url: kubeproxy_sync_proxy_rules_service_changes_total went up after the probe's first reading
+   * (the agent saw the change; make it after `ready`) and kubeproxy_sync_proxy_rules_service_changes_pending is 0
+   * (a sync that began after every change it saw has succeeded).
+   */
+  | { readonly kind: 'applied'; readonly url: string };
+
+export interface BurstProbe {
+  readonly wait: BurstWait;
+  /** Connections to every target, all opened at the same moment. */
+  readonly count: number;
+  /** "host:port" ("[v6]:port"). */
+  readonly targets: readonly string[];
+  /** Per connection (default 1000 ms). */
+  readonly timeoutMs?: number;
+  /** Longest wait for the signal (default 15 s). */
+  readonly waitTimeoutMs?: number;
+  /** "host:port" the probe connects to 20 times before it waits, so its own first-run slowness is not measured. */
+  readonly warmup?: string;
+  /**
+   * "host:port"s (endpoints, straight): `count` more connections spread over them are opened at the same moment
+   * as the others, under results.direct: what the clients and backends alone take at that moment.
+   */
+  readonly control?: readonly string[];
+}
+
+export interface RunningBurst {
+  /** Resolves once the probe watches the signal (for `applied`: has its first reading). */
+  readonly ready: Promise<void>;
+  readonly result: Promise<BurstSummary>;
+  /** Stop the probe now (result then rejects). */
+  cancel(): void;
+}
+
+export interface BurstSummary {
+  /** From the start of the wait to the signal. */
+  readonly waitedMs: number;
+  /** When the signal came (epoch ms); absent when it never did. */
+  readonly signalledAt?: number;
+  readonly polls: number;
+  /** False: the signal never came within waitTimeoutMs (no connection was opened). */
+  readonly signalled: boolean;
+  /** Per target (and `direct`, the control); `slowestMs` is the longest request. */
+  readonly results: Readonly<Record<string, ProbeSummary>>;
+}
+
+export interface TimelineProbe { readonly durationMs: number; readonly intervalMs: number; readonly timeoutMs?: number }
+
+/** One connection of a timeline: when it began (epoch ms), how long it took, its error (null: answered). */
+export type TimelineAttempt = readonly [at: number, ms: number, error: string | null];
+
 export interface HoldProbe { readonly durationMs: number; readonly intervalMs?: number }
 
 export interface HeldConnection {
@@ -84,6 +141,10 @@ export interface Cluster {
   httpStatus(fromNs: string, url: string): Promise<number | undefined>;
   /** A probe process that stays in `ns` and takes requests (see NamespaceTools.prober). */
   prober(ns: string): Promise<Prober>;
+  /** Waits in `fromNs` for a signal, then opens many connections at once. */
+  burst(fromNs: string, probe: BurstProbe): RunningBurst;
+  /** A new connection every interval for a while, each one's outcome: what a client sees of a restart. */
+  timeline(fromNs: string, host: string, port: number, probe: TimelineProbe): Promise<TimelineAttempt[]>;
   /** Forget every conntrack entry of the node namespace (between test cases). */
   flushConntrack(): Promise<void>;
   destroy(): Promise<void>;
@@ -140,6 +201,10 @@ export interface NamespaceTools {
   httpStatus(fromNs: string, url: string): Promise<number | undefined>;
   /** A probe process that stays in `ns` and takes requests (no process start per probe, for thousands of them). */
   prober(ns: string): Promise<Prober>;
+  /** Waits in `fromNs` for a signal, then opens many connections at once. */
+  burst(fromNs: string, probe: BurstProbe): RunningBurst;
+  /** A new connection every interval for a while, each one's outcome: what a client sees of a restart. */
+  timeline(fromNs: string, host: string, port: number, probe: TimelineProbe): Promise<TimelineAttempt[]>;
   /** The live children spawned here (destroy() kills them). */
   readonly children: Set<ChildProcess>;
 }
@@ -192,6 +257,25 @@ export function namespaceTools(): NamespaceTools {
     children,
     spawn: spawn_,
     prober: (ns) => startProber(spawn_(ns, process.execPath, [PROBE, 'serve'])),
+    timeline: async (ns, host, port, p) => {
+      const args = ['timeline', host, String(port), String(p.durationMs), String(p.intervalMs), String(p.timeoutMs ?? 1000)];
+      const { stdout } = await nsRun(ns, process.execPath, [PROBE, ...args], { timeoutMs: 30_000 + p.durationMs });
+      return (JSON.parse(stdout.trim().split('\n').pop() ?? '') as { attempts: TimelineAttempt[] }).attempts;
+    },
+    burst: (ns, p) => {
+      const spec = { timeoutMs: 1000, waitTimeoutMs: 15_000, ...p };
+      const child = spawn_(ns, process.execPath, [PROBE, 'burst', JSON.stringify(spec)]);
+      let stdout = '';
+      child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
+      const ready = waitForLine(child, 'ready', 'burst probe', 10_000 + spec.waitTimeoutMs);
+      ready.catch(() => {}); // the caller may only await result
+      const result = new Promise<BurstSummary>((resolve, reject) => {
+        child.once('exit', () => {
+          try { resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '') as BurstSummary); } catch { reject(new Error(`burst probe printed no summary: ${stdout}`)); }
+        });
+      });
+      return { ready, result, cancel: () => void child.kill('SIGKILL') };
+    },
     tcp: (ns, host, port, p = {}) => {
       const count = p.count ?? 1;
       const timeoutMs = p.timeoutMs ?? 1000;
@@ -225,7 +309,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
   }));
   const client: Pod = { name: 'cli', ns: `${prefix}-cli`, ip: '10.244.1.200', ip6: 'fd00:244:1::200' };
 
-  const { spawn: spawnIn, tcp, udp, httpStatus, prober, children } = namespaceTools();
+  const { spawn: spawnIn, tcp, udp, httpStatus, prober, burst, timeline, children } = namespaceTools();
 
   const cluster: Cluster = {
     prefix, nodeNs, extNs, pods, client, ipv6,
@@ -234,6 +318,8 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
     tcp,
     udp,
     prober,
+    burst,
+    timeline,
     hold: (ns, host, port, p) => {
       const child = spawnIn(ns, process.execPath, [PROBE, 'hold', host, String(port), String(p.durationMs), String(p.intervalMs ?? 100)]);
       let stdout = '';

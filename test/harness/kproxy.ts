@@ -73,14 +73,16 @@ export function startKproxy(cluster: Cluster, options: KproxyOptions): KproxyPro
     child,
     output: () => output,
     waitHealthy: async (timeoutMs = 8000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (exited !== undefined) throw new Error(`kproxy exited (${exited}) before becoming healthy:\n${tail()}`);
-        const status = await cluster.httpStatus(cluster.nodeNs, healthzUrl());
-        if (status === 200) return;
-        await new Promise((r) => setTimeout(r, 100));
+      // One probe in the node's namespace polls every 20 ms (a probe per poll would cost a process start each).
+      const poll = cluster.burst(cluster.nodeNs, { wait: { kind: 'healthz', url: healthzUrl() }, count: 0, targets: [], waitTimeoutMs: timeoutMs });
+      const died = exit.then((how) => { throw new Error(`kproxy exited (${how}) before becoming healthy:\n${tail()}`); });
+      died.catch(() => undefined); // it may exit later, after this wait is over
+      try {
+        const summary = await Promise.race([poll.result, died]);
+        if (!summary.signalled) throw new Error(`kproxy not healthy within ${timeoutMs} ms:\n${tail()}`);
+      } finally {
+        poll.cancel();
       }
-      throw new Error(`kproxy not healthy within ${timeoutMs} ms:\n${tail()}`);
     },
     stop: async (signal = 'SIGTERM') => {
       if (exited !== undefined) return exited;

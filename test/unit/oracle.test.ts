@@ -7,7 +7,7 @@ import {
 } from '../kube/oracle.ts';
 
 const summary = (pairs: Record<string, number>, errors: Record<string, number> = {}): Parameters<typeof observation>[0] =>
-  ({ answers: {}, peers: {}, pairs, errors, ms: 1 });
+  ({ answers: {}, slowestMs: 0, peers: {}, pairs, errors, ms: 1 });
 const obs = (counts: Record<string, number>): Observation => {
   const map = new Map(Object.entries(counts));
   return { n: [...map.values()].reduce((a, b) => a + b, 0), counts: map };

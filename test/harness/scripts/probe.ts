@@ -1,4 +1,4 @@
-// The test client, run inside a namespace. Prints one JSON line (and "ready" first in hold mode).
+// The test client, run inside a namespace. Prints one JSON line (and "ready" first in hold, serve and burst modes).
 //   probe.ts tcp  HOST PORT COUNT [CONCURRENCY] [TIMEOUT_MS]      one new connection per request
 //   probe.ts udp  HOST PORT COUNT [SRC_PORT] [TIMEOUT_MS]         one socket per request; SRC_PORT 0 = any
 //   probe.ts hold HOST PORT DURATION_MS [INTERVAL_MS]             one connection, a request every interval
@@ -6,12 +6,17 @@
 //   probe.ts serve                                                one JSON request per stdin line, one JSON answer
 //       per stdout line: {"id":…,"mode":"tcp"|"udp","host","port","count","concurrency"|"srcPort","timeoutMs"} →
 //       {"id":…,"summary":{…}}; saves a process start per probe for tests that send thousands
+//   probe.ts timeline HOST PORT DURATION_MS INTERVAL_MS TIMEOUT_MS a new connection every interval; each one's outcome
+//   probe.ts burst JSON                                           wait for a signal (healthz, applied), then open
+//                                                                  COUNT connections to every target at once
 // Answers are "<backend> <peer seen by the backend>"; the summary counts backends, peers and error codes.
 import { connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 
 interface Summary {
   answers: Record<string, number>;
+  /** The longest TCP request (connect, send a line, read the answer), ms. */
+  slowestMs: number;
   peers: Record<string, number>;
   /** "backend peer" → count: which source address each backend saw. */
   pairs: Record<string, number>;
@@ -20,7 +25,7 @@ interface Summary {
 }
 
 const started = Date.now();
-const newSummary = (): Summary => ({ answers: {}, peers: {}, pairs: {}, errors: {}, ms: 0 });
+const newSummary = (): Summary => ({ answers: {}, slowestMs: 0, peers: {}, pairs: {}, errors: {}, ms: 0 });
 /** The summary of the one-shot modes. */
 const summary: Summary = newSummary();
 const bump = (map: Record<string, number>, key: string): void => { map[key] = (map[key] ?? 0) + 1; };
@@ -37,17 +42,20 @@ const finish = (): never => {
 };
 const errorCode = (error: Error): string => (error as NodeJS.ErrnoException).code ?? error.message;
 
-function tcpOnce(into: Summary, host: string, port: number, timeoutMs: number): Promise<void> {
+/** One request; resolves with its error code (undefined: answered). */
+function tcpOnce(into: Summary, host: string, port: number, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
+    const begun = performance.now();
     const socket = connect({ host, port, noDelay: true });
     let buffered = '';
     let settled = false;
     const settle = (error?: string): void => {
       if (settled) return;
       settled = true;
+      into.slowestMs = Math.max(into.slowestMs, Math.round(performance.now() - begun));
       if (error) bump(into.errors, error);
       socket.destroy();
-      resolve();
+      resolve(error);
     };
     socket.setTimeout(timeoutMs, () => settle('TIMEOUT'));
     socket.on('connect', () => socket.write('hello\n'));
@@ -170,6 +178,129 @@ function serve(): void {
   process.stdout.write('ready\n');
 }
 
+/**
+ * A new connection every `intervalMs` for `durationMs` (each on its own, not waiting for the one before), as a
+ * client sees a restart: prints {"attempts":[[startEpochMs, durationMs, error | null], …]}.
+ */
+async function timeline(host: string, port: number, durationMs: number, intervalMs: number, timeoutMs: number): Promise<void> {
+  const attempts: [number, number, string | null][] = [];
+  const runs: Promise<void>[] = [];
+  const end = Date.now() + durationMs;
+  while (Date.now() < end) {
+    const at = Date.now();
+    runs.push(tcpOnce(newSummary(), host, port, timeoutMs).then((error) => void attempts.push([at, Date.now() - at, error ?? null])));
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  await Promise.all(runs);
+  attempts.sort((x, y) => x[0] - y[0]);
+  process.stdout.write(`${JSON.stringify({ attempts })}\n`);
+  process.exit(0);
+}
+
+/** What `burst` waits for before it opens its connections. */
+type Wait =
+  | { readonly kind: 'none' }
+  /** GET url until it answers 200. */
+  | { readonly kind: 'healthz'; readonly url: string }
+  /**
+   * The metrics at url show that the agent saw a Service change after the probe's first reading (the counter
+   * kubeproxy_sync_proxy_rules_service_changes_total went up) and that a sync which began after every change it
+   * saw has succeeded (kubeproxy_sync_proxy_rules_service_changes_pending is 0).
+   */
+  | { readonly kind: 'applied'; readonly url: string };
+
+interface Burst {
+  readonly wait: Wait;
+  readonly count: number;
+  readonly timeoutMs: number;
+  /** "host:port" or "[v6]:port" */
+  readonly targets: readonly string[];
+  /** Give up waiting after this long. */
+  readonly waitTimeoutMs: number;
+  /** Connections made before waiting, so that the probe's own first-run slowness is not measured. */
+  readonly warmup?: string;
+  /** `count` more connections spread over these, opened with the others: results.direct, the moment's reference. */
+  readonly control?: readonly string[];
+}
+
+const metric = (text: string, name: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+};
+
+/** A poll of the signal: true once it is there. `applied` takes its first reading as the baseline. */
+function signal(wait: Wait): { poll(): Promise<boolean>; readonly armed: () => boolean } {
+  let baseline: number | undefined;
+  const poll = async (): Promise<boolean> => {
+    if (wait.kind === 'none') return true;
+    try {
+      const response = await fetch(wait.url, { signal: AbortSignal.timeout(1000) });
+      const text = await response.text();
+      if (wait.kind === 'healthz') return response.status === 200;
+      const seen = metric(text, 'kubeproxy_sync_proxy_rules_service_changes_total') ?? 0;
+      if (baseline === undefined) {
+        baseline = seen;
+        return false;
+      }
+      return seen > baseline && metric(text, 'kubeproxy_sync_proxy_rules_service_changes_pending') === 0;
+    } catch {
+      return false;
+    }
+  };
+  return { poll, armed: () => wait.kind !== 'applied' || baseline !== undefined };
+}
+
+const splitTarget = (target: string): [string, number] => {
+  const colon = target.lastIndexOf(':');
+  return [target.slice(0, colon).replace(/^\[|\]$/g, ''), Number(target.slice(colon + 1))];
+};
+
+/** Prints "ready" once it watches the signal, waits for it, then opens `count` connections to every target at once. */
+async function burst(spec: Burst): Promise<void> {
+  if (spec.warmup) {
+    const [host, port] = splitTarget(spec.warmup);
+    for (let i = 0; i < 20; i++) await tcpOnce(newSummary(), host, port, spec.timeoutMs);
+  }
+  const begunWaiting = Date.now();
+  const deadline = begunWaiting + spec.waitTimeoutMs;
+  const { poll, armed } = signal(spec.wait);
+  let polls = 0;
+  let announced = false;
+  for (;;) {
+    polls++;
+    const now = await poll();
+    if (!announced && armed()) {
+      announced = true;
+      process.stdout.write('ready\n');
+    }
+    if (now) break;
+    if (Date.now() > deadline) {
+      process.stdout.write(`${JSON.stringify({ waitedMs: Date.now() - begunWaiting, polls, signalled: false, results: {} })}\n`);
+      process.exit(0);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const signalledAt = Date.now();
+  const waitedMs = signalledAt - begunWaiting;
+  const results: Record<string, Summary> = {};
+  const runs: Promise<unknown>[] = [];
+  for (const target of spec.targets) {
+    const [host, port] = splitTarget(target);
+    const into = (results[target] = newSummary());
+    for (let i = 0; i < spec.count; i++) runs.push(tcpOnce(into, host, port, spec.timeoutMs));
+  }
+  const control = spec.control ?? [];
+  if (control.length > 0) {
+    const into = (results.direct = newSummary());
+    for (let i = 0; i < spec.count; i++) runs.push(tcpOnce(into, ...splitTarget(control[i % control.length] ?? ''), spec.timeoutMs));
+  }
+  const begun = Date.now();
+  await Promise.all(runs);
+  for (const r of Object.values(results)) r.ms = Date.now() - begun;
+  process.stdout.write(`${JSON.stringify({ waitedMs, signalledAt, polls, signalled: true, results })}\n`);
+  process.exit(0);
+}
+
 async function main(): Promise<void> {
   const [mode, a = '', b = '', c = '', d = '', e = ''] = process.argv.slice(2);
   if (mode === 'serve') {
@@ -182,6 +313,10 @@ async function main(): Promise<void> {
     await udpMany(summary, a, Number(b), Number(c || 1), Number(d || 0), Number(e || 1000));
   } else if (mode === 'hold') {
     await hold(a, Number(b), Number(c || 1000), Number(d || 100));
+  } else if (mode === 'timeline') {
+    await timeline(a, Number(b), Number(c || 5000), Number(d || 10), Number(e || 1000));
+  } else if (mode === 'burst') {
+    await burst(JSON.parse(a) as Burst);
   } else if (mode === 'http') {
     try {
       const response = await fetch(a, { signal: AbortSignal.timeout(1000) });
