@@ -72,11 +72,11 @@ for (const variant of VARIANTS) {
       writeManifests(manifests, [...services.values()], [{ name: 'node1', ip: NODE_IP }]);
       const started = Date.now();
       await driver.start();
-      // The agent process starts, programs the rules and answers /healthz 200 (measured ≈ 0.5–0.8 s here); the
-      // bound leaves room for a loaded CI machine.
+      // The agent process starts and answers /healthz 200 once its first sync is applied (0.8–0.9 s at load 8 on the
+      // shared 2-core machine, 3.8–5.4 s in load spikes of 17+); the bound leaves room for a loaded CI machine.
       const startupMs = Date.now() - started;
       process.stderr.write(`# ${variant}: agent healthy ${startupMs} ms after start\n`);
-      assert.ok(startupMs < 2500, `first sync and /healthz 200 within 2.5 s (took ${startupMs} ms)`);
+      assert.ok(startupMs < 6000, `first sync and /healthz 200 within 6 s (took ${startupMs} ms)`);
     });
 
     after(async () => {
