@@ -35,10 +35,11 @@ interface ModeRow {
   readonly tools: readonly string[];
 }
 
-/** One row per mode: nftables and ipvs add theirs. */
+/** One row per mode (ipvs adds its own). */
 const MODES: readonly ModeRow[] = [
   { name: 'iptables (legacy)', mode: 'iptables', args: ['--iptables-variant', 'legacy'], tools: ['iptables-legacy-restore', 'ip6tables-legacy-restore', 'conntrack'] },
   { name: 'iptables (nft)', mode: 'iptables', args: ['--iptables-variant', 'nft'], tools: ['iptables-nft-restore', 'ip6tables-nft-restore', 'conntrack'] },
+  { name: 'nftables', mode: 'nftables', args: [], tools: ['nft', 'conntrack'] },
   { name: 'userspace', mode: 'userspace', args: [], tools: [] },
 ];
 
