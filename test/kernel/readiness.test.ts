@@ -85,34 +85,38 @@ for (const row of MODES) {
      * Every connection answered and the affinity service's all on one backend (`failed`), none slower than SLOW_MS
      * plus twice the slowest direct connection of the moment, over both probes (`slow`).
      */
-    const judge = async (running: readonly RunningBurst[], sticky?: string): Promise<{ failed: string[]; slow: string[]; line: string }> => {
+    const judge = async (running: readonly RunningBurst[], sticky?: string): Promise<{ failed: string[]; slow: string[]; void: boolean; line: string }> => {
       const summaries: BurstSummary[] = await Promise.all(running.map((b) => b.result));
       const direct = Math.max(...summaries.map((s) => s.results.direct?.slowestMs ?? 0));
       const bound = SLOW_MS + 2 * direct;
       const failed: string[] = [];
       const slow: string[] = [];
       const parts: string[] = [];
+      // Direct connections that fail mean the machine itself stalled: nothing measured at that moment says anything.
+      const stalled = summaries.some((s) => total(s.results.direct?.answers ?? {}) !== COUNT);
       for (const summary of summaries) {
         if (!summary.signalled) failed.push(`no signal within the wait (${summary.polls} polls)`);
         for (const [target, r] of Object.entries(summary.results)) {
           parts.push(`${target} ${total(r.answers)}/${COUNT} slowest ${r.slowestMs} ms${Object.keys(r.errors).length ? ` errors ${JSON.stringify(r.errors)}` : ''}`);
-          if (total(r.answers) !== COUNT) failed.push(`${target}: ${total(r.answers)} of ${COUNT} answered, errors ${JSON.stringify(r.errors)}`);
+          if (total(r.answers) !== COUNT) (target === 'direct' ? slow : failed).push(`${target}: ${total(r.answers)} of ${COUNT} answered, errors ${JSON.stringify(r.errors)}`);
           if (target === sticky && Object.keys(r.answers).length !== 1) failed.push(`${target}: affinity broken, backends ${JSON.stringify(r.answers)}`);
           if (target !== 'direct' && r.slowestMs > bound) slow.push(`${target}: slowest ${r.slowestMs} ms > ${bound} ms (${SLOW_MS} + 2 × direct ${direct})`);
         }
       }
-      return { failed, slow, line: `signal after ${summaries.map((s) => s.waitedMs).join('/')} ms; ${parts.join('; ')}` };
+      return { failed, slow, void: stalled, line: `signal after ${summaries.map((s) => s.waitedMs).join('/')} ms; ${parts.join('; ')}` };
     };
 
     /**
-     * One step, measured up to ATTEMPTS times: a connection that fails, fails the test at once; a slow one is
-     * measured again, since a moment's contention on a shared machine passes, and a delay of kproxy's does not.
+     * One step, measured up to ATTEMPTS times: a connection through kproxy that fails, fails the test at once; a slow
+     * one is measured again, since a moment's contention on a shared machine passes, and a delay of kproxy's does not.
+     * A moment when even direct connections failed (the machine stalled) is measured again whatever it showed.
      */
     const step = async (t: TestContext, name: string, attempt: () => Promise<RunningBurst[]>, sticky?: string): Promise<void> => {
       for (let n = 1; ; n++) {
         const verdict = await judge(await attempt(), sticky);
         t.diagnostic(`${row.name} ${name}${n > 1 ? ` (attempt ${n})` : ''}: ${verdict.line}`);
         const agent = kproxy?.output().trim().split('\n').slice(-5).join('\n') ?? '';
+        if (verdict.void && n < ATTEMPTS) continue;
         assert.deepEqual(verdict.failed, [], `${name}: ${verdict.failed.join('; ')}\n${agent}`);
         if (verdict.slow.length === 0) return;
         assert.ok(n < ATTEMPTS, `${name}, ${n} attempts: ${verdict.slow.join('; ')}\n${agent}`);
