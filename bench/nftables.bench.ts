@@ -39,7 +39,8 @@ interface InnerResult {
   readonly fullSyncMs: number;
   readonly fullNftMs: number;
   readonly fullOperations: number;
-  readonly fullFile: string;
+  /** Peak RSS by the end of the first (full) sync. */
+  readonly fullPeakRssMiB: number;
   readonly partial: readonly Partial[];
   readonly peakRssMiB: number;
 }
@@ -86,19 +87,27 @@ async function inner(services: number, outDir: string): Promise<void> {
   const { mutateOneEndpoint } = await import('../test/fixtures/synthetic.ts');
   type Kernel = import('../modes/nftables/kernel.ts').Kernel;
   type Transaction = import('../modes/nftables/transaction.ts').Transaction;
-  // Transactions are timed, and kept to be written out as nft text after each sync (outside the timing), so the
-  // outer process can replay them with `nft -f` for comparison.
+  // Transactions are timed, and kept to be written out as nft text after each partial sync (outside the timing), so
+  // the outer process can replay them with `nft -f` for comparison. The first sync's table is created streamed, as
+  // a whole: the outer process writes its text (the plan's) from the same cluster, so this process's RSS is the
+  // agent's alone.
   const netlink = new NetlinkKernel();
   let kernelMs = 0;
   let pending: Transaction[] = [];
-  const kernel: Kernel = {
-    transact: async (tx, sets) => {
-      pending.push(tx);
-      const t0 = performance.now();
-      await netlink.transact(tx, sets);
+  const timed = async <T>(work: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
       kernelMs += performance.now() - t0;
-    },
+    }
+  };
+  const kernel: Kernel = {
+    transact: (tx, sets) => { pending.push(tx); return timed(() => netlink.transact(tx, sets)); },
+    stream: (family, table, bytes, write) => timed(() => netlink.stream(family, table, bytes, write)),
     generation: () => netlink.generation(),
+    exists: (family, table) => netlink.exists(family, table),
+    rules: (family, table, chains) => netlink.rules(family, table, chains),
     read: (desired) => netlink.read(desired),
     chains: (family, table) => netlink.chains(family, table),
     close: () => netlink.close(),
@@ -123,8 +132,8 @@ async function inner(services: number, outDir: string): Promise<void> {
   const report = await proxy.sync(compileFamilies(state), { full: true });
   const fullSyncMs = performance.now() - started - featureCheckMs;
   const fullNftMs = kernelMs;
-  const fullFile = join(outDir, `full-${services}.nft`);
-  record(fullFile);
+  pending = [];
+  const fullPeakRssMiB = process.resourceUsage().maxRSS / 1024;
   const partial: Partial[] = [];
   for (let round = 0; round < partialRounds(services); round++) {
     for (const change of CHANGES) {
@@ -141,7 +150,7 @@ async function inner(services: number, outDir: string): Promise<void> {
   await proxy.stop();
   const result: InnerResult = {
     services, computeMs, featureCheckMs, fullSyncMs, fullNftMs, fullOperations: report.stats?.['linesWritten'] ?? -1,
-    fullFile, partial, peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    partial, fullPeakRssMiB, peakRssMiB: process.resourceUsage().maxRSS / 1024,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -227,7 +236,13 @@ async function outer(quick: boolean): Promise<void> {
         const restarted = JSON.parse(agent('--restart', String(services))) as RestartResult;
         const rates = await dataPath(services, node, PROBE);
         console.log(`  data path: first ${rates.firstIP} ${median(rates.first).toFixed(0)}/s, last ${rates.lastIP} ${median(rates.last).toFixed(0)}/s`);
-        const { raw, rawPartialMs } = await scratch(() => ({ raw: nftLoad(rawNs, result.fullFile), rawPartialMs: result.partial.map((p) => nftLoad(rawNs, p.file).ms) }));
+        // The first sync's table as nft text (the plan of the same cluster), for nft -f to load the same.
+        const fullFile = join(outDir, `full-${services}.nft`);
+        {
+          const { mode } = await import('../modes/nftables/index.ts');
+          writeFileSync(fullFile, mode.render(mode.compile((await ingest(services)).state)).replace(/^#.*\n/gm, ''));
+        }
+        const { raw, rawPartialMs } = await scratch(() => ({ raw: nftLoad(rawNs, fullFile), rawPartialMs: result.partial.map((p) => nftLoad(rawNs, p.file).ms) }));
         let upstream: Row['upstream'];
         if (services <= upstreamUpTo) {
           const { state } = await ingest(services);

@@ -11,7 +11,8 @@
 //     policy: `dnat to <frontend> . numgen random mod N map @endpoints-N`. The endpoints are elements of that map
 //     keyed by the frontend and the bucket. No chain, set or rule per service: one endpoint change is a few
 //     element changes, and the kernel's cost of a transaction does not grow with the number of services.
-//   Session affinity needs per-endpoint rules: those service ports (only) get a chain per route and a dynamic set.
+//   Session affinity needs per-endpoint rules: those service ports (only) get a pick chain per endpoint set, a small
+//   chain per route (its masquerade) and a dynamic set; the pick chain falls back to the shared balancer.
 //   nat-postrouting (srcnat, 100): hairpin (an endpoint reaching itself) marks, then marked packets are masqueraded
 //     and the mark bit cleared, as in the iptables mode.
 //
@@ -81,6 +82,8 @@ export interface FrontendPart {
 /** What one service port puts in the table. */
 export interface ServiceContribution {
   readonly frontends: readonly FrontendPart[];
+  /** Shared balancers its own chains fall back to (they must exist whichever frontends it wins). */
+  readonly balancers: readonly Balancer[];
   /** Its own objects: session affinity chains and set. */
   readonly chains: readonly Chain[];
   readonly sets: readonly SetSpec[];
@@ -274,30 +277,52 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
   const chains: Chain[] = [];
   const sets: SetSpec[] = [];
   let tags: Map<string, number> | undefined;
-  const affinityChains = new Map<AffinityRole, string>();
+  const roleChains = new Map<string, string>();
+  /**
+   * One pick chain per distinct endpoint set (routes share their array when they share their set) and fallback
+   * (the shared balancer of the frontend's key kind and class).
+   */
+  const pickChains = new Map<readonly Endpoint[], { readonly index: number; readonly byKind: Map<string, string> }>();
+  const fallbacks: Balancer[] = [];
 
-  const affinityChain = (route: Route, role: AffinityRole, timeoutSeconds: number): string => {
-    const existing = affinityChains.get(role);
+  /**
+   * A session-affinity route: its role chain (the route's masquerade) goes to the pick chain of its endpoint set,
+   * which falls back to the shared balancer `fallback` (no masquerade) when the affinity set is full.
+   */
+  const affinityChain = (route: Route, role: AffinityRole, fallback: Balancer, timeoutSeconds: number): string => {
+    const kind = `${fallback.keyKind === 'nodeport' ? 'nodeport' : 'ip'}${fallback.outside ? '-outside' : ''}`;
+    const roleName = `${objectName}-${role}-${kind}`;
+    const existing = roleChains.get(roleName);
     if (existing) return existing;
     if (!tags) {
       tags = affinityTags(plan, ctx);
       sets.push({ name: affinitySet, key: [SADDR, { kind: 'numgen', mod: 1 }], flags: ['dynamic', 'timeout'], size: AFFINITY_SET_SIZE, dynamic: true });
     }
-    const name = `${objectName}-${role}`;
-    chains.push({ name, rules: affinityRules(route, ctx, protocol, affinitySet, tags, timeoutSeconds, plan.key) });
-    affinityChains.set(role, name);
-    return name;
+    let set = pickChains.get(route.endpoints);
+    if (!set) pickChains.set(route.endpoints, set = { index: pickChains.size, byKind: new Map() });
+    const byKind = set.byKind;
+    let pick = byKind.get(kind);
+    if (!pick) {
+      pick = `${objectName}-pick-${kind}${set.index > 0 ? `-${set.index}` : ''}`;
+      chains.push({ name: pick, rules: affinityRules(route, ctx, protocol, affinitySet, tags, timeoutSeconds, balancerChainName(fallback)) });
+      fallbacks.push(fallback);
+      byKind.set(kind, pick);
+    }
+    chains.push({ name: roleName, rules: [...masqueradeRules(pickMasquerade(route, ctx), ctx), { matches: [], statements: [{ kind: 'verdict', verdict: { kind: 'goto', chain: pick } }] }] });
+    roleChains.set(roleName, roleName);
+    return roleName;
   };
 
   /** A route's verdict for a frontend key; the endpoint elements it needs go to `out`. */
   const target = (route: Route, role: AffinityRole, keyKind: KeyKind, outside: boolean, key: string, out: { elements: SetElement[]; balancers: Balancer[] }): string => {
     const endpoints = usable(route, ctx);
     if (endpoints.length === 0) return route.whenEmpty === 'reject' ? `goto ${CHAINS.noEndpoints}` : 'drop';
-    if (route.affinity) return `goto ${affinityChain(route, role, route.affinity.timeoutSeconds)}`;
-    const balancer: Balancer = { keyKind, outside, size: endpoints.length, protocol, masquerade: pickMasquerade(route, ctx) };
+    const masquerade = route.affinity ? 'none' : pickMasquerade(route, ctx);
+    const balancer: Balancer = { keyKind, outside, size: endpoints.length, protocol, masquerade };
     const map = balancerMap(balancer);
     endpoints.forEach((ep, i) => out.elements.push(put(map, `${key} . ${i}`, endpointText(ep))));
     out.balancers.push(balancer);
+    if (route.affinity) return `goto ${affinityChain(route, role, balancer, route.affinity.timeoutSeconds)}`;
     return `goto ${balancerChainName(balancer)}`;
   };
 
@@ -345,7 +370,7 @@ export function compileService(plan: ServicePortPlan, ctx: FamilyContext): Servi
     }
     frontends.push({ id: `ip ${key}`, ...out });
   }
-  return { frontends, chains, sets, hairpin: hairpinKeys(plan, ctx) };
+  return { frontends, balancers: fallbacks, chains, sets, hairpin: hairpinKeys(plan, ctx) };
 }
 
 /** "ip . ip" of every endpoint on this node: only those can be the source of a packet to the service here. */
@@ -381,73 +406,115 @@ function affinityTags(plan: ServicePortPlan, ctx: FamilyContext): Map<string, nu
 }
 
 /**
- * A session-affinity route: a client seen within the timeout goes back to its endpoint (and refreshes it); a new
- * one is spread evenly (numgen per rule: 1/N, then 1/(N-1)…) and remembered. The last N rules spread without
- * remembering: they only run when the set is full and the remembering rules could not add the client.
+ * The pick chain of a session-affinity endpoint set: a client seen within the timeout goes back to its endpoint
+ * (and refreshes it); a new one is spread evenly (numgen per rule: 1/N, then 1/(N-1)…) and remembered. When the
+ * set is full no rule can remember it, and it falls through to the shared balancer (spread, not remembered).
  */
-function affinityRules(route: Route, ctx: FamilyContext, protocol: Protocol4, set: string, tags: ReadonlyMap<string, number>, timeoutSeconds: number, key: string): Rule[] {
+function affinityRules(route: Route, ctx: FamilyContext, protocol: Protocol4, set: string, tags: ReadonlyMap<string, number>, timeoutSeconds: number, fallback: string): Rule[] {
   const endpoints = usable(route, ctx);
-  const rules: Rule[] = masqueradeRules(pickMasquerade(route, ctx), ctx);
+  const rules: Rule[] = [];
   const client = (ep: Endpoint): readonly Expr[] => [SADDR, { kind: 'numgen', mod: 1, offset: tags.get(endpointText(ep)) ?? 0 }];
   const remember = (ep: Endpoint): Statement => ({ kind: 'update', set, key: client(ep), timeoutSeconds });
   const dnat = (ep: Endpoint): Statement => ({ kind: 'dnat', protocol, ip: ep.ip, port: ep.port });
   const pick = (i: number): Match[] => (endpoints.length - i > 1 ? [{ kind: 'cmp', left: { kind: 'numgen', mod: endpoints.length - i }, value: { kind: 'number', value: 0 } }] : []);
-  const label = (ep: Endpoint): string => `${key} -> ${ep.ip}:${ep.port}`;
-  for (const ep of endpoints) rules.push({ matches: [{ kind: 'lookup', key: client(ep), set }], statements: [remember(ep), dnat(ep)], comment: label(ep) });
+  for (const ep of endpoints) rules.push({ matches: [{ kind: 'lookup', key: client(ep), set }], statements: [remember(ep), dnat(ep)] });
   endpoints.forEach((ep, i) => rules.push({ matches: pick(i), statements: [remember(ep), dnat(ep)] }));
-  endpoints.forEach((ep, i) => rules.push({ matches: pick(i), statements: [dnat(ep)], comment: 'affinity set full' }));
+  rules.push({ matches: [], statements: [{ kind: 'verdict', verdict: { kind: 'goto', chain: fallback } }], comment: 'affinity set full' });
   return rules;
 }
 
 // --- the whole table -----------------------------------------------------------------------------------------
 
-/** The family's services compiled together, conflicts resolved: the first service (by key) keeps a frontend. */
-export interface Assembled {
-  readonly table: Table;
+/** Where an assembled table goes, piece by piece, declarations always before what refers to them. */
+export interface TableSink {
+  addSet(set: SetSpec): void;
+  /** Declares the chains, then fills them (their rules may refer to each other). */
+  addChains(chains: readonly Chain[]): void;
+  addElements(set: string, elements: readonly Element[]): void;
+}
+
+/** What assembling a family's services leaves behind besides the table: the indexes a partial diff needs. */
+export interface Assembly {
   /** Frontend id → service keys claiming it, winner first. */
   readonly claims: Map<string, string[]>;
   readonly balancerUses: Map<string, { balancer: Balancer; uses: number }>;
   readonly hairpinUses: Map<string, number>;
+  /** Every set of the table, by name. */
+  readonly sets: Map<string, SetSpec>;
 }
 
-export function assemble(ctx: FamilyContext, services: readonly ServicePortPlan[], compile: (plan: ServicePortPlan) => ServiceContribution): Assembled {
-  const chains: Chain[] = baseChains(ctx);
-  const sets: SetSpec[] = baseSets();
-  const elements = baseElements(ctx);
+/**
+ * The family's services compiled together into `sink`, conflicts resolved (the first service by key keeps a
+ * frontend). Service by service, so a sink that writes as it goes never holds the whole table.
+ */
+export function assembleInto(ctx: FamilyContext, services: readonly ServicePortPlan[], compile: (plan: ServicePortPlan) => ServiceContribution, sink: TableSink): Assembly {
   const claims = new Map<string, string[]>();
   const balancerUses = new Map<string, { balancer: Balancer; uses: number }>();
   const hairpinUses = new Map<string, number>();
-  const push = (set: string, element: Element): void => {
-    let list = elements.get(set);
-    if (!list) elements.set(set, list = []);
-    list.push(element);
+  const sets = new Map<string, SetSpec>();
+  const addSet = (set: SetSpec): void => {
+    sets.set(set.name, set);
+    sink.addSet(set);
   };
+  for (const set of baseSets()) addSet(set);
+  sink.addChains(baseChains(ctx));
+  for (const [set, elements] of baseElements(ctx)) sink.addElements(set, elements);
   for (const plan of [...services].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     const part = compile(plan);
-    for (const chain of part.chains) chains.push(chain);
-    for (const set of part.sets) sets.push(set);
-    for (const key of part.hairpin) hairpinUses.set(key, (hairpinUses.get(key) ?? 0) + 1);
+    const acquire = (balancer: Balancer): void => {
+      const name = balancerChainName(balancer);
+      const use = balancerUses.get(name);
+      if (use) { use.uses++; return; }
+      balancerUses.set(name, { balancer, uses: 1 });
+      const map = balancerMapSpec(balancer);
+      if (!sets.has(map.name)) addSet(map);
+      sink.addChains([balancerChain(balancer, ctx)]);
+    };
+    for (const balancer of part.balancers) acquire(balancer);
+    const elements = new Map<string, Element[]>();
     for (const frontend of part.frontends) {
       const claimants = claims.get(frontend.id);
       if (claimants) { claimants.push(plan.key); continue; }
       claims.set(frontend.id, [plan.key]);
-      for (const { set, element } of frontend.elements) push(set, element);
-      for (const balancer of frontend.balancers) {
-        const name = balancerChainName(balancer);
-        const use = balancerUses.get(name);
-        if (use) use.uses++;
-        else balancerUses.set(name, { balancer, uses: 1 });
+      for (const balancer of frontend.balancers) acquire(balancer);
+      for (const { set, element } of frontend.elements) {
+        let list = elements.get(set);
+        if (!list) elements.set(set, list = []);
+        list.push(element);
       }
     }
+    for (const set of part.sets) addSet(set);
+    if (part.chains.length > 0) sink.addChains(part.chains);
+    for (const [set, list] of elements) sink.addElements(set, list);
+    const hairpin = part.hairpin.filter((key) => {
+      const count = hairpinUses.get(key) ?? 0;
+      hairpinUses.set(key, count + 1);
+      return count === 0;
+    });
+    if (hairpin.length > 0) sink.addElements(SETS.hairpin, hairpin);
   }
-  for (const key of hairpinUses.keys()) push(SETS.hairpin, key);
-  const maps = new Map<string, SetSpec>();
-  for (const { balancer } of balancerUses.values()) {
-    chains.push(balancerChain(balancer, ctx));
-    maps.set(balancerMap(balancer), balancerMapSpec(balancer));
-  }
-  for (const spec of maps.values()) sets.push(spec);
-  return { table: { family: ctx.family, name: TABLE, chains, sets, elements }, claims, balancerUses, hairpinUses };
+  return { claims, balancerUses, hairpinUses, sets };
+}
+
+/** The family's services compiled together, as a table (for `kproxy plan`, the tracer, full diffs, tests). */
+export interface Assembled extends Assembly {
+  readonly table: Table;
+}
+
+export function assemble(ctx: FamilyContext, services: readonly ServicePortPlan[], compile: (plan: ServicePortPlan) => ServiceContribution): Assembled {
+  const chains: Chain[] = [];
+  const sets: SetSpec[] = [];
+  const elements = new Map<string, Element[]>();
+  const assembly = assembleInto(ctx, services, compile, {
+    addSet: (set) => { sets.push(set); },
+    addChains: (list) => { for (const chain of list) chains.push(chain); },
+    addElements: (set, list) => {
+      const all = elements.get(set);
+      if (all) for (const e of list) all.push(e);
+      else elements.set(set, [...list]);
+    },
+  });
+  return { ...assembly, table: { family: ctx.family, name: TABLE, chains, sets, elements } };
 }
 
 /** The whole table of one family (for `kproxy plan`, the tracer and tests). */

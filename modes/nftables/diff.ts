@@ -9,7 +9,7 @@
 import type { CompiledFamilies } from '../../kit/family-sync.ts';
 import { changedPlans, type FamilySource } from '../../kit/plan-diff.ts';
 import type { IPFamily, ServicePortPlan } from '../../src/model/types.ts';
-import { assemble, balancerChain, balancerChainName, balancerMap, balancerMapSpec, compileService, familyContext, type Assembled, type Balancer, type FamilyContext, type FrontendPart, type ServiceContribution } from './compile.ts';
+import { assemble, balancerChain, balancerChainName, balancerMap, balancerMapSpec, compileService, familyContext, type Assembled, type Assembly, type Balancer, type FamilyContext, type FrontendPart, type ServiceContribution } from './compile.ts';
 import type { KernelChain, KernelSet } from './netlink/read.ts';
 import { setMatches } from './netlink/read.ts';
 import { ruleComment, ruleText } from './render.ts';
@@ -58,10 +58,10 @@ export interface Mirror {
  */
 export const LINGER_MS = 1000;
 
-export function mirrorOf(source: NftSource, assembled: Assembled, lingering: Lingering = { chains: [], sets: [] }, now = 0): Mirror {
+export function mirrorOf(source: NftSource, assembled: Assembly, lingering: Lingering = { chains: [], sets: [] }, now = 0): Mirror {
   return {
     source, claims: assembled.claims, plans: new Map(source.services.map((p) => [p.key, p])),
-    balancers: assembled.balancerUses, hairpin: assembled.hairpinUses, sets: new Map(assembled.table.sets.map((s) => [s.name, s])),
+    balancers: assembled.balancerUses, hairpin: assembled.hairpinUses, sets: new Map(assembled.sets),
     lingering: new Map(lingering.chains.map((name) => [name, now])), lingeringSets: new Map(lingering.sets.map((name) => [name, now])),
   };
 }
@@ -213,6 +213,9 @@ export function partialTransaction(mirror: Mirror, next: NftSource, now = 0): Tr
     for (const b of before?.balancers ?? []) useBalancer(b, -1);
     for (const b of after?.balancers ?? []) useBalancer(b, +1);
   }
+  // The balancers a service's own chains fall back to, whichever frontends it wins.
+  for (const part of oldParts.values()) for (const b of part.balancers) useBalancer(b, -1);
+  for (const part of newParts.values()) for (const b of part.balancers) useBalancer(b, +1);
 
   // Hairpin keys are counted per service that has them (not per frontend: conflicts do not matter there).
   const hairpinBefore = new Map<string, number>();

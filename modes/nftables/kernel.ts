@@ -3,8 +3,8 @@
 // process — which must run in the node's network namespace, as the agent does.
 import type { KernelView } from './diff.ts';
 import { comparableSets } from './diff.ts';
-import { encodeTransaction } from './netlink/batch.ts';
-import { readElements, readGeneration, readTable, type KernelChain } from './netlink/read.ts';
+import { BatchEncoder, encodeTransaction } from './netlink/batch.ts';
+import { readChainRules, readElements, readGeneration, readTable, tableExists, type KernelChain, type KernelRule } from './netlink/read.ts';
 import { NetfilterSocket } from './netlink/socket.ts';
 import { element, type NftFamily, type SetSpec, type Table } from './ruleset.ts';
 import type { Transaction } from './transaction.ts';
@@ -12,11 +12,20 @@ import type { Transaction } from './transaction.ts';
 export interface Kernel {
   /** Applies a transaction, all or nothing; `sets` lays out the existing sets it adds elements to. */
   transact(tx: Transaction, sets: ReadonlyMap<string, SetSpec>): Promise<void>;
+  /**
+   * Applies a transaction that `write` encodes as it goes (a whole table at 10k services, never held as data);
+   * `expectedBytes` sizes the buffer.
+   */
+  stream(family: NftFamily, table: string, expectedBytes: number, write: (out: BatchEncoder) => void): Promise<void>;
   /** Changes with every transaction anyone commits in this network namespace. */
   generation(): Promise<number>;
   /** The table, with the elements of every desired set it holds in the desired layout; undefined when absent. */
   read(desired: Table): Promise<KernelView | undefined>;
-  /** Only the chains and their rules (cheap: the rules are few). */
+  /** Whether the table exists. */
+  exists(family: NftFamily, table: string): Promise<boolean>;
+  /** The rules of these chains (as the reader reports them). */
+  rules(family: NftFamily, table: string, chains: readonly string[]): Promise<ReadonlyMap<string, readonly KernelRule[]>>;
+  /** Every chain with its rules. */
   chains(family: NftFamily, table: string): Promise<ReadonlyMap<string, KernelChain> | undefined>;
   close(): void;
 }
@@ -36,6 +45,15 @@ export class NetlinkKernel implements Kernel {
     await socket.transact(batch);
   }
 
+  async stream(family: NftFamily, table: string, expectedBytes: number, write: (out: BatchEncoder) => void): Promise<void> {
+    const socket = await this.#open();
+    const out = new BatchEncoder(family, table, new Map(), socket.nextSeq, expectedBytes);
+    write(out);
+    const batch = out.finish();
+    socket.used(batch.lastSeq + 1);
+    await socket.transact(batch);
+  }
+
   async generation(): Promise<number> {
     return readGeneration(await this.#open());
   }
@@ -51,6 +69,14 @@ export class NetlinkKernel implements Kernel {
       elements.set(spec.name, list);
     }
     return { chains: table.chains, sets: table.sets, elements };
+  }
+
+  async exists(family: NftFamily, table: string): Promise<boolean> {
+    return tableExists(await this.#open(), family, table);
+  }
+
+  async rules(family: NftFamily, table: string, chains: readonly string[]): Promise<ReadonlyMap<string, readonly KernelRule[]>> {
+    return readChainRules(await this.#open(), family, table, chains);
   }
 
   async chains(family: NftFamily, name: string): Promise<ReadonlyMap<string, KernelChain> | undefined> {

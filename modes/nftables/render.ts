@@ -109,7 +109,8 @@ function* chunked<T>(items: readonly T[], size: number): Generator<readonly T[]>
 /**
  * The transaction as `nft -f` input, piece by piece (a first sync at 10k services is megabytes: it is written while
  * nft reads it). Order: table, new sets, new chains (declared, then filled), replaced chains (flushed, refilled),
- * flushed sets, element deletions, element additions, then chains and sets that nothing refers to any more.
+ * flushed sets, element deletions, element additions, then chains (emptied, then deleted) and sets that nothing
+ * refers to any more.
  */
 export function* renderTransaction(tx: Transaction): Generator<string> {
   const { family, table } = tx;
@@ -128,6 +129,8 @@ export function* renderTransaction(tx: Transaction): Generator<string> {
   for (const [set, elements] of tx.addElements) {
     for (const chunk of chunked(elements, ELEMENTS_PER_COMMAND)) yield `add element ${at} ${set} { ${chunk.join(', ')} }\n`;
   }
+  // Emptied first, so chains that jump to each other can go in any order.
+  for (const name of tx.deleteChains) yield `flush chain ${at} ${name}\n`;
   for (const name of tx.deleteChains) yield `delete chain ${at} ${name}\n`;
   for (const name of tx.deleteSets) yield `delete set ${at} ${name}\n`;
 }

@@ -4,9 +4,10 @@
 // anyone committed anything since that write (the nf_tables generation): if not, there can be no drift and
 // nothing is read; every few resyncs the table is read anyway.
 import type { Logger } from '../../src/model/mode.ts';
+import { assembleInto, type Assembly } from './compile.ts';
 import { assembleSource, fullDiff, mirrorOf, partialTransaction, type Mirror, type NftSource } from './diff.ts';
 import type { Kernel } from './kernel.ts';
-import { TABLE } from './names.ts';
+import { TABLE, TABLE_COMMENT } from './names.ts';
 import type { NftFamily, SetSpec } from './ruleset.ts';
 import { isEmptyTransaction, transactionSize, type Transaction } from './transaction.ts';
 
@@ -55,15 +56,45 @@ export class NftTableWriter {
       this.#resyncsWithoutRead++;
       return { operations: await this.#write(partialTransaction(mirror, source, this.#now()), mirror.sets), read: false };
     }
+    this.#mirror = undefined;
+    this.#resyncsWithoutRead = 0;
+    if (!await this.#kernel.exists(this.#family, TABLE)) {
+      if (source.services.length === 0 && this.#family === 'ip6') return 'idle';
+      return { operations: await this.#create(source), read: true };
+    }
     const assembled = assembleSource(source);
     const kernel = await this.#kernel.read(assembled.table);
-    if (!kernel && source.services.length === 0 && this.#family === 'ip6') return 'idle';
     const { tx, lingering } = fullDiff(assembled.table, kernel, this.#expressions);
-    this.#mirror = undefined;
-    const operations = await this.#write(tx, new Map(assembled.table.sets.map((s) => [s.name, s])));
+    const operations = await this.#write(tx, assembled.sets);
     this.#mirror = mirrorOf(source, assembled, lingering, this.#now());
-    this.#resyncsWithoutRead = 0;
     return { operations, read: true };
+  }
+
+  /** The table from nothing, in one transaction encoded service by service (nothing held but the indexes). */
+  async #create(source: NftSource): Promise<number> {
+    let operations = 0;
+    let assembly: Assembly | undefined;
+    try {
+      await this.#kernel.stream(this.#family, TABLE, expectedBytes(source), (out) => {
+        out.addTable(TABLE_COMMENT);
+        assembly = assembleInto(source.ctx, source.services, source.compileService, {
+          addSet: (set) => { out.addSet(set); operations++; },
+          addChains: (chains) => {
+            for (const chain of chains) out.addChain(chain);
+            for (const chain of chains) out.fillChain(chain);
+            operations += chains.length;
+          },
+          addElements: (set, elements) => { out.addElements(set, elements); operations += elements.length; },
+        });
+      });
+    } catch (error) {
+      this.forget();
+      throw error;
+    }
+    if (!assembly) throw new Error('nothing assembled');
+    this.#mirror = mirrorOf(source, assembly);
+    await this.#afterWrite('all');
+    return operations;
   }
 
   /** The kernel holds what this process wrote from `prev`: write what changed for `next`. */
@@ -85,18 +116,39 @@ export class NftTableWriter {
       this.forget();
       throw error;
     }
-    const chainsChanged = tx.deleteTable === true || size.chains > 0 || this.#expressions === undefined;
+    for (const name of tx.deleteChains) this.#expressions?.delete(name);
+    const written = [...tx.addChains, ...tx.replaceChains].map((c) => c.name);
+    await this.#afterWrite(tx.deleteTable === true || tx.ensureTable !== undefined ? 'all' : written);
+    return size.elements + size.chains + size.sets;
+  }
+
+  /**
+   * The generation after our write, and the expressions the kernel holds for the chains we wrote (all of them
+   * after a table was created), so a full resync can tell our rules from edited ones.
+   */
+  async #afterWrite(chains: 'all' | readonly string[]): Promise<void> {
     try {
       this.#generation = await this.#kernel.generation();
-      if (chainsChanged) {
-        const chains = await this.#kernel.chains(this.#family, TABLE);
-        this.#expressions = chains ? new Map([...chains].map(([name, c]) => [name, c.rules.map((r) => r.expressions)])) : undefined;
+      if (chains === 'all' || this.#expressions === undefined) {
+        const all = await this.#kernel.chains(this.#family, TABLE);
+        this.#expressions = all ? new Map([...all].map(([name, c]) => [name, c.rules.map((r) => r.expressions)])) : undefined;
+      } else if (chains.length > 0) {
+        for (const [name, rules] of await this.#kernel.rules(this.#family, TABLE, chains)) this.#expressions.set(name, rules.map((r) => r.expressions));
       }
     } catch (error) {
       // The rules are in; only the means to notice drift cheaply is missing: the next resync reads everything.
       this.#generation = undefined;
       this.#log.warn({ family: this.#family, error: (error as Error).message }, 'cannot read the nftables generation back');
     }
-    return size.elements + size.chains + size.sets;
   }
+}
+
+/** Roughly the bytes a whole table takes as a batch (elements ~50 bytes; an affinity endpoint ~2 rules of 600). */
+function expectedBytes(source: NftSource): number {
+  let bytes = 1 << 20;
+  for (const plan of source.services) {
+    const endpoints = plan.routes.clusterIP.endpoints.length + (plan.routes.external?.fromOutside.endpoints.length ?? 0);
+    bytes += 200 + plan.frontends.length * (100 + endpoints * 50) + (plan.affinity ? endpoints * 1500 : 0);
+  }
+  return bytes;
 }

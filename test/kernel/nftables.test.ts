@@ -50,7 +50,7 @@ describe('nftables mode on a real kernel', kernelSuite, () => {
       // A full resync every second: the drift test waits for one.
       args: ['--min-sync-period', '0s', '--iptables-sync-period', '1s', '--metrics-bind-address', '', '--log-format', 'json'],
     });
-    await proxy.waitHealthy(10_000);
+    await proxy.waitHealthy(20_000);
   };
   const nft = async (...args: string[]): Promise<string> => (await cluster.exec(cluster.nodeNs, 'nft', args)).stdout;
   // Without counters (-s): the foreign rules count packets, which is their business.
@@ -83,7 +83,8 @@ describe('nftables mode on a real kernel', kernelSuite, () => {
     await start();
     const startupMs = Date.now() - started;
     process.stderr.write(`# nftables: agent healthy ${startupMs} ms after start\n`);
-    assert.ok(startupMs < 4000, `feature check, first sync and /healthz 200 within 4 s (took ${startupMs} ms)`);
+    // ≈ 1 s on a quiet machine; the bound leaves room for a loaded CI machine.
+    assert.ok(startupMs < 8000, `feature check, first sync and /healthz 200 within 8 s (took ${startupMs} ms)`);
   });
 
   after(async () => {
@@ -218,7 +219,8 @@ describe('nftables mode on a real kernel', kernelSuite, () => {
     const load = cluster.tcp(cluster.client.ns, '10.96.0.40', 80, { count: 400, concurrency: 2, timeoutMs: 1000 });
     for (let round = 0; round < 6; round++) {
       publish(
-        { name: 'busy', clusterIP: '10.96.0.40', ports: [{ port: 80, targetPort: PORT }], endpoints: round % 2 ? all : [...all, { pod: cluster.client }] },
+        // An endpoint leaves and comes back: its established connection lives on (conntrack), new ones avoid it.
+        { name: 'busy', clusterIP: '10.96.0.40', ports: [{ port: 80, targetPort: PORT }], endpoints: round % 2 ? all : all.slice(0, 2) },
         { name: `churn${round}`, clusterIP: `10.96.0.${50 + round}`, ports: [{ port: 80, targetPort: PORT }], endpoints: all.slice(0, 1 + (round % 3)) },
       );
       if (round > 0) withdraw(`churn${round - 1}`);

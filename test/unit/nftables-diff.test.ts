@@ -65,6 +65,7 @@ class ModelKernel {
       if (value?.startsWith('goto ') || value?.startsWith('jump ')) pointedAt.add(value.slice(5));
     }
     this.deletedValues.clear();
+    for (const name of tx.deleteChains) if (this.chains.has(name)) this.chains.set(name, []); // emptied first
     for (const name of tx.deleteChains) {
       if (pointedAt.has(name)) fail(`a kernel before 6.2 refuses to delete ${name} in the transaction that deletes an element pointing at it`);
       if (!this.chains.delete(name)) fail(`no chain ${name}`);

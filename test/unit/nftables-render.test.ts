@@ -77,6 +77,7 @@ describe('transactions', () => {
       'add rule ip kproxy services ip daddr . meta l4proto . th dport vmap @service-ips',
       'delete element ip kproxy endpoints-2 { 10.96.0.1 . tcp . 80 . 0, 10.96.0.1 . tcp . 80 . 1 }',
       'add element ip kproxy service-ips { 10.96.0.1 . tcp . 80 : goto endpoints-3-tcp }',
+      'flush chain ip kproxy endpoints-2-tcp',
       'delete chain ip kproxy endpoints-2-tcp',
       'delete set ip kproxy endpoints-2',
     ]);

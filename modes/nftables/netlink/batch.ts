@@ -187,89 +187,169 @@ export interface Batch {
   describe(seq: number): string;
 }
 
+/** Bytes an element of `spec` takes in a message, roughly (to size the buffer once). */
+function elementBytes(spec: SetSpec | undefined, family: NftFamily): number {
+  if (!spec) return 96;
+  const key = fieldsLength(fieldsOf(spec.key, family));
+  const interval = spec.flags?.includes('interval') === true;
+  const data = spec.data === undefined ? 0 : spec.data === 'verdict' ? 64 : 12 + fieldsLength(fieldsOf(spec.data, family));
+  return 16 + key * (interval ? 2 : 1) + data;
+}
+
 /**
- * Encodes `tx`. `known` tells how sets that already exist in the kernel are laid out (for elements of sets this
- * transaction does not create, and for rules that look them up).
+ * Writes one transaction of one table as a batch, message by message, in the order it is given (the caller keeps
+ * declarations before references). `known` lays out sets that already exist (for their elements and lookups).
+ */
+export class BatchEncoder {
+  readonly #family: NftFamily;
+  readonly #table: string;
+  readonly #proto: number;
+  readonly #w: MessageWriter;
+  readonly #sets: Map<string, SetSpec>;
+  readonly #descriptions: Array<{ seq: number; what: string }> = [];
+  #seq: number;
+  #lastStart = -1;
+  #setIds = 0;
+
+  constructor(family: NftFamily, table: string, known: ReadonlyMap<string, SetSpec>, firstSeq: number, expectedBytes = 1 << 16) {
+    this.#family = family;
+    this.#table = table;
+    this.#proto = NFPROTO[family];
+    this.#sets = new Map(known);
+    this.#seq = firstSeq;
+    this.#w = new MessageWriter(expectedBytes);
+    this.#w.raw(batchBegin(this.#seq++));
+  }
+
+  /** One message: `body` writes its attributes. */
+  #send(msg: number, flags: number, what: string, body: () => void): void {
+    this.#descriptions.push({ seq: this.#seq, what });
+    this.#lastStart = this.#w.beginMessage(nftType(msg), NLM_F.request | flags, this.#seq++, this.#proto);
+    body();
+    this.#w.endMessage(this.#lastStart);
+  }
+
+  #push(msg: number, flags: number, attrs: readonly Buffer[], what: string): void {
+    this.#send(msg, flags, what, () => { for (const a of attrs) this.#w.raw(a); });
+  }
+
+  deleteTable(): void {
+    this.#push(NFT_MSG.delTable, 0, [stringAttr(TABLE.name, this.#table)], `delete table ${this.#family} ${this.#table}`);
+  }
+
+  addTable(comment: string): void {
+    this.#push(NFT_MSG.newTable, NLM_F.create, [stringAttr(TABLE.name, this.#table), u32Attr(TABLE.flags, 0), attr(TABLE.userdata, udString(0, comment))], `add table ${this.#family} ${this.#table}`);
+  }
+
+  addSet(set: SetSpec): void {
+    this.#sets.set(set.name, set);
+    this.#push(NFT_MSG.newSet, NLM_F.create, setAttrs(this.#table, set, this.#family, ++this.#setIds), `add set ${set.name}`);
+  }
+
+  addChain(chain: Chain): void {
+    this.#push(NFT_MSG.newChain, NLM_F.create, chainAttrs(this.#table, chain), `add chain ${chain.name}`);
+  }
+
+  flushChain(name: string): void {
+    this.#push(NFT_MSG.delRule, 0, [stringAttr(RULE.table, this.#table), stringAttr(RULE.chain, name)], `flush chain ${name}`);
+  }
+
+  /** Appends the chain's rules (the chain exists, or was added before in this batch). */
+  fillChain(chain: Chain): void {
+    const w = this.#w;
+    const setOf = (name: string): SetSpec | undefined => this.#sets.get(name);
+    chain.rules.forEach((rule, i) => {
+      this.#send(NFT_MSG.newRule, NLM_F.create | NLM_F.append, `rule ${i + 1} of chain ${chain.name}`, () => {
+        w.string(RULE.table, this.#table);
+        w.string(RULE.chain, chain.name);
+        const expressions = w.begin(RULE.expressions);
+        writeRuleExpressions(w, rule.matches, rule.statements, this.#family, setOf);
+        w.end(expressions);
+        w.bytes(RULE.userdata, udString(0, ruleComment(rule, this.#family)));
+      });
+    });
+  }
+
+  #listHeader(set: string): void {
+    this.#w.string(ELEM_LIST.table, this.#table);
+    this.#w.string(ELEM_LIST.set, set);
+  }
+
+  flushSet(name: string): void {
+    this.#send(NFT_MSG.delSetElem, 0, `flush set ${name}`, () => this.#listHeader(name));
+  }
+
+  #elements(msg: number, flags: number, set: string, elements: readonly Element[], withData: boolean, verb: string): void {
+    const spec = this.#sets.get(set);
+    if (!spec) throw new Error(`no layout known for set ${set}`);
+    for (let i = 0; i < elements.length; i += ELEMENTS_PER_MESSAGE) {
+      const chunk = elements.length <= ELEMENTS_PER_MESSAGE ? elements : elements.slice(i, i + ELEMENTS_PER_MESSAGE);
+      this.#send(msg, flags, `${verb} ${chunk.length} elements of ${set} (${chunk[0] ?? ''}, …)`, () => {
+        this.#listHeader(set);
+        const nest = this.#w.begin(ELEM_LIST.elements);
+        writeElements(this.#w, spec, chunk, this.#family, withData);
+        this.#w.end(nest);
+      });
+    }
+  }
+
+  addElements(set: string, elements: readonly Element[]): void {
+    if (elements.length > 0) this.#elements(NFT_MSG.newSetElem, NLM_F.create, set, elements, true, 'add');
+  }
+
+  deleteElements(set: string, keys: readonly string[]): void {
+    if (keys.length > 0) this.#elements(NFT_MSG.delSetElem, 0, set, keys, false, 'delete');
+  }
+
+  /** Empties, then deletes chains (emptied first, so chains that jump to each other can go in any order). */
+  deleteChains(names: readonly string[]): void {
+    for (const name of names) this.flushChain(name);
+    for (const name of names) this.#push(NFT_MSG.delChain, 0, [stringAttr(CHAIN.table, this.#table), stringAttr(CHAIN.name, name)], `delete chain ${name}`);
+  }
+
+  deleteSet(name: string): void {
+    this.#push(NFT_MSG.delSet, 0, [stringAttr(SET.table, this.#table), stringAttr(SET.name, name)], `delete set ${name}`);
+  }
+
+  /** Whether any message was written. */
+  get empty(): boolean { return this.#lastStart < 0; }
+
+  finish(): Batch {
+    const w = this.#w;
+    const lastSeq = this.#seq - 1;
+    // Only the last message asks for an acknowledgement; a failing one is reported whatever its flags.
+    if (this.#lastStart >= 0) w.addFlags(this.#lastStart, NLM_F.ack);
+    w.raw(batchEnd(this.#seq));
+    const index = new Map(this.#descriptions.map((d) => [d.seq, d.what]));
+    return { bytes: w.view(), lastSeq, describe: (n) => index.get(n) ?? `message ${n}` };
+  }
+}
+
+/**
+ * Encodes `tx`, in the order render.ts writes it. `known` tells how sets that already exist in the kernel are laid
+ * out (for elements of sets this transaction does not create, and for rules that look them up).
  */
 export function encodeTransaction(tx: Transaction, known: ReadonlyMap<string, SetSpec>, firstSeq: number): Batch {
-  const { family, table } = tx;
-  const proto = NFPROTO[family];
+  const { family } = tx;
   const sets = new Map(known);
   for (const set of tx.addSets) sets.set(set.name, set);
   let expected = 1 << 16;
-  for (const chain of [...tx.addChains, ...tx.replaceChains]) expected += chain.rules.length * 768;
-  for (const [name, list] of [...tx.addElements, ...tx.deleteElements]) {
-    const spec = sets.get(name);
-    const size = spec ? fieldsLength(fieldsOf(spec.key, family)) * 2 + (spec.data === undefined || spec.data === 'verdict' ? 64 : fieldsLength(fieldsOf(spec.data, family))) : 64;
-    expected += list.length * (size + 40);
-  }
-  const w = new MessageWriter(expected);
-  const descriptions: Array<{ seq: number; what: string }> = [];
-  let seq = firstSeq;
-  let lastStart = -1;
-  /** One message: `body` writes its attributes. */
-  const send = (msg: number, flags: number, what: string, body: () => void): void => {
-    descriptions.push({ seq, what });
-    lastStart = w.beginMessage(nftType(msg), NLM_F.request | flags, seq++, proto);
-    body();
-    w.endMessage(lastStart);
-  };
-  const push = (msg: number, flags: number, attrs: readonly Buffer[], what: string): void => send(msg, flags, what, () => { for (const a of attrs) w.raw(a); });
-  w.raw(batchBegin(seq++));
-  if (tx.deleteTable) push(NFT_MSG.delTable, 0, [stringAttr(TABLE.name, table)], `delete table ${family} ${table}`);
-  if (tx.ensureTable) {
-    push(NFT_MSG.newTable, NLM_F.create, [stringAttr(TABLE.name, table), u32Attr(TABLE.flags, 0), attr(TABLE.userdata, udString(0, tx.ensureTable.comment))], `add table ${family} ${table}`);
-  }
-  tx.addSets.forEach((set, i) => push(NFT_MSG.newSet, NLM_F.create, setAttrs(table, set, family, i + 1), `add set ${set.name}`));
-  for (const chain of tx.addChains) push(NFT_MSG.newChain, NLM_F.create, chainAttrs(table, chain), `add chain ${chain.name}`);
-  const setOf = (name: string): SetSpec | undefined => sets.get(name);
-  const fill = (chain: Chain): void => {
-    chain.rules.forEach((rule, i) => {
-      send(NFT_MSG.newRule, NLM_F.create | NLM_F.append, `rule ${i + 1} of chain ${chain.name}`, () => {
-        w.string(RULE.table, table);
-        w.string(RULE.chain, chain.name);
-        const expressions = w.begin(RULE.expressions);
-        writeRuleExpressions(w, rule.matches, rule.statements, family, setOf);
-        w.end(expressions);
-        w.bytes(RULE.userdata, udString(0, ruleComment(rule, family)));
-      });
-    });
-  };
-  for (const chain of tx.addChains) fill(chain);
+  for (const chain of [...tx.addChains, ...tx.replaceChains]) expected += chain.rules.length * 640;
+  for (const [name, list] of [...tx.addElements, ...tx.deleteElements]) expected += list.length * elementBytes(sets.get(name), family);
+  const out = new BatchEncoder(family, tx.table, known, firstSeq, expected);
+  if (tx.deleteTable) out.deleteTable();
+  if (tx.ensureTable) out.addTable(tx.ensureTable.comment);
+  for (const set of tx.addSets) out.addSet(set);
+  for (const chain of tx.addChains) out.addChain(chain);
+  for (const chain of tx.addChains) out.fillChain(chain);
   for (const chain of tx.replaceChains) {
-    push(NFT_MSG.delRule, 0, [stringAttr(RULE.table, table), stringAttr(RULE.chain, chain.name)], `flush chain ${chain.name}`);
-    fill(chain);
+    out.flushChain(chain.name);
+    out.fillChain(chain);
   }
-  const listHeader = (set: string): void => {
-    w.string(ELEM_LIST.table, table);
-    w.string(ELEM_LIST.set, set);
-  };
-  for (const name of tx.flushSets) send(NFT_MSG.delSetElem, 0, `flush set ${name}`, () => listHeader(name));
-  const specOf = (name: string): SetSpec => {
-    const spec = sets.get(name);
-    if (!spec) throw new Error(`no layout known for set ${name}`);
-    return spec;
-  };
-  const elementMessages = (msg: number, flags: number, set: string, elements: readonly Element[], withData: boolean, verb: string): void => {
-    const spec = specOf(set);
-    for (let i = 0; i < elements.length; i += ELEMENTS_PER_MESSAGE) {
-      const chunk = elements.slice(i, i + ELEMENTS_PER_MESSAGE);
-      send(msg, flags, `${verb} ${chunk.length} elements of ${set} (${chunk[0] ?? ''}, …)`, () => {
-        listHeader(set);
-        const nest = w.begin(ELEM_LIST.elements);
-        writeElements(w, spec, chunk, family, withData);
-        w.end(nest);
-      });
-    }
-  };
-  for (const [set, keys] of tx.deleteElements) if (keys.length > 0) elementMessages(NFT_MSG.delSetElem, 0, set, keys, false, 'delete');
-  for (const [set, elements] of tx.addElements) if (elements.length > 0) elementMessages(NFT_MSG.newSetElem, NLM_F.create, set, elements, true, 'add');
-  for (const name of tx.deleteChains) push(NFT_MSG.delChain, 0, [stringAttr(CHAIN.table, table), stringAttr(CHAIN.name, name)], `delete chain ${name}`);
-  for (const name of tx.deleteSets) push(NFT_MSG.delSet, 0, [stringAttr(SET.table, table), stringAttr(SET.name, name)], `delete set ${name}`);
-  const lastSeq = seq - 1;
-  // Only the last message asks for an acknowledgement; a failing one is reported whatever its flags.
-  if (lastStart >= 0) w.addFlags(lastStart, NLM_F.ack);
-  w.raw(batchEnd(seq));
-  const index = new Map(descriptions.map((d) => [d.seq, d.what]));
-  return { bytes: w.view(), lastSeq, describe: (n) => index.get(n) ?? `message ${n}` };
+  for (const name of tx.flushSets) out.flushSet(name);
+  for (const [set, keys] of tx.deleteElements) out.deleteElements(set, keys);
+  for (const [set, elements] of tx.addElements) out.addElements(set, elements);
+  out.deleteChains(tx.deleteChains);
+  for (const name of tx.deleteSets) out.deleteSet(name);
+  return out.finish();
 }

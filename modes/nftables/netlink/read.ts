@@ -65,15 +65,46 @@ export async function readGeneration(socket: NetfilterSocket): Promise<number> {
   return generation;
 }
 
+/** Whether the table exists. */
+export async function tableExists(socket: NetfilterSocket, family: NftFamily, table: string): Promise<boolean> {
+  try {
+    await socket.query(NFT_MSG.getTable, NFPROTO[family], [stringAttr(TABLE.name, table)], false, () => {});
+    return true;
+  } catch (error) {
+    if (error instanceof NetlinkError && error.errno === 2) return false;
+    throw error;
+  }
+}
+
+/** One rule as the reader reports it. */
+function kernelRule(a: Map<number, Buffer>): KernelRule {
+  const expressions = hash('sha256', a.get(RULE.expressions) ?? Buffer.alloc(0), 'hex').slice(0, 16);
+  const comment = ruleComment(a.get(RULE.userdata));
+  return comment === undefined ? { expressions } : { comment, expressions };
+}
+
+/** The rules of some chains of a table (a filtered dump per chain; a chain that does not exist has none). */
+export async function readChainRules(socket: NetfilterSocket, family: NftFamily, table: string, chains: readonly string[]): Promise<Map<string, KernelRule[]>> {
+  const out = new Map<string, KernelRule[]>();
+  for (const chain of chains) {
+    const rules: KernelRule[] = [];
+    try {
+      await socket.query(NFT_MSG.getRule, NFPROTO[family], [tableFilter(RULE.table, table), stringAttr(RULE.chain, chain)], true, (message) => {
+        const a = attrMap(message.attrs ?? Buffer.alloc(0));
+        if (attrString(a.get(RULE.chain)) === chain) rules.push(kernelRule(a));
+      });
+    } catch (error) {
+      if (!(error instanceof NetlinkError && error.errno === 2)) throw error;
+    }
+    out.set(chain, rules);
+  }
+  return out;
+}
+
 /** Chains (with their rules) and sets of one table; undefined when the table does not exist. */
 export async function readTable(socket: NetfilterSocket, family: NftFamily, table: string): Promise<KernelTable | undefined> {
   const proto = NFPROTO[family];
-  try {
-    await socket.query(NFT_MSG.getTable, proto, [stringAttr(TABLE.name, table)], false, () => {});
-  } catch (error) {
-    if (error instanceof NetlinkError && error.errno === 2) return undefined;
-    throw error;
-  }
+  if (!await tableExists(socket, family, table)) return undefined;
   const chains = new Map<string, KernelChain>();
   await socket.query(NFT_MSG.getChain, proto, [tableFilter(CHAIN.table, table)], true, (message) => {
     const a = attrMap(message.attrs ?? Buffer.alloc(0));
@@ -97,11 +128,7 @@ export async function readTable(socket: NetfilterSocket, family: NftFamily, tabl
   await socket.query(NFT_MSG.getRule, proto, [tableFilter(RULE.table, table)], true, (message) => {
     const a = attrMap(message.attrs ?? Buffer.alloc(0));
     if (attrString(a.get(RULE.table)) !== table) return;
-    const chain = chains.get(attrString(a.get(RULE.chain)) ?? '');
-    if (!chain) return;
-    const expressions = hash('sha256', a.get(RULE.expressions) ?? Buffer.alloc(0), 'hex').slice(0, 16);
-    const comment = ruleComment(a.get(RULE.userdata));
-    chain.rules.push(comment === undefined ? { expressions } : { comment, expressions });
+    chains.get(attrString(a.get(RULE.chain)) ?? '')?.rules.push(kernelRule(a));
   });
   const sets = new Map<string, KernelSet>();
   await socket.query(NFT_MSG.getSet, proto, [tableFilter(SET.table, table)], true, (message) => {
