@@ -48,6 +48,11 @@ const ROUNDS = Number(process.env.KPROXY_READINESS_ROUNDS ?? 3);
 const COUNT = 50;
 /** A connection through kproxy may take this long plus twice the slowest direct one of the same moment. */
 const SLOW_MS = 100;
+/**
+ * A connection idle this long counts as failed. Long on purpose: a SYN lost and resent (1 s) must show as a slow
+ * connection, not vanish in a timeout, and on a stalled machine even direct connections took up to a second.
+ */
+const CONNECTION_TIMEOUT_MS = 5000;
 /** Measurements of a step whose connections all succeed but some are slow, before it fails. */
 const ATTEMPTS = 3;
 const PORT = 8080;
@@ -74,8 +79,8 @@ for (const row of MODES) {
       const control = cluster.pods.map((pod) => `${pod.ip}:${PORT}`);
       const warmup = control[0];
       const running = [
-        cluster.burst(cluster.client.ns, { wait, count: COUNT, targets: fromPod, warmup, control, waitTimeoutMs: 30_000 }),
-        cluster.burst(cluster.extNs, { wait, count: COUNT, targets: fromOutside, warmup, control, waitTimeoutMs: 30_000 }),
+        cluster.burst(cluster.client.ns, { wait, count: COUNT, targets: fromPod, warmup, control, timeoutMs: CONNECTION_TIMEOUT_MS, waitTimeoutMs: 30_000 }),
+        cluster.burst(cluster.extNs, { wait, count: COUNT, targets: fromOutside, warmup, control, timeoutMs: CONNECTION_TIMEOUT_MS, waitTimeoutMs: 30_000 }),
       ];
       await Promise.all(running.map((b) => b.ready));
       return running;
