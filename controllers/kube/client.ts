@@ -6,6 +6,7 @@ import { HttpMethod, KubeConfig, RequestContext, Watch } from './client-lib.ts';
 import { fetch } from 'undici';
 import type { Clock } from '../../src/model/clock.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { decodeListPage, PROTOBUF_CONTENT_TYPE, type ItemDecoder } from './protobuf.ts';
 import { isRecord } from '../../src/util/record.ts';
 
 export interface ClientConnectionOptions {
@@ -13,7 +14,10 @@ export interface ClientConnectionOptions {
   readonly kubeconfig?: string;
   /** --master: overrides the server of the kubeconfig (or is used alone, without credentials). */
   readonly master?: string;
-  /** clientConnection.contentType / acceptContentTypes. Only JSON is spoken; protobuf requests are noted and ignored. */
+  /**
+   * clientConnection.contentType / acceptContentTypes (given only when not kube-proxy's default, protobuf). Lists are
+   * read in protobuf (as kube-proxy does) unless these ask for JSON only; watches and writes are JSON either way.
+   */
   readonly contentType?: string;
   readonly acceptContentTypes?: string;
   /** clientConnection.qps / burst (upstream defaults 5 / 10). qps ≤ 0: unthrottled. */
@@ -26,6 +30,8 @@ export interface ClientConnectionOptions {
 export interface LoadedConfig {
   readonly kubeConfig: KubeConfig;
   readonly server: string;
+  /** Whether lists may be read in protobuf (see ClientConnectionOptions.contentType). */
+  readonly protobufLists: boolean;
   /** Settings that were asked for but cannot be honoured, one line each (the caller logs them). */
   readonly notes: readonly string[];
 }
@@ -56,12 +62,16 @@ export function loadClientConfig(options: ClientConnectionOptions): LoadedConfig
   }
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('the kubeconfig has no current cluster with a server address');
+  let protobufLists = true;
   for (const [field, value] of [['contentType', options.contentType], ['acceptContentTypes', options.acceptContentTypes]] as const) {
-    if (value && !value.split(',').every((type) => type.trim() === 'application/json')) {
-      notes.push(`clientConnection.${field} ${JSON.stringify(value)} is not supported; using application/json`);
+    if (!value) continue;
+    const types = value.split(',').map((type) => type.trim());
+    if (!types.includes(PROTOBUF_CONTENT_TYPE)) protobufLists = false;
+    if (!types.every((type) => type === 'application/json' || type === PROTOBUF_CONTENT_TYPE)) {
+      notes.push(`clientConnection.${field} ${JSON.stringify(value)} is not supported; using ${protobufLists ? 'protobuf for lists, ' : ''}application/json`);
     }
   }
-  return { kubeConfig: kc, server: server.replace(/\/+$/, ''), notes };
+  return { kubeConfig: kc, server: server.replace(/\/+$/, ''), protobufLists, notes };
 }
 
 /** An error answer from the apiserver (or a transport failure, statusCode undefined). */
@@ -84,6 +94,7 @@ export function isGone(error: unknown): boolean {
 }
 
 export interface ListPage {
+  /** The objects; already slim (slim.ts) when read in protobuf. */
   readonly items: readonly unknown[];
   readonly resourceVersion: string;
   /** Token for the next page; undefined on the last page. */
@@ -102,7 +113,11 @@ export type WatchEventHandler = (type: string, object: unknown) => void;
 
 export interface KubeApi {
   readonly server: string;
-  list(path: string, params: QueryParams): Promise<ListPage>;
+  /**
+   * One page of a list. With `protobuf` (the kind's decoder, protobuf.ts), the list is asked for in protobuf and its
+   * items come back slim (`slim: true`); a server that answers JSON is read as JSON.
+   */
+  list(path: string, params: QueryParams, protobuf?: ItemDecoder): Promise<ListPage & { readonly slim?: boolean }>;
   /** Resolves once the apiserver answered 200 (the watch is established); rejects if it did not. */
   watch(path: string, params: QueryParams, onEvent: WatchEventHandler): Promise<WatchHandle>;
   create(path: string, body: object): Promise<void>;
@@ -145,12 +160,12 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
   const limiter = new TokenBucket({ qps: options.qps ?? 5, burst: options.burst ?? 10, clock: options.clock });
   const watcher = new Watch(kc);
 
-  async function request(method: HttpMethod, path: string, params: QueryParams, body?: object) {
+  async function request(method: HttpMethod, path: string, params: QueryParams, body?: object, accept = 'application/json') {
     await limiter.acquire();
     const url = urlOf(server, path, params);
     const context = new RequestContext(url, method);
     await kc.applySecurityAuthentication(context);
-    const headers = { ...context.getHeaders(), Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) };
+    const headers = { ...context.getHeaders(), Accept: accept, ...(body ? { 'Content-Type': 'application/json' } : {}) };
     try {
       return await fetch(url, {
         method,
@@ -167,9 +182,14 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
 
   return {
     server,
-    async list(path, params) {
-      const response = await request(HttpMethod.GET, path, params);
+    async list(path, params, protobuf) {
+      const useProtobuf = protobuf !== undefined && options.config.protobufLists;
+      const accept = useProtobuf ? `${PROTOBUF_CONTENT_TYPE}, application/json` : 'application/json';
+      const response = await request(HttpMethod.GET, path, params, undefined, accept);
       if (response.status !== 200) throw await errorFromResponse(response, `list ${path}`);
+      if (useProtobuf && response.headers.get('content-type')?.startsWith(PROTOBUF_CONTENT_TYPE)) {
+        return { ...decodeListPage(Buffer.from(await response.arrayBuffer()), protobuf), slim: true };
+      }
       const body: unknown = await response.json();
       const metadata = isRecord(body) && isRecord(body.metadata) ? body.metadata : {};
       const items = isRecord(body) && Array.isArray(body.items) ? body.items : [];

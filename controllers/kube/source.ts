@@ -11,6 +11,7 @@ import type { EventSink } from '../../src/model/events.ts';
 import { Reflector, type RestartReason } from './reflector.ts';
 import { nodeFieldSelector, proxyLabelSelector } from './selectors.ts';
 import { slimEndpointSlice, slimNode, slimService } from './slim.ts';
+import { decodeEndpointSlice, decodeNode, decodeService, type ItemDecoder } from './protobuf.ts';
 
 export interface KubeSourceOptions {
   /** This node's name (see resolveNodeName). */
@@ -40,6 +41,7 @@ interface KindSpec {
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
   readonly slim: (object: unknown) => unknown;
+  readonly protobuf: ItemDecoder;
   /** synced() waits for this kind's first list. */
   readonly required: boolean;
 }
@@ -47,11 +49,11 @@ interface KindSpec {
 function kindSpecs(options: KubeSourceOptions): KindSpec[] {
   const labelSelector = proxyLabelSelector(options.proxyName);
   const specs: KindSpec[] = [
-    { kind: 'Service', path: '/api/v1/services', labelSelector, slim: slimService, required: true },
-    { kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector, slim: slimEndpointSlice, required: true },
+    { kind: 'Service', path: '/api/v1/services', labelSelector, slim: slimService, protobuf: decodeService, required: true },
+    { kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector, slim: slimEndpointSlice, protobuf: decodeEndpointSlice, required: true },
   ];
   if (options.watchNode !== false && options.nodeName) {
-    specs.push({ kind: 'Node', path: '/api/v1/nodes', fieldSelector: nodeFieldSelector(options.nodeName), slim: slimNode, required: false });
+    specs.push({ kind: 'Node', path: '/api/v1/nodes', fieldSelector: nodeFieldSelector(options.nodeName), slim: slimNode, protobuf: decodeNode, required: false });
   }
   return specs;
 }
@@ -96,6 +98,7 @@ class KubeSource implements KubeClusterSource {
       fieldSelector: spec.fieldSelector,
       api: this.api,
       slim: spec.slim,
+      protobuf: spec.protobuf,
       clock: this.clock,
       backoff: this.options.backoff,
       silenceMs: this.options.silenceMs,

@@ -82,8 +82,14 @@ describe('client configuration', () => {
       assert.equal(loadClientConfig({ kubeconfig: file }).server, 'https://10.0.0.1:6443');
       assert.equal(loadClientConfig({ kubeconfig: file, master: 'https://10.0.0.2:6443/' }).server, 'https://10.0.0.2:6443');
       assert.equal(loadClientConfig({ master: 'http://127.0.0.1:8080' }).server, 'http://127.0.0.1:8080');
-      assert.deepEqual(loadClientConfig({ kubeconfig: file, contentType: 'application/vnd.kubernetes.protobuf' }).notes,
-        ['clientConnection.contentType "application/vnd.kubernetes.protobuf" is not supported; using application/json']);
+      // lists in protobuf unless only JSON is asked for; other types are noted
+      const protobuf = loadClientConfig({ kubeconfig: file, contentType: 'application/vnd.kubernetes.protobuf' });
+      assert.deepEqual([protobuf.notes, protobuf.protobufLists], [[], true]);
+      assert.equal(loadClientConfig({ kubeconfig: file }).protobufLists, true);
+      assert.equal(loadClientConfig({ kubeconfig: file, contentType: 'application/json' }).protobufLists, false);
+      assert.equal(loadClientConfig({ kubeconfig: file, acceptContentTypes: 'application/json' }).protobufLists, false);
+      assert.deepEqual(loadClientConfig({ kubeconfig: file, contentType: 'application/yaml' }).notes,
+        ['clientConnection.contentType "application/yaml" is not supported; using application/json']);
       assert.throws(() => loadClientConfig({ env: {} }), /no --kubeconfig or --master given and not running in a cluster/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
