@@ -16,5 +16,8 @@ const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
 const { main } = await import('../src/main.ts');
 const status = await main(process.argv.slice(2));
-// Exit explicitly: mode workers or sockets being closed must not hold the process after a clean stop.
+// Exit explicitly: mode workers or sockets being closed must not hold the process after a clean stop. But first
+// let stdout and stderr drain: into a pipe Node writes what does not fit at once later, and exit would cut it
+// (`kproxy plan … | less` lost everything after the first 64 KiB).
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((resolve) => stream.write('', resolve))));
 process.exit(status);

@@ -35,7 +35,7 @@ const writeStderr = (line: string): void => {
 export function createLogger(options: LoggerOptions): AppLogger {
   const write = options.write ?? writeStderr;
   const destination: DestinationStream = {
-    write: options.format === 'text' ? (line: string) => write(formatTextLine(line)) : write,
+    write: options.format === 'text' ? (line: string) => write(formatTextLine(line)) : (line: string) => write(withUniqueKeys(line)),
   };
   return pino(
     {
@@ -50,6 +50,18 @@ export function createLogger(options: LoggerOptions): AppLogger {
 /** A logger that drops everything (tests, and the `plan` command before flags are known). */
 export function silentLogger(): AppLogger {
   return pino({ level: 'silent' });
+}
+
+/**
+ * pino writes a key once per place that set it (a child's bindings, a nested child's, the call's object), so one line
+ * could read `"mode":"iptables","mode":"iptables"`: keep each key once, with the value set last (the most specific).
+ */
+export function withUniqueKeys(jsonLine: string): string {
+  try {
+    return `${JSON.stringify(JSON.parse(jsonLine))}\n`;
+  } catch {
+    return jsonLine;
+  }
 }
 
 const LEVEL_NAMES: Readonly<Record<number, string>> = {

@@ -6,7 +6,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../../src/model/mode.ts';
 import type { ClusterEvents, ClusterSource, ObjectKind } from '../../src/model/source.ts';
-import { KproxyError } from '../../src/errors.ts';
+import { KproxyError, ManifestError } from '../../src/errors.ts';
 import { fingerprint, inspectManifestPath, listManifestFiles, type ManifestPath } from './files.ts';
 import { ObjectIndex, type Removal } from './object-index.ts';
 import { ManifestDocuments, nameOf, type DocumentChange, type ManifestObject } from './parse.ts';
@@ -23,6 +23,11 @@ export interface ManifestSourceOptions {
   readonly pollIntervalMs?: number;
   /** false: load once, never watch (for `kproxy plan`). */
   readonly watch?: boolean;
+  /**
+   * true for one-shot commands (plan, trace): a file that cannot be read or parsed throws a ManifestError naming it
+   * (and the line), instead of being skipped with a warning as the long-running agent does.
+   */
+  readonly strict?: boolean;
 }
 
 export interface ManifestContents {
@@ -162,6 +167,7 @@ export class ManifestSource implements ClusterSource {
         if (state) this.files.delete(file);
         return state ? { removed: state.documents.documents(), added: [] } : undefined;
       }
+      if (this.options.strict) throw new ManifestError('KP_ERR_MANIFEST_UNREADABLE', file, `cannot read manifest ${file}: ${errorText(err)}`, { cause: err });
       this.log.warn({ file, err: errorText(err) }, 'Cannot read manifest file; keeping its last good content');
       return undefined;
     }
@@ -177,6 +183,7 @@ export class ManifestSource implements ClusterSource {
       }
       return change;
     } catch (err) {
+      if (this.options.strict) throw err instanceof KproxyError ? err : new ManifestError('KP_ERR_MANIFEST_INVALID', file, `${file}: ${errorText(err)}`, { cause: err });
       const message = err instanceof KproxyError ? err.message : errorText(err);
       this.log.warn({ file, error: message }, fresh
         ? 'Manifest file does not parse; ignoring it until it is fixed'
@@ -246,7 +253,7 @@ export class ManifestSource implements ClusterSource {
 }
 
 /** Read the manifests once (for `kproxy plan` / `trace` and to learn the Node's name). */
-export function readManifests(options: Pick<ManifestSourceOptions, 'path' | 'log' | 'nodeName'>): ManifestContents {
+export function readManifests(options: Pick<ManifestSourceOptions, 'path' | 'log' | 'nodeName' | 'strict'>): ManifestContents {
   return new ManifestSource({ ...options, watch: false }).loadNow();
 }
 

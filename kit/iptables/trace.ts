@@ -1,11 +1,13 @@
 // The packet tracer of an iptables ruleset: an interpreter over the typed rules (never over text), run at each
 // netfilter hook by the kit's hook walk. Pure.
-// It follows every branch a packet may take (statistic and recent matches may or may not match), so the
-// verdict lists every endpoint the packet can reach, not one random pick.
+// It follows every way a packet may take, with its probability: a `statistic` match splits the way in two, so the
+// verdict lists every endpoint a new connection can reach and `traceOutcomes` says how likely each is. `recent`
+// matches (session affinity) read a history of earlier connections (none: a new client), and `conntrack` matches
+// see the first packet of a connection, or one of an established connection (traceEstablished).
 import type { Packet, Verdict } from '../../src/model/trace.ts';
 import { cidrContains, ipFamily, isLoopback, joinHostPort, parseCidr } from '../../src/util/ip.ts';
 import type { Cidr } from '../../src/util/ip.ts';
-import { verdictOf, walkHooks, type PacketState, type Path } from '../netfilter.ts';
+import { scaled, verdictOf, walkHooks, type PacketState, type Path } from '../netfilter.ts';
 import type { BuiltinChain, Chain, Match, Rule, Ruleset, Table } from './ruleset.ts';
 import { chainRules } from './ruleset.ts';
 
@@ -14,23 +16,38 @@ export interface TraceOptions {
   readonly nodeIPs: readonly string[];
 }
 
-/** true / false, or 'maybe' for matches that depend on chance or history. */
-type MatchResult = boolean | 'maybe';
+/** xt_recent lists as earlier connections left them: list name → source address → when it was last set (seconds). */
+export type RecentLists = ReadonlyMap<string, ReadonlyMap<string, number>>;
+
+export interface TraceHistory {
+  /** The tracer's clock, in seconds (compared with the times in `recent`). */
+  readonly now: number;
+  readonly recent: RecentLists;
+}
+
+/** A new client: no earlier connection. */
+export const NO_HISTORY: TraceHistory = { now: 0, recent: new Map() };
+
+interface Context {
+  readonly packet: Packet;
+  readonly isLocal: (ip: string) => boolean;
+  readonly history: TraceHistory;
+  /** Which packet of its connection the packet is (conntrack state). */
+  readonly connection: 'NEW' | 'ESTABLISHED';
+}
 
 const MAX_DEPTH = 64;
 
 class Interpreter {
   readonly #chains: ReadonlyMap<string, Chain>;
   readonly #table: Table;
-  readonly #packet: Packet;
-  readonly #isLocal: (ip: string) => boolean;
+  readonly #context: Context;
   readonly #cidrs = new Map<string, Cidr | undefined>();
 
-  constructor(table: Table, packet: Packet, isLocal: (ip: string) => boolean) {
+  constructor(table: Table, context: Context) {
     this.#table = table;
     this.#chains = new Map(table.chains.map((c) => [c.name, c]));
-    this.#packet = packet;
-    this.#isLocal = isLocal;
+    this.#context = context;
   }
 
   /** The built-in chain holds only kproxy's hooks here: anything else on the node is out of our scope. */
@@ -39,69 +56,71 @@ class Interpreter {
     return this.#run(rules, 0, state, 0);
   }
 
+  /** The ways through `rules` from `start`; a rule that matches with probability q takes q of the way. */
   #run(rules: readonly Rule[], start: number, state: PacketState, depth: number): Path[] {
     for (let i = start; i < rules.length; i++) {
       const rule = rules[i];
       if (!rule) continue;
-      const matched = this.#matches(rule, state);
-      if (matched === false) continue;
-      const taken = this.#apply(rule, rules, i, state, depth);
-      return matched === 'maybe' ? [...taken, ...this.#run(rules, i + 1, state, depth)] : taken;
+      const q = this.#matches(rule, state);
+      if (q === 0) continue;
+      const taken = scaled(this.#apply(rule, rules, i, state, depth), q);
+      return q === 1 ? taken : [...taken, ...scaled(this.#run(rules, i + 1, state, depth), 1 - q)];
     }
-    return [{ state, ending: 'CONTINUE' }];
+    return [{ state, ending: 'CONTINUE', probability: 1 }];
   }
 
   #apply(rule: Rule, rules: readonly Rule[], index: number, state: PacketState, depth: number): Path[] {
     const target = rule.target;
     const next = (s: PacketState): Path[] => this.#run(rules, index + 1, s, depth);
+    const end = (s: PacketState, ending: Path['ending']): Path[] => [{ state: s, ending, probability: 1 }];
+    // `recent --set` records the source when its rule is taken.
+    const recorded = rule.matches.flatMap((m) => (m.kind === 'recent' && m.mode === 'set' ? [m.name] : []));
+    const now = recorded.length > 0 ? { ...state, remembered: [...state.remembered, ...recorded] } : state;
     switch (target.kind) {
       case 'jump': {
         const chain = this.#chains.get(target.chain);
-        if (!chain || depth >= MAX_DEPTH) return next(state); // a dangling jump fails to load; treat as no-op
-        return this.#run(chainRules(chain), 0, state, depth + 1)
-          .flatMap((path) => (path.ending === 'CONTINUE' ? next(path.state) : [path]));
+        if (!chain || depth >= MAX_DEPTH) return next(now); // a dangling jump fails to load; treat as no-op
+        return this.#run(chainRules(chain), 0, now, depth + 1)
+          .flatMap((path) => (path.ending === 'CONTINUE' ? scaled(next(path.state), path.probability) : [path]));
       }
-      case 'RETURN': return [{ state, ending: 'CONTINUE' }];
+      case 'RETURN': return end(now, 'CONTINUE');
       case 'MARK': {
-        const mark = target.op === 'or' ? (state.mark | target.value) >>> 0 : (state.mark ^ target.value) >>> 0;
-        return next({ ...state, mark });
+        const mark = target.op === 'or' ? (now.mark | target.value) >>> 0 : (now.mark ^ target.value) >>> 0;
+        return next({ ...now, mark });
       }
-      case 'DNAT': {
-        const dnat = joinHostPort(target.ip, target.port);
-        return [{ state: { ...state, dst: target.ip, port: target.port, dnat }, ending: 'ACCEPT' }];
-      }
-      case 'MASQUERADE': return [{ state: { ...state, masquerade: true }, ending: 'ACCEPT' }];
-      case 'ACCEPT': case 'DROP': case 'REJECT': return [{ state, ending: target.kind }];
+      case 'DNAT': return end({ ...now, dst: target.ip, port: target.port, dnat: joinHostPort(target.ip, target.port) }, 'ACCEPT');
+      case 'MASQUERADE': return end({ ...now, masquerade: true }, 'ACCEPT');
+      case 'ACCEPT': case 'DROP': case 'REJECT': return end(now, target.kind);
     }
   }
 
-  #matches(rule: Rule, state: PacketState): MatchResult {
-    let result: MatchResult = true;
+  /** The probability that every match of the rule holds (only `statistic` is neither 0 nor 1). */
+  #matches(rule: Rule, state: PacketState): number {
+    let q = 1;
     for (const match of rule.matches) {
-      const one = this.#match(match, state);
-      if (one === false) return false;
-      if (one === 'maybe') result = 'maybe';
+      q *= this.#match(match, state);
+      if (q === 0) return 0;
     }
-    return result;
+    return q;
   }
 
-  #match(match: Match, state: PacketState): MatchResult {
-    const negated = (value: boolean, negate: boolean | undefined): boolean => (negate ? !value : value);
+  #match(match: Match, state: PacketState): number {
+    const holds = (value: boolean, negate?: boolean): number => ((negate ? !value : value) ? 1 : 0);
+    const { packet, isLocal, history, connection } = this.#context;
     switch (match.kind) {
-      case 'src': return negated(this.#inCidr(match.cidr, state.src), match.negate);
-      case 'dst': return negated(this.#inCidr(match.cidr, state.dst), match.negate);
-      case 'protocol':
-        return match.protocol === this.#packet.protocol && (match.dport === undefined || match.dport === state.port);
-      case 'addrtype':
-        return negated(this.#isLocal(match.direction === 'src' ? state.src : state.dst), match.negate);
-      case 'mark': return negated(((state.mark & match.mask) >>> 0) === ((match.value & match.mask) >>> 0), match.negate);
-      case 'statistic':
-        if (match.probability >= 1) return true;
-        return match.probability <= 0 ? false : 'maybe';
-      // --set always matches (it records the source); --rcheck depends on earlier packets.
-      case 'recent': return match.mode === 'set' ? true : 'maybe';
-      // The tracer follows the first packet of a connection.
-      case 'conntrack': return match.states.includes('NEW');
+      case 'src': return holds(this.#inCidr(match.cidr, state.src), match.negate);
+      case 'dst': return holds(this.#inCidr(match.cidr, state.dst), match.negate);
+      case 'protocol': return holds(match.protocol === packet.protocol && (match.dport === undefined || match.dport === state.port));
+      case 'addrtype': return holds(isLocal(match.direction === 'src' ? state.src : state.dst), match.negate);
+      case 'mark': return holds(((state.mark & match.mask) >>> 0) === ((match.value & match.mask) >>> 0), match.negate);
+      case 'statistic': return Math.min(Math.max(match.probability, 0), 1);
+      case 'recent': {
+        if (match.mode === 'set') return 1;
+        // --rcheck --seconds S: the source was set on this list less than S seconds ago.
+        const seen = history.recent.get(match.name)?.get(state.src);
+        return holds(seen !== undefined && history.now - seen < match.seconds);
+      }
+      case 'conntrack': return holds(match.states.includes(connection));
     }
   }
 
@@ -112,16 +131,34 @@ class Interpreter {
   }
 }
 
-/** What `ruleset` does with `packet` (its family must be the ruleset's). */
-export function traceRuleset(ruleset: Ruleset, packet: Packet, options: TraceOptions): Verdict {
+/** Every way the first packet of a connection may take through `ruleset`, each with its probability. */
+export function traceOutcomes(ruleset: Ruleset, packet: Packet, options: TraceOptions, history: TraceHistory = NO_HISTORY): Path[] {
   const family = ruleset.family;
-  if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return { kind: 'untouched' };
+  if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return [];
   const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
-  const nat = new Interpreter(ruleset.nat, packet, isLocal);
-  const filter = new Interpreter(ruleset.filter, packet, isLocal);
-  return verdictOf(walkHooks(packet, isLocal, {
+  const context: Context = { packet, isLocal, history, connection: 'NEW' };
+  const nat = new Interpreter(ruleset.nat, context);
+  const filter = new Interpreter(ruleset.filter, context);
+  return walkHooks(packet, isLocal, {
     dnat: (hook, state) => nat.runBuiltin(hook, state),
     filter: (hook, state) => filter.runBuiltin(hook, state),
     snat: (state) => nat.runBuiltin('POSTROUTING', state),
-  }));
+  });
+}
+
+/** What `ruleset` does with `packet` (its family must be the ruleset's), for a new client. */
+export function traceRuleset(ruleset: Ruleset, packet: Packet, options: TraceOptions): Verdict {
+  return verdictOf(traceOutcomes(ruleset, packet, options));
+}
+
+/**
+ * A later packet of the connection whose first packet took `first` (conntrack already translated it: no NAT
+ * table sees it), through the filter hook it crosses: FORWARD when it is routed through the node, INPUT when it is
+ * delivered here, OUTPUT when the node sent it.
+ */
+export function traceEstablished(ruleset: Ruleset, packet: Packet, first: PacketState, options: TraceOptions): Path[] {
+  const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
+  const filter = new Interpreter(ruleset.filter, { packet, isLocal, history: NO_HISTORY, connection: 'ESTABLISHED' });
+  const hook: BuiltinChain = packet.from === 'node' ? 'OUTPUT' : isLocal(first.dst) ? 'INPUT' : 'FORWARD';
+  return filter.runBuiltin(hook, { ...first, mark: 0, remembered: [] });
 }

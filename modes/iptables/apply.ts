@@ -49,7 +49,7 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
   const run = options.run ?? runCommand;
   // --iptables-variant / iptables.variant / KPROXY_IPTABLES_VARIANT, checked by src/config; unset: the node's.
   const variant = options.settings.iptablesVariant ?? await detectVariant(run);
-  const log = options.log.child({ mode: 'iptables', variant });
+  const log = options.log.child({ variant }); // the composition root binds `mode`
   const writers = new Map<IPFamily, FamilyWriter<RulesetSource>>();
   for (const family of IP_FAMILIES) {
     const tools = toolsFor(variant, family);
@@ -69,7 +69,7 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
 /** Remove every kproxy chain and hook rule, in both families and both variants, and nothing else. */
 export async function cleanupIptables(options: IptablesProxyOptions): Promise<void> {
   const run = options.run ?? runCommand;
-  const log = options.log.child({ mode: 'iptables' });
+  const log = options.log;
   const failures: string[] = [];
   for (const variant of VARIANTS) {
     for (const family of IP_FAMILIES) {

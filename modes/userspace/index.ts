@@ -32,7 +32,7 @@ export const mode: ModeModule<UserspaceCompiled> = {
   render: (compiled) => renderTable(compiled.table),
   trace: (compiled, packet) => traceTable(compiled.table, nodeAddressesOf(compiled.state), packet),
   async create(options): Promise<Proxier<UserspaceCompiled>> {
-    const proxy = new UserspaceProxy({ config: configOf(options), log: options.log.child({ mode: 'userspace' }) });
+    const proxy = new UserspaceProxy({ config: configOf(options), log: options.log });
     return {
       sync: (compiled, request) => proxy.sync(compiled.state, request),
       stop: () => proxy.stop(),

@@ -72,9 +72,12 @@ export function createStore(compute: ComputeOptions, log: Logger, hooks: StoreHo
   });
 }
 
-/** Names of the Node objects in the manifests (to learn the node name before the store exists). */
-export function manifestNodeNames(path: string, log: Logger): string[] {
-  return readManifests({ path, log }).nodes.map(nodeNameOf).filter((name) => name !== '');
+/**
+ * Names of the Node objects in the manifests (to learn the node name before the store exists). `strict`: a file that
+ * cannot be read or parsed is an error (one-shot commands), not a warning (the agent).
+ */
+export function manifestNodeNames(path: string, log: Logger, strict = false): string[] {
+  return readManifests({ path, log, strict }).nodes.map(nodeNameOf).filter((name) => name !== '');
 }
 
 function nodeNameOf(node: unknown): string {
@@ -83,11 +86,11 @@ function nodeNameOf(node: unknown): string {
   return typeof name === 'string' ? name : '';
 }
 
-/** The node name for `config`, reading the manifests' Node when needed. */
-export function nodeNameFor(config: ProxyConfig, log: Logger): string {
+/** The node name for `config`, reading the manifests' Node when needed (strictly for one-shot commands). */
+export function nodeNameFor(config: ProxyConfig, log: Logger, strict = false): string {
   return resolveNodeName({
     ...(config.hostnameOverride !== undefined && { hostnameOverride: config.hostnameOverride }),
-    ...(config.hostnameOverride === undefined && config.manifests !== undefined && { manifestNodeNames: manifestNodeNames(config.manifests, log) }),
+    ...(config.hostnameOverride === undefined && config.manifests !== undefined && { manifestNodeNames: manifestNodeNames(config.manifests, log, strict) }),
     env: process.env,
   });
 }
@@ -134,12 +137,15 @@ async function loadKubeSource(): Promise<typeof import('../../controllers/kube/s
   }
 }
 
-/** One-shot desired state from --manifests (plan, trace): no watching, nothing programmed. */
+/**
+ * One-shot desired state from --manifests (plan, trace): no watching, nothing programmed. Input it cannot read is an
+ * error (one line naming the file and line): there is no last good state to keep.
+ */
 export async function desiredStateFromManifests(config: ProxyConfig, log: Logger): Promise<{ state: DesiredState; nodeName: string }> {
   if (config.manifests === undefined) throw new SourceUnavailableError('this command needs --manifests PATH');
-  const nodeName = nodeNameFor(config, log);
+  const nodeName = nodeNameFor(config, log, true);
   const store = createStore(computeOptionsOf(config, nodeName), log);
-  const source = new ManifestSource({ path: config.manifests, log, nodeName, watch: false });
+  const source = new ManifestSource({ path: config.manifests, log, nodeName, watch: false, strict: true });
   await source.start(store);
   await source.stop();
   return { state: store.snapshot(), nodeName };

@@ -79,6 +79,46 @@ describe('kproxy command line', () => {
     }
   });
 
+  test('plan output into a pipe read late is whole (nothing cut at exit)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kproxy-big-plan-'));
+    try {
+      const services = Array.from({ length: 400 }, (_, i) => [
+        'apiVersion: v1', 'kind: Service', `metadata: {name: s${i}, namespace: default}`,
+        `spec: {type: ClusterIP, clusterIP: 10.96.${i >> 8}.${i & 255}, ports: [{port: 80, protocol: TCP}]}`,
+      ].join('\n'));
+      writeFileSync(join(dir, 'services.yaml'), `${services.join('\n---\n')}\n`);
+      const child = startKproxy(['plan', '--manifests', dir, '--format', 'json']);
+      child.stdout?.pause();
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // the command is done by now, the pipe full
+      const chunks: Buffer[] = [];
+      child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
+      child.stdout?.resume();
+      assert.equal(await exited, 0);
+      const output = Buffer.concat(chunks).toString();
+      assert.ok(output.length > 1 << 17, `more than two pipe buffers (${output.length} bytes)`);
+      assert.equal((JSON.parse(output) as { state: { families: { IPv4: { services: unknown[] } } } }).state.families.IPv4.services.length, 400);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('plan and trace on a manifest that does not parse: exit 2, one line naming the file and the line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kproxy-bad-manifest-'));
+    try {
+      const file = join(dir, 'cluster.yaml');
+      writeFileSync(file, 'apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n   namespace: default\n');
+      for (const args of [['plan'], ['trace', '--src', '10.0.0.1', '--dst', '10.96.0.10:80']]) {
+        const result = kproxy([...args, '--manifests', dir]);
+        assert.equal(result.status, 2, args[0]);
+        assert.equal(result.stdout, '', 'nothing is printed as if the file were empty');
+        assertOneLineError(result.stderr, new RegExp(`^kproxy: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} line 4: .*\\(KP_ERR_MANIFEST_INVALID\\)$`));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the kubeadm KubeProxyConfiguration (and its ConfigMap) loads without a warning', () => {
     for (const file of ['kubeadm-kube-proxy.conf', 'kubeadm-kube-proxy-configmap.yaml']) {
       const result = kproxy(['plan', '--config', join(FIXTURES, file), '--manifests', EXAMPLE, '--format', 'json']);

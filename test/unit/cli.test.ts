@@ -208,6 +208,16 @@ describe('logging', () => {
     assert.equal(first.level, 20);
     assert.equal((JSON.parse(lines[1] ?? '') as Record<string, unknown>).mode, 'iptables');
   });
+  test('a JSON line carries each key once, with the most specific value', () => {
+    const lines: string[] = [];
+    const log = createLogger({ format: 'json', verbosity: 0, write: (l) => lines.push(l) });
+    log.child({ mode: 'userspace', component: 'relay' }).child({ mode: 'userspace', component: 'host' }).info({ component: 'splice' }, 'once');
+    const line = lines[0] ?? '';
+    const keys = [...line.matchAll(/"([a-z]+)":/g)].map((m) => m[1]);
+    assert.deepEqual(keys.filter((key, i) => keys.indexOf(key) !== i), [], line);
+    assert.deepEqual(JSON.parse(line), { level: 30, time: (JSON.parse(line) as { time: number }).time, mode: 'userspace', component: 'splice', msg: 'once' });
+    assert.ok(line.endsWith('}\n'));
+  });
   test('text format: one readable line per record', () => {
     const lines: string[] = [];
     const log = createLogger({ format: 'text', verbosity: 0, write: (l) => lines.push(l) });

@@ -23,6 +23,25 @@ describe('userspace balancer', () => {
     assert.deepEqual(firsts[1], ['10.0.0.2', '10.0.0.3', '10.0.0.1']);
   });
 
+  test('each service keeps its own round robin: connections to two services in turn still rotate each', () => {
+    const two = compile(desiredState([
+      { name: 'a', clusterIP: '10.96.0.11', port: 80, endpoints: [['10.0.1.1', 80], ['10.0.1.2', 80], ['10.0.1.3', 80]] },
+      { name: 'b', clusterIP: '10.96.0.12', port: 80, endpoints: [['10.0.2.1', 80], ['10.0.2.2', 80]] },
+    ])).listeners.map((l) => l.route);
+    const [a, b] = two;
+    assert.ok(a && b);
+    const balancer = new Balancer({ now: () => 0 });
+    const picks: Record<string, string[]> = { a: [], b: [] };
+    for (let i = 0; i < 6; i++) {
+      picks.a?.push(balancer.order(a, a.internal, '1.1.1.1')[0]?.ip ?? '');
+      picks.b?.push(balancer.order(b, b.internal, '1.1.1.1')[0]?.ip ?? '');
+    }
+    assert.deepEqual(picks, {
+      a: ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.1', '10.0.1.2', '10.0.1.3'],
+      b: ['10.0.2.1', '10.0.2.2', '10.0.2.1', '10.0.2.2', '10.0.2.1', '10.0.2.2'],
+    });
+  });
+
   test('ClientIP affinity sticks until the timeout, restarting on each use', () => {
     assert.ok(sticky);
     let now = 0;
