@@ -14,11 +14,6 @@ export interface PacketState {
   readonly dnat?: string;
   /** Source NAT to the node's address was applied. */
   readonly masquerade: boolean;
-  /**
-   * Affinity records this packet wrote (the names of the lists or sets its source was added to, e.g. xt_recent
-   * lists): a later connection from the same client is traced against them.
-   */
-  readonly remembered: readonly string[];
 }
 
 /** CONTINUE: the hook's rules let it go on (fell off the end, or returned). */
@@ -28,13 +23,6 @@ export type Ending = 'CONTINUE' | 'ACCEPT' | 'DROP' | 'REJECT';
 export interface Path {
   readonly state: PacketState;
   readonly ending: Ending;
-  /** How likely this way is, given where it started (random load balancing splits ways). */
-  readonly probability: number;
-}
-
-/** `paths`, each as likely as it was times `probability` (a way that starts where another one ended). */
-export function scaled(paths: readonly Path[], probability: number): Path[] {
-  return probability === 1 ? [...paths] : paths.map((path) => ({ ...path, probability: path.probability * probability }));
 }
 
 export type NatHook = 'PREROUTING' | 'OUTPUT';
@@ -58,31 +46,22 @@ const refused = (path: Path): boolean => path.ending === 'DROP' || path.ending =
  * POSTROUTING for what leaves. `isLocal` says which addresses are the node's.
  */
 export function walkHooks(packet: Packet, isLocal: (ip: string) => boolean, programs: HookPrograms): Path[] {
-  const initial: PacketState = { src: packet.src, dst: packet.dst, port: packet.port, mark: 0, masquerade: false, remembered: [] };
+  const initial: PacketState = { src: packet.src, dst: packet.dst, port: packet.port, mark: 0, masquerade: false };
   const fromNode = packet.from === 'node';
   const outcomes: Path[] = [];
   for (const natPath of programs.dnat(fromNode ? 'OUTPUT' : 'PREROUTING', initial)) {
     if (refused(natPath)) { outcomes.push(natPath); continue; }
     const local = isLocal(natPath.state.dst);
     const hooks: FilterHook[] = fromNode ? (local ? ['OUTPUT', 'INPUT'] : ['OUTPUT']) : (local ? ['INPUT'] : ['FORWARD']);
-    let paths: readonly Path[] = [{ ...natPath, ending: 'CONTINUE' }];
-    for (const hook of hooks) paths = paths.flatMap((p) => (refused(p) ? [p] : scaled(programs.filter(hook, p.state), p.probability)));
+    let paths: readonly Path[] = [{ state: natPath.state, ending: 'CONTINUE' }];
+    for (const hook of hooks) paths = paths.flatMap((p) => (refused(p) ? [p] : programs.filter(hook, p.state)));
     for (const path of paths) {
       if (refused(path)) { outcomes.push(path); continue; }
-      if (local && !fromNode) { outcomes.push({ ...path, ending: 'ACCEPT' }); continue; }
-      for (const post of scaled(programs.snat(path.state), path.probability)) outcomes.push({ ...post, ending: 'ACCEPT' });
+      if (local && !fromNode) { outcomes.push({ state: path.state, ending: 'ACCEPT' }); continue; }
+      for (const post of programs.snat(path.state)) outcomes.push({ state: post.state, ending: 'ACCEPT' });
     }
   }
   return outcomes;
-}
-
-/** Where a new connection ends up: each endpoint reached ("ip:port") with its probability; what is left is not DNATed. */
-export function endpointOdds(outcomes: readonly Path[]): Map<string, number> {
-  const odds = new Map<string, number>();
-  for (const { state, ending, probability } of outcomes) {
-    if (ending === 'ACCEPT' && state.dnat !== undefined) odds.set(state.dnat, (odds.get(state.dnat) ?? 0) + probability);
-  }
-  return odds;
 }
 
 /** The verdict of a walk's outcomes: the endpoints reached (masqueraded on any path), else reject, drop, untouched. */

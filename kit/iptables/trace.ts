@@ -7,7 +7,7 @@
 import type { Packet, Verdict } from '../../src/model/trace.ts';
 import { cidrContains, ipFamily, isLoopback, joinHostPort, parseCidr } from '../../src/util/ip.ts';
 import type { Cidr } from '../../src/util/ip.ts';
-import { scaled, verdictOf, walkHooks, type PacketState, type Path } from '../netfilter.ts';
+import { verdictOf, walkHooks, type Ending, type PacketState, type Path } from '../netfilter.ts';
 import type { BuiltinChain, Chain, Match, Rule, Ruleset, Table } from './ruleset.ts';
 import { chainRules } from './ruleset.ts';
 
@@ -27,6 +27,24 @@ export interface TraceHistory {
 
 /** A new client: no earlier connection. */
 export const NO_HISTORY: TraceHistory = { now: 0, recent: new Map() };
+
+/** The kit's packet state, plus how likely its way is and the affinity lists it was added to. */
+export interface TraceState extends PacketState {
+  /** How likely this way is, from the start of the connection (a `statistic` match splits a way). */
+  readonly probability: number;
+  /** xt_recent lists the packet's source was added to (`recent --set`) on this way. */
+  readonly remembered: readonly string[];
+}
+
+/** One way a packet may go, with everything it carries. */
+export interface TracedPath {
+  readonly state: TraceState;
+  readonly ending: Ending;
+}
+
+const isTraceState = (state: PacketState): state is TraceState => 'probability' in state && 'remembered' in state;
+/** The walk hands each hook the state the previous one left: ours, except the first. */
+const traced = (state: PacketState): TraceState => (isTraceState(state) ? state : { ...state, probability: 1, remembered: [] });
 
 interface Context {
   readonly packet: Packet;
@@ -51,28 +69,31 @@ class Interpreter {
   }
 
   /** The built-in chain holds only kproxy's hooks here: anything else on the node is out of our scope. */
-  runBuiltin(builtin: BuiltinChain, state: PacketState): Path[] {
+  runBuiltin(builtin: BuiltinChain, state: TraceState): TracedPath[] {
     const rules = this.#table.hooks.filter((h) => h.builtin === builtin).map((h) => h.rule);
     return this.#run(rules, 0, state, 0);
   }
 
   /** The ways through `rules` from `start`; a rule that matches with probability q takes q of the way. */
-  #run(rules: readonly Rule[], start: number, state: PacketState, depth: number): Path[] {
+  #run(rules: readonly Rule[], start: number, state: TraceState, depth: number): TracedPath[] {
     for (let i = start; i < rules.length; i++) {
       const rule = rules[i];
       if (!rule) continue;
       const q = this.#matches(rule, state);
       if (q === 0) continue;
-      const taken = scaled(this.#apply(rule, rules, i, state, depth), q);
-      return q === 1 ? taken : [...taken, ...scaled(this.#run(rules, i + 1, state, depth), 1 - q)];
+      if (q === 1) return this.#apply(rule, rules, i, state, depth);
+      return [
+        ...this.#apply(rule, rules, i, { ...state, probability: state.probability * q }, depth),
+        ...this.#run(rules, i + 1, { ...state, probability: state.probability * (1 - q) }, depth),
+      ];
     }
-    return [{ state, ending: 'CONTINUE', probability: 1 }];
+    return [{ state, ending: 'CONTINUE' }];
   }
 
-  #apply(rule: Rule, rules: readonly Rule[], index: number, state: PacketState, depth: number): Path[] {
+  #apply(rule: Rule, rules: readonly Rule[], index: number, state: TraceState, depth: number): TracedPath[] {
     const target = rule.target;
-    const next = (s: PacketState): Path[] => this.#run(rules, index + 1, s, depth);
-    const end = (s: PacketState, ending: Path['ending']): Path[] => [{ state: s, ending, probability: 1 }];
+    const next = (s: TraceState): TracedPath[] => this.#run(rules, index + 1, s, depth);
+    const end = (s: TraceState, ending: Ending): TracedPath[] => [{ state: s, ending }];
     // `recent --set` records the source when its rule is taken.
     const recorded = rule.matches.flatMap((m) => (m.kind === 'recent' && m.mode === 'set' ? [m.name] : []));
     const now = recorded.length > 0 ? { ...state, remembered: [...state.remembered, ...recorded] } : state;
@@ -81,7 +102,7 @@ class Interpreter {
         const chain = this.#chains.get(target.chain);
         if (!chain || depth >= MAX_DEPTH) return next(now); // a dangling jump fails to load; treat as no-op
         return this.#run(chainRules(chain), 0, now, depth + 1)
-          .flatMap((path) => (path.ending === 'CONTINUE' ? scaled(next(path.state), path.probability) : [path]));
+          .flatMap((path) => (path.ending === 'CONTINUE' ? next(path.state) : [path]));
       }
       case 'RETURN': return end(now, 'CONTINUE');
       case 'MARK': {
@@ -95,7 +116,7 @@ class Interpreter {
   }
 
   /** The probability that every match of the rule holds (only `statistic` is neither 0 nor 1). */
-  #matches(rule: Rule, state: PacketState): number {
+  #matches(rule: Rule, state: TraceState): number {
     let q = 1;
     for (const match of rule.matches) {
       q *= this.#match(match, state);
@@ -104,7 +125,7 @@ class Interpreter {
     return q;
   }
 
-  #match(match: Match, state: PacketState): number {
+  #match(match: Match, state: TraceState): number {
     const holds = (value: boolean, negate?: boolean): number => ((negate ? !value : value) ? 1 : 0);
     const { packet, isLocal, history, connection } = this.#context;
     switch (match.kind) {
@@ -132,18 +153,28 @@ class Interpreter {
 }
 
 /** Every way the first packet of a connection may take through `ruleset`, each with its probability. */
-export function traceOutcomes(ruleset: Ruleset, packet: Packet, options: TraceOptions, history: TraceHistory = NO_HISTORY): Path[] {
+export function traceOutcomes(ruleset: Ruleset, packet: Packet, options: TraceOptions, history: TraceHistory = NO_HISTORY): TracedPath[] {
   const family = ruleset.family;
   if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return [];
   const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
   const context: Context = { packet, isLocal, history, connection: 'NEW' };
   const nat = new Interpreter(ruleset.nat, context);
   const filter = new Interpreter(ruleset.filter, context);
-  return walkHooks(packet, isLocal, {
-    dnat: (hook, state) => nat.runBuiltin(hook, state),
-    filter: (hook, state) => filter.runBuiltin(hook, state),
-    snat: (state) => nat.runBuiltin('POSTROUTING', state),
+  const paths: Path[] = walkHooks(packet, isLocal, {
+    dnat: (hook, state) => nat.runBuiltin(hook, traced(state)),
+    filter: (hook, state) => filter.runBuiltin(hook, traced(state)),
+    snat: (state) => nat.runBuiltin('POSTROUTING', traced(state)),
   });
+  return paths.map((path) => ({ state: traced(path.state), ending: path.ending }));
+}
+
+/** Where a new connection ends up: each endpoint reached ("ip:port") with its probability; the rest is not DNATed. */
+export function endpointOdds(paths: readonly TracedPath[]): Map<string, number> {
+  const odds = new Map<string, number>();
+  for (const { state, ending } of paths) {
+    if (ending === 'ACCEPT' && state.dnat !== undefined) odds.set(state.dnat, (odds.get(state.dnat) ?? 0) + state.probability);
+  }
+  return odds;
 }
 
 /** What `ruleset` does with `packet` (its family must be the ruleset's), for a new client. */
@@ -156,9 +187,9 @@ export function traceRuleset(ruleset: Ruleset, packet: Packet, options: TraceOpt
  * table sees it), through the filter hook it crosses: FORWARD when it is routed through the node, INPUT when it is
  * delivered here, OUTPUT when the node sent it.
  */
-export function traceEstablished(ruleset: Ruleset, packet: Packet, first: PacketState, options: TraceOptions): Path[] {
+export function traceEstablished(ruleset: Ruleset, packet: Packet, first: PacketState, options: TraceOptions): TracedPath[] {
   const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
   const filter = new Interpreter(ruleset.filter, { packet, isLocal, history: NO_HISTORY, connection: 'ESTABLISHED' });
   const hook: BuiltinChain = packet.from === 'node' ? 'OUTPUT' : isLocal(first.dst) ? 'INPUT' : 'FORWARD';
-  return filter.runBuiltin(hook, { ...first, mark: 0, remembered: [] });
+  return filter.runBuiltin(hook, { ...first, mark: 0, probability: 1, remembered: [] });
 }

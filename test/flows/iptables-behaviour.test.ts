@@ -3,9 +3,8 @@
 // mark a packet leaves the node with. Each case runs over the packet-flow table's cluster.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpointOdds } from '../../kit/netfilter.ts';
 import { materialize, type Ruleset } from '../../kit/iptables/ruleset.ts';
-import { traceEstablished, traceOutcomes, type TraceHistory } from '../../kit/iptables/trace.ts';
+import { endpointOdds, traceEstablished, traceOutcomes, type TraceHistory } from '../../kit/iptables/trace.ts';
 import { mode } from '../../modes/iptables/index.ts';
 import type { Packet } from '../../src/model/trace.ts';
 import type { IPFamily } from '../../src/model/types.ts';
