@@ -7,7 +7,7 @@
 // (largest size, first round); new connections/s to the first and the last service of the dispatch chain.
 // Every figure is printed as kproxy / kube-proxy, taken within each round. Hold the bench lock:
 //   flock /tmp/kproxy-bench.lock npm run bench peer
-// Knobs: BENCH_PEER_SIZES=1000,10000  BENCH_PEER_ROUNDS=2  BENCH_PEER_CHANGES=100 (single changes, even)
+// Knobs: BENCH_PEER_SIZES=1000,10000  BENCH_PEER_MODES=iptables,nftables  BENCH_PEER_ROUNDS=2  BENCH_PEER_CHANGES=100 (single changes, even)
 //   BENCH_PEER_BURST=1000  BENCH_PEER_BURST_S=10  BENCH_PEER_IDLE_S=600  BENCH_PEER_MIN_SYNC_MS=1000
 //   BENCH_PEER_CONNECTIONS=2000  BENCH_PEER_KEEP=1 (keep the proxies' logs)  --quick: 1k, 1 round, fewer of all.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,9 +18,10 @@ import { createScaleNode, SCALE_NODE_IP } from '../test/harness/scale-node.ts';
 import { nsRun } from '../test/harness/netns.ts';
 import { run } from '../test/harness/run.ts';
 import { ControlPlane, kubeTestsDisabled } from '../test/kube/apiserver.ts';
-import { createNode, type PeerKind } from '../test/kube/peers.ts';
+import { createNode, type PeerKind, type PeerMode } from '../test/kube/peers.ts';
 import { adminFromKubeconfig, populate } from './apiserver-load.ts';
 import { planChanges } from './peer/changes.ts';
+import { KERNEL_VIEWS, type DispatchRule } from './peer/kernel-view.ts';
 import { median, ratioTable, type Round } from './peer/report.ts';
 import { runTrial, type TrialContext, type TrialResult } from './peer/trial.ts';
 
@@ -36,13 +37,10 @@ const MIN_SYNC_MS = Number(env('BENCH_PEER_MIN_SYNC_MS', '1000', '1000'));
 const CONNECTIONS = Number(env('BENCH_PEER_CONNECTIONS', '2000', '500'));
 const NODE = 'bench-node';
 
-/** The modes of the comparison: those both proxies have run; the others say why not. */
-const MODES = [
-  { mode: 'iptables', variant: 'legacy' },
-] as const;
+/** The modes of the comparison (BENCH_PEER_MODES, default both); ipvs says why it is not one. */
+const MODES = env('BENCH_PEER_MODES', 'iptables,nftables', 'iptables,nftables').split(',') as PeerMode[];
 const NOT_YET = [
-  'nftables: kproxy has no nftables mode yet (the row joins when it lands: a nft table view beside bench/peer/iptables-view.ts)',
-  'ipvs: kproxy has no ipvs mode yet; kube-proxy\'s ipvs mode needs IPVS, which this kernel lacks (only a VM with a stock kernel has it, and the apiserver is not reachable from one yet)',
+  'ipvs: kube-proxy\'s ipvs mode needs IPVS, which this kernel lacks (only the test VM\'s stock kernel has it, and the apiserver is not reachable from the VM)',
 ];
 
 const log = (line: string): void => console.log(line);
@@ -60,6 +58,16 @@ function servedClusterIPs(cluster: SyntheticCluster): string[] {
     const metadata = s.metadata as { namespace: string; name: string };
     return served.has(`${metadata.namespace}/${metadata.name}`);
   }).map((s) => (s.spec as { clusterIP: string }).clusterIP);
+}
+
+/** The first and last TCP service port of the cluster (by creation), where a mode's lookup has no order. */
+function firstAndLastTcp(cluster: SyntheticCluster): DispatchRule[] {
+  const tcp = cluster.services.flatMap((s) => {
+    const spec = s.spec as { clusterIP: string; ports: Array<{ port: number; protocol: string }> };
+    const port = spec.ports.find((p) => p.protocol === 'TCP');
+    return port ? [{ ip: spec.clusterIP, port: port.port }] : [];
+  });
+  return [tcp[0], tcp.at(-1)].filter((r): r is DispatchRule => r !== undefined);
 }
 
 /**
@@ -110,8 +118,8 @@ async function measureSize(services: number, workDir: string): Promise<void> {
     const bridge = await bridgeCost(plane);
     log(`apiserver bridge: listing ${bridge.items} objects takes ${bridge.direct.toFixed(0)} ms directly, ${bridge.bridged.toFixed(0)} ms through the bridge`);
     const plan = planChanges(cluster, CHANGES / 2, BURST);
-    for (const { mode, variant } of MODES) {
-      log(`\n#### ${mode} (${variant}); min-sync-period ${MIN_SYNC_MS} ms for both; ${CHANGES} single changes, a burst of ${BURST} in ${BURST_S} s`);
+    for (const mode of MODES) {
+      log(`\n#### ${mode === 'iptables' ? 'iptables (legacy)' : mode}; min-sync-period ${MIN_SYNC_MS} ms for both; ${CHANGES} single changes, a burst of ${BURST} in ${BURST_S} s`);
       const rounds: Round[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const order: PeerKind[] = round % 2 === 0 ? ['kproxy', 'kube-proxy'] : ['kube-proxy', 'kproxy'];
@@ -119,7 +127,8 @@ async function measureSize(services: number, workDir: string): Promise<void> {
         for (const kind of order) {
           log(`round ${round + 1}/${ROUNDS}: ${kind}`);
           const context: TrialContext = {
-            plane, admin, mode, nodeName: NODE, plan, expectedClusterIPs: servedClusterIPs(cluster),
+            plane, admin, mode, view: KERNEL_VIEWS[mode], nodeName: NODE, plan, expectedClusterIPs: servedClusterIPs(cluster),
+            firstAndLast: firstAndLastTcp(cluster),
             minSyncPeriodMs: MIN_SYNC_MS, burstSeconds: BURST_S, connections: CONNECTIONS,
             idleSeconds: round === 0 && services === Math.max(...SIZES) ? IDLE_S : 0,
             workDir: join(workDir, `${services}-${mode}-${round}`), log,
@@ -132,6 +141,9 @@ async function measureSize(services: number, workDir: string): Promise<void> {
       }
       log(`\n${ratioTable(rounds, services)}`);
       if (IDLE_S > 0 && services === Math.max(...SIZES)) log(`(CPU while idle: ${IDLE_S} s, first round only)`);
+      if (mode === 'nftables') {
+        log('(nftables: a change is in the kernel at the first nf_tables transaction after it; start and burst at the transaction after which the ruleset holds everything; new connections go to the first and last service created)');
+      }
     }
   } finally {
     await admin.close();

@@ -30,12 +30,12 @@ export const FIGURES: readonly Figure[] = [
   { name: 'one EndpointSlice change → kernel, p99', unit: 'ms', digits: 0, value: (t) => percentile(t.changeMs, 99), better: 'lower', target: { ratio: 0.5 } },
   { name: 'burst: last change → kernel matches', unit: 's', digits: 2, value: (t) => t.burstCatchUpSeconds, better: 'lower', target: { ratio: 0.5 } },
   { name: 'burst: first change → kernel matches', unit: 's', digits: 2, value: (t) => t.burstTotalSeconds, better: 'lower' },
-  { name: 'CPU over the run (with iptables-restore)', unit: 's', digits: 1, value: (t) => t.cpuSeconds, better: 'lower' },
+  { name: 'CPU over the run (with the tools it ran)', unit: 's', digits: 1, value: (t) => t.cpuSeconds, better: 'lower' },
   { name: 'peak RSS', unit: 'MiB', digits: 0, value: (t) => t.peakRssMiB, better: 'lower', target: { ratio: 1.0 } },
   { name: 'CPU while idle', unit: 's', digits: 2, value: (t) => t.idleCpuSeconds, better: 'lower', target: { ratio: 1.0, fromServices: 10_000 } },
   { name: 'new connections/s, first service', unit: '/s', digits: 0, value: (t) => t.connFirst, better: 'higher', target: { ratio: 0.97 } },
   { name: 'new connections/s, last service', unit: '/s', digits: 0, value: (t) => t.connLast, better: 'higher', target: { ratio: 0.97 } },
-  { name: 'nat table entries (programmed)', unit: '', digits: 0, value: (t) => t.natEntries, better: 'lower' },
+  { name: 'rules in the kernel (iptables: nat -A lines; nftables: ruleset lines)', unit: '', digits: 0, value: (t) => t.kernelRules, better: 'lower' },
 ];
 
 export interface Round {

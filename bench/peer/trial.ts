@@ -10,16 +10,19 @@ import type { ControlPlane } from '../../test/kube/apiserver.ts';
 import { startPeer, type PeerKind, type PeerMode, type PeerProcess } from '../../test/kube/peers.ts';
 import type { Admin } from '../apiserver-load.ts';
 import { applyChange, revertAll, revertChange, type ChangePlan, type SliceChange } from './changes.ts';
-import { readNat, watchNat, type DispatchRule, type NatListing } from './iptables-view.ts';
+import type { DispatchRule, KernelView, Listing } from './kernel-view.ts';
 
 export interface TrialContext {
   readonly plane: ControlPlane;
   readonly admin: Admin;
   readonly mode: PeerMode;
+  readonly view: KernelView;
   readonly nodeName: string;
   readonly plan: ChangePlan;
   /** Cluster IPs that must be in the dispatch chain once programmed (services with a serving endpoint). */
   readonly expectedClusterIPs: readonly string[];
+  /** The first and last TCP service port of the cluster, for modes whose lookup has no order (nftables maps). */
+  readonly firstAndLast: readonly DispatchRule[];
   readonly minSyncPeriodMs: number;
   readonly burstSeconds: number;
   readonly idleSeconds: number;
@@ -32,8 +35,8 @@ export interface TrialContext {
 export interface TrialResult {
   readonly kind: PeerKind;
   readonly startSeconds: number;
-  readonly natEntries: number;
-  readonly natRules: number;
+  /** Rules in the kernel once programmed (see Listing.rules). */
+  readonly kernelRules: number;
   /** Milliseconds from each PATCH to the kernel, in the order made. */
   readonly changeMs: readonly number[];
   /** From the last PATCH of the burst (and from its first) until the kernel held every change. */
@@ -54,9 +57,9 @@ const inServiceRange = (ip: string): boolean => ip.startsWith('10.96.');
  * Wait until the table is steady (no change for `quietMs`, grown past `floor`) and `holds` its listing, re-checking
  * after every further change; resolve with the first sample at or after `since` that had the final entry count.
  */
-async function settle(watch: TableWatch, peer: PeerProcess, node: ScaleNode, options: {
-  since: number; floor: number; quietMs: number; timeoutMs: number; holds: (nat: NatListing) => string | undefined;
-}): Promise<{ sample: TableSample; nat: NatListing }> {
+async function settle(context: TrialContext, watch: TableWatch, peer: PeerProcess, node: ScaleNode, options: {
+  since: number; floor: number; quietMs: number; timeoutMs: number; holds: (nat: Listing) => string | undefined;
+}): Promise<{ sample: TableSample; nat: Listing }> {
   const deadline = Date.now() + options.timeoutMs;
   let checkedAt = -1;
   let problem = 'nothing programmed yet';
@@ -65,7 +68,7 @@ async function settle(watch: TableWatch, peer: PeerProcess, node: ScaleNode, opt
     const last = watch.current();
     if (last.entries > options.floor && Date.now() - last.at >= options.quietMs && last.at !== checkedAt) {
       checkedAt = last.at;
-      const nat = await readNat(node.nodeNs, inServiceRange);
+      const nat = await context.view.read(node.nodeNs, inServiceRange);
       const missing = options.holds(nat);
       if (missing === undefined && watch.current().at === last.at) {
         const first = watch.history.find((s) => s.at >= options.since && s.entries === last.entries) ?? last;
@@ -125,7 +128,7 @@ async function sendBurst(admin: Admin, changes: readonly SliceChange[], seconds:
   return { first, last: Date.now() };
 }
 
-/** New connections per second from the client pod to ip:port (the median of `rounds`). */
+/** New connections per second from the client pod to ip:port, over `count` connections. */
 async function connectionRate(node: ScaleNode, rule: DispatchRule, count: number): Promise<number> {
   const summary = await node.tcp(node.clientNs, rule.ip, rule.port, { count, concurrency: 8, timeoutMs: 3000 });
   const answered = Object.values(summary.answers).reduce((a, b) => a + b, 0);
@@ -133,23 +136,20 @@ async function connectionRate(node: ScaleNode, rule: DispatchRule, count: number
   return (answered * 1000) / summary.ms;
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length / 2;
-  return sorted.length % 2 === 1 ? sorted[Math.floor(mid)] ?? NaN : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-};
 
-async function measureDataPath(context: TrialContext, node: ScaleNode, nat: NatListing): Promise<{ first: number; last: number }> {
-  const first = nat.dispatch[0];
-  const last = nat.dispatch.at(-1);
+async function measureDataPath(context: TrialContext, node: ScaleNode, nat: Listing): Promise<{ first: number; last: number }> {
+  const order = nat.dispatch.length > 0 ? nat.dispatch : context.firstAndLast;
+  const first = order[0];
+  const last = order.at(-1);
   if (!first || !last) throw new Error('no TCP cluster-IP rule in the dispatch chain');
   await connectionRate(node, first, 200); // warm-up: ARP, the pod server's JIT
   const rates = { first: [] as number[], last: [] as number[] };
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 5; round++) {
     rates.first.push(await connectionRate(node, first, context.connections));
     rates.last.push(await connectionRate(node, last, context.connections));
   }
-  return { first: median(rates.first), last: median(rates.last) };
+  // the best of five alternated runs: on a shared machine the others' load only ever slows a run down
+  return { first: Math.max(...rates.first), last: Math.max(...rates.last) };
 }
 
 export async function runTrial(context: TrialContext, kind: PeerKind): Promise<TrialResult> {
@@ -159,19 +159,19 @@ export async function runTrial(context: TrialContext, kind: PeerKind): Promise<T
   try {
     const spawnInNode = (cmd: string, args: readonly string[]): ReturnType<ScaleNode['spawn']> => node.spawn(node.nodeNs, cmd, args);
     await context.plane.reachFrom(spawnInNode);
-    watch = await watchNat(spawnInNode);
+    watch = await context.view.watch(spawnInNode);
     const empty = watch.current().entries;
     const started = Date.now();
     peer = startPeer(node, kind, {
       mode: context.mode, kubeconfig: context.plane.proxyKubeconfig, nodeName: context.nodeName, clusterCIDR: SCALE_CLUSTER_CIDR,
       minSyncPeriod: `${context.minSyncPeriodMs}ms`, syncPeriod: '30s', workDir: join(context.workDir, kind),
     });
-    const programmed = await settle(watch, peer, node, {
-      since: started, floor: empty + 10, quietMs: 10_000, timeoutMs: 900_000,
-      holds: (nat) => missingOf('cluster IPs', context.expectedClusterIPs, nat.destinations),
+    const programmed = await settle(context, watch, peer, node, {
+      since: started, floor: context.view.programmedAbove(empty), quietMs: 10_000, timeoutMs: 900_000,
+      holds: (nat) => missingOf('cluster IPs', context.expectedClusterIPs, nat.addresses),
     });
     const startSeconds = (programmed.sample.at - started) / 1000;
-    context.log(`  ${kind}: programmed in ${startSeconds.toFixed(2)} s (${programmed.sample.entries} nat entries, ${programmed.nat.rules} rules)`);
+    context.log(`  ${kind}: programmed in ${startSeconds.toFixed(2)} s (${programmed.nat.rules} rules)`);
     // on the table as programmed at start: the changes below add endpoints no sink answers for
     const rates = await measureDataPath(context, node, programmed.nat);
 
@@ -181,9 +181,9 @@ export async function runTrial(context: TrialContext, kind: PeerKind): Promise<T
 
     const beforeBurst = watch.current().entries;
     const burst = await sendBurst(context.admin, context.plan.burst, context.burstSeconds);
-    const caughtUp = await settle(watch, peer, node, {
+    const caughtUp = await settle(context, watch, peer, node, {
       since: burst.first, floor: beforeBurst, quietMs: Math.max(10_000, 1.5 * (sorted.at(-1) ?? 0)), timeoutMs: 900_000,
-      holds: (nat) => missingOf('burst endpoints', context.plan.burst.map((c) => c.added), nat.endpoints),
+      holds: (nat) => missingOf('burst endpoints', context.plan.burst.map((c) => c.added), nat.addresses),
     });
     const burstCatchUpSeconds = Math.max(0, caughtUp.sample.at - burst.last) / 1000;
     const burstTotalSeconds = (caughtUp.sample.at - burst.first) / 1000;
@@ -197,7 +197,7 @@ export async function runTrial(context: TrialContext, kind: PeerKind): Promise<T
       idleCpuSeconds = peer.usage().cpuSeconds - usage.cpuSeconds;
     }
     return {
-      kind, startSeconds, natEntries: programmed.sample.entries, natRules: programmed.nat.rules, changeMs,
+      kind, startSeconds, kernelRules: programmed.nat.rules, changeMs,
       burstCatchUpSeconds, burstTotalSeconds, cpuSeconds: usage.cpuSeconds, peakRssMiB: usage.peakRssKiB / 1024, idleCpuSeconds,
       connFirst: rates.first, connLast: rates.last,
     };

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const XT_COUNT = fileURLToPath(new URL('./scripts/xt-count.ts', import.meta.url));
+export const NFT_GEN = fileURLToPath(new URL('./scripts/nft-gen.ts', import.meta.url));
 
 export interface TableSample {
   /** Epoch milliseconds of the poll that saw it. */
@@ -29,9 +30,23 @@ export interface TableWatchOptions {
   readonly intervalMs?: number;
 }
 
-/** Start watching in namespace `ns`; `spawnInNs` starts the watcher there (and owns its PID). */
-export async function watchTable(spawnInNs: (cmd: string, args: readonly string[]) => ChildProcess, options: TableWatchOptions = {}): Promise<TableWatch> {
-  const child = spawnInNs(process.execPath, [XT_COUNT, options.family ?? 'ipv4', options.table ?? 'nat', String(options.intervalMs ?? 10)]);
+type SpawnInNamespace = (cmd: string, args: readonly string[]) => ChildProcess;
+
+/** Watch an iptables-legacy table's entry count in a namespace; `spawnInNs` starts the watcher there (and owns its PID). */
+export function watchTable(spawnInNs: SpawnInNamespace, options: TableWatchOptions = {}): Promise<TableWatch> {
+  return follow(spawnInNs(process.execPath, [XT_COUNT, options.family ?? 'ipv4', options.table ?? 'nat', String(options.intervalMs ?? 10)]));
+}
+
+/**
+ * Watch the nf_tables generation of a namespace (it changes with every committed transaction): the samples' `entries`
+ * are generation numbers, so a change of rules shows as a new value, as with watchTable.
+ */
+export function watchNftGeneration(spawnInNs: SpawnInNamespace, intervalMs = 10): Promise<TableWatch> {
+  return follow(spawnInNs(process.execPath, [NFT_GEN, String(intervalMs)]));
+}
+
+/** Follow a watcher process that prints "<epoch ms> <value> …" lines. */
+async function follow(child: ChildProcess): Promise<TableWatch> {
   const history: TableSample[] = [];
   const waiters = new Set<() => void>();
   let exited = false;
