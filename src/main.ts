@@ -117,6 +117,21 @@ export async function runProxy(options: RunOptions): Promise<number> {
   let loop: SyncLoop | undefined;
   let source: ClusterSource | undefined;
   let events: NodeEvents | undefined;
+  // The cluster is read while the mode starts (its tool probes take a while, the first list too): the store fills
+  // meanwhile, and the loop, made once the mode is ready, hears of what came in before it existed.
+  let changedEarly = false;
+  let onStoreChange = (): void => { changedEarly = true; };
+  store.onChange(() => onStoreChange());
+  const sourceStarted = (async (): Promise<ClusterSource> => {
+    const started = await createSource(config, nodeName, log, {
+      ...(metrics && { onRestart: (kind) => metrics.informerRestarted(kind) }),
+    });
+    source = started;
+    log.info({ source: started.description }, 'Watching cluster objects');
+    await started.start(tapClusterEvents(store, ...attachments.flatMap((a) => (a.tap ? [a.tap] : []))));
+    return started;
+  })();
+  sourceStarted.catch(() => undefined); // awaited below; a failure must not count as unhandled in the meantime
   try {
     proxier = await mode.create({ ...modeOptions, ...(metrics && { metrics: metrics.modeMetrics }) });
     if (metrics && proxier.trafficStats) metrics.useTrafficStats(proxier.trafficStats.bind(proxier));
@@ -128,14 +143,11 @@ export async function runProxy(options: RunOptions): Promise<number> {
       observers: attachments.flatMap((a) => (a.observer ? [a.observer] : [])),
     });
     const syncLoop = loop;
-    store.onChange(() => syncLoop.requestSync());
-    source = await createSource(config, nodeName, log, {
-      ...(metrics && { onRestart: (kind) => metrics.informerRestarted(kind) }),
-    });
-    events = nodeEventsFor(source, nodeName, log);
+    onStoreChange = () => syncLoop.requestSync();
+    if (changedEarly) syncLoop.requestSync();
+    const started = await sourceStarted;
+    events = nodeEventsFor(started, nodeName, log);
     if (events) loop.addObserver(events);
-    log.info({ source: source.description }, 'Watching cluster objects');
-    await source.start(tapClusterEvents(store, ...attachments.flatMap((a) => (a.tap ? [a.tap] : []))));
     events?.starting();
     loop.start();
     // Timers, watchers and signal handlers do not keep Node alive on their own: hold it until shutdown.
@@ -143,6 +155,7 @@ export async function runProxy(options: RunOptions): Promise<number> {
     const signal = await shutdown.finally(() => clearInterval(keepAlive));
     log.info({ signal }, 'Shutting down; programmed rules stay in place');
   } finally {
+    source ??= await sourceStarted.catch(() => undefined);
     await stopAll({ source, loop, proxier, events, attachments, log, timeoutMs: options.shutdownTimeoutMs ?? 5000 });
   }
   return 0;
