@@ -38,6 +38,8 @@ export interface ManifestContents {
 
 interface FileState {
   readonly documents: ManifestDocuments;
+  /** Some version of it parsed. */
+  loaded: boolean;
   /** The last version that failed to parse, so the same error is reported once. */
   failed?: Buffer;
 }
@@ -172,11 +174,11 @@ export class ManifestSource implements ClusterSource {
       return undefined;
     }
     if (state?.failed?.equals(bytes)) return undefined;
-    const fresh = state === undefined;
-    state ??= { documents: new ManifestDocuments() };
+    state ??= { documents: new ManifestDocuments(), loaded: false };
     try {
       const change = state.documents.update(bytes, file);
       state.failed = undefined;
+      state.loaded = true;
       this.files.set(file, state);
       for (const document of change?.added ?? []) {
         for (const other of document.ignored) this.log.debug({ file, kind: other.kind, name: other.name }, 'Ignoring object of a kind kproxy does not use');
@@ -185,9 +187,9 @@ export class ManifestSource implements ClusterSource {
     } catch (err) {
       if (this.options.strict) throw err instanceof KproxyError ? err : new ManifestError('KP_ERR_MANIFEST_INVALID', file, `${file}: ${errorText(err)}`, { cause: err });
       const message = err instanceof KproxyError ? err.message : errorText(err);
-      this.log.warn({ file, error: message }, fresh
-        ? 'Manifest file does not parse; ignoring it until it is fixed'
-        : 'Manifest file does not parse; keeping its last good content');
+      this.log.warn({ file, error: message }, state.loaded
+        ? 'Manifest file does not parse; keeping its last good content'
+        : 'Manifest file does not parse; ignoring it until it is fixed');
       state.failed = bytes;
       this.files.set(file, state);
       return undefined;
