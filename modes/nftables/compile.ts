@@ -12,7 +12,7 @@
 //     keyed by the frontend and the bucket. No chain, set or rule per service: one endpoint change is a few
 //     element changes, and the kernel's cost of a transaction does not grow with the number of services.
 //   Session affinity needs per-endpoint rules: those service ports (only) get a pick chain per endpoint set, a small
-//   chain per route (its masquerade) and a dynamic set; the pick chain falls back to the shared balancer.
+//   chain per route (its masquerade, jump to the pick chain, else the shared balancer) and a dynamic set.
 //   nat-postrouting (srcnat, 100): hairpin (an endpoint reaching itself) marks, then marked packets are masqueraded
 //     and the mark bit cleared, as in the iptables mode.
 //
@@ -21,7 +21,7 @@
 // (diff.ts) recompiles only the services whose plan changed.
 import type { DesiredState, Endpoint, IPFamily, Route, ServicePortPlan } from '../../src/model/types.ts';
 import { cidrContains, ipFamily, parseCidr, type Cidr } from '../../src/util/ip.ts';
-import { CHAINS, endpointTag, serviceObjectName, SETS, TABLE } from './names.ts';
+import { CHAINS, endpointTag, serviceObjectNames, SETS, TABLE } from './names.ts';
 import { element, FAMILY_OF, type Chain, type Element, type Expr, type Match, type NftFamily, type Protocol4, type Rule, type SetSpec, type Statement, type Table } from './ruleset.ts';
 
 const DADDR: Expr = { kind: 'addr', dir: 'daddr' };
@@ -272,44 +272,44 @@ type AffinityRole = 'cluster-ip' | 'external' | 'from-cluster' | 'from-outside';
 export function compileService(plan: ServicePortPlan, ctx: FamilyContext): ServiceContribution {
   const protocol = PROTOCOL[plan.protocol];
   const routes = plan.routes;
-  const objectName = serviceObjectName(plan);
-  const affinitySet = `${objectName}-affinity`;
+  const objectName = serviceObjectNames(plan);
+  const affinitySet = `${objectName.short}-affinity`;
   const chains: Chain[] = [];
   const sets: SetSpec[] = [];
   let tags: Map<string, number> | undefined;
-  const roleChains = new Map<string, string>();
-  /**
-   * One pick chain per distinct endpoint set (routes share their array when they share their set) and fallback
-   * (the shared balancer of the frontend's key kind and class).
-   */
-  const pickChains = new Map<readonly Endpoint[], { readonly index: number; readonly byKind: Map<string, string> }>();
+  const roleChains = new Set<string>();
+  /** One pick chain per distinct endpoint set (routes share their array when they share their set). */
+  const pickChains = new Map<readonly Endpoint[], string>();
   const fallbacks: Balancer[] = [];
 
   /**
-   * A session-affinity route: its role chain (the route's masquerade) goes to the pick chain of its endpoint set,
-   * which falls back to the shared balancer `fallback` (no masquerade) when the affinity set is full.
+   * A session-affinity route: its role chain applies the route's masquerade, jumps to the pick chain of its
+   * endpoint set (whose every rule ends in DNAT, a final verdict), and when that returns (the affinity set is full,
+   * nothing could be remembered) goes to the shared balancer `fallback` of its frontend's key kind.
    */
   const affinityChain = (route: Route, role: AffinityRole, fallback: Balancer, timeoutSeconds: number): string => {
-    const kind = `${fallback.keyKind === 'nodeport' ? 'nodeport' : 'ip'}${fallback.outside ? '-outside' : ''}`;
-    const roleName = `${objectName}-${role}-${kind}`;
-    const existing = roleChains.get(roleName);
-    if (existing) return existing;
+    const roleName = `${objectName.long}-${role}-${fallback.keyKind === 'nodeport' ? 'nodeport' : 'ip'}${fallback.outside ? '-outside' : ''}`;
+    if (roleChains.has(roleName)) return roleName;
     if (!tags) {
       tags = affinityTags(plan, ctx);
       sets.push({ name: affinitySet, key: [SADDR, { kind: 'numgen', mod: 1 }], flags: ['dynamic', 'timeout'], size: AFFINITY_SET_SIZE, dynamic: true });
     }
-    let set = pickChains.get(route.endpoints);
-    if (!set) pickChains.set(route.endpoints, set = { index: pickChains.size, byKind: new Map() });
-    const byKind = set.byKind;
-    let pick = byKind.get(kind);
+    let pick = pickChains.get(route.endpoints);
     if (!pick) {
-      pick = `${objectName}-pick-${kind}${set.index > 0 ? `-${set.index}` : ''}`;
-      chains.push({ name: pick, rules: affinityRules(route, ctx, protocol, affinitySet, tags, timeoutSeconds, balancerChainName(fallback)) });
-      fallbacks.push(fallback);
-      byKind.set(kind, pick);
+      pick = `${objectName.short}-pick${pickChains.size > 0 ? `-${pickChains.size}` : ''}`;
+      pickChains.set(route.endpoints, pick);
+      chains.push({ name: pick, rules: affinityRules(route, ctx, protocol, affinitySet, tags, timeoutSeconds) });
     }
-    chains.push({ name: roleName, rules: [...masqueradeRules(pickMasquerade(route, ctx), ctx), { matches: [], statements: [{ kind: 'verdict', verdict: { kind: 'goto', chain: pick } }] }] });
-    roleChains.set(roleName, roleName);
+    fallbacks.push(fallback);
+    chains.push({
+      name: roleName,
+      rules: [
+        ...masqueradeRules(pickMasquerade(route, ctx), ctx),
+        { matches: [], statements: [{ kind: 'verdict', verdict: { kind: 'jump', chain: pick } }] },
+        { matches: [], statements: [{ kind: 'verdict', verdict: { kind: 'goto', chain: balancerChainName(fallback) } }], comment: 'affinity set full' },
+      ],
+    });
+    roleChains.add(roleName);
     return roleName;
   };
 
@@ -408,9 +408,9 @@ function affinityTags(plan: ServicePortPlan, ctx: FamilyContext): Map<string, nu
 /**
  * The pick chain of a session-affinity endpoint set: a client seen within the timeout goes back to its endpoint
  * (and refreshes it); a new one is spread evenly (numgen per rule: 1/N, then 1/(N-1)…) and remembered. When the
- * set is full no rule can remember it, and it falls through to the shared balancer (spread, not remembered).
+ * set is full no rule can remember it (the update fails, the rule stops before its DNAT): the chain returns.
  */
-function affinityRules(route: Route, ctx: FamilyContext, protocol: Protocol4, set: string, tags: ReadonlyMap<string, number>, timeoutSeconds: number, fallback: string): Rule[] {
+function affinityRules(route: Route, ctx: FamilyContext, protocol: Protocol4, set: string, tags: ReadonlyMap<string, number>, timeoutSeconds: number): Rule[] {
   const endpoints = usable(route, ctx);
   const rules: Rule[] = [];
   const client = (ep: Endpoint): readonly Expr[] => [SADDR, { kind: 'numgen', mod: 1, offset: tags.get(endpointText(ep)) ?? 0 }];
@@ -419,7 +419,6 @@ function affinityRules(route: Route, ctx: FamilyContext, protocol: Protocol4, se
   const pick = (i: number): Match[] => (endpoints.length - i > 1 ? [{ kind: 'cmp', left: { kind: 'numgen', mod: endpoints.length - i }, value: { kind: 'number', value: 0 } }] : []);
   for (const ep of endpoints) rules.push({ matches: [{ kind: 'lookup', key: client(ep), set }], statements: [remember(ep), dnat(ep)] });
   endpoints.forEach((ep, i) => rules.push({ matches: pick(i), statements: [remember(ep), dnat(ep)] }));
-  rules.push({ matches: [], statements: [{ kind: 'verdict', verdict: { kind: 'goto', chain: fallback } }], comment: 'affinity set full' });
   return rules;
 }
 

@@ -42,7 +42,11 @@ export class NetlinkKernel implements Kernel {
     const socket = await this.#open();
     const batch = encodeTransaction(tx, sets, socket.nextSeq);
     socket.used(batch.lastSeq + 1); // + the batch end
-    await socket.transact(batch);
+    try {
+      await socket.transact(batch);
+    } finally {
+      batch.release();
+    }
   }
 
   async stream(family: NftFamily, table: string, expectedBytes: number, write: (out: BatchEncoder) => void): Promise<void> {
@@ -51,7 +55,11 @@ export class NetlinkKernel implements Kernel {
     write(out);
     const batch = out.finish();
     socket.used(batch.lastSeq + 1);
-    await socket.transact(batch);
+    try {
+      await socket.transact(batch);
+    } finally {
+      batch.release();
+    }
   }
 
   async generation(): Promise<number> {

@@ -53,9 +53,14 @@ export function servicePortLabel(plan: ServicePortPlan): string {
   return `${plan.namespace}/${plan.name}/${plan.protocol.toLowerCase()}/${plan.portName || plan.port}`;
 }
 
-/** The prefix of a service port's own objects (only session-affinity services have any). */
-export function serviceObjectName(plan: ServicePortPlan): string {
-  return `svc-${shortHash(`${plan.key}/${plan.protocol}`)}-${servicePortLabel(plan)}`;
+/**
+ * The prefixes of a service port's own objects (only session-affinity services have any): `short` for the objects
+ * its rules name over and over (the pick chain and the affinity set: every byte is repeated per endpoint rule),
+ * `long` (with the service's name) for the chains the dispatch maps point at, which `nft list` readers follow.
+ */
+export function serviceObjectNames(plan: ServicePortPlan): { readonly short: string; readonly long: string } {
+  const short = `svc-${shortHash(`${plan.key}/${plan.protocol}`)}`;
+  return { short, long: `${short}-${servicePortLabel(plan)}` };
 }
 
 /** A 32-bit number standing for an endpoint of a service in its affinity set (see compile.ts). */

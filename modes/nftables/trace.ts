@@ -12,6 +12,8 @@ import { elementKey, elementValue, type Chain, type Element, type Expr, type Mat
 export interface TraceOptions {
   /** The node's own addresses; loopback is always local. */
   readonly nodeIPs: readonly string[];
+  /** Dynamic sets with no room left: updating them with a new key fails, which stops the rule. */
+  readonly fullSets?: readonly string[];
 }
 
 /** The kit's packet state, plus how likely this way is and what it put in dynamic sets. */
@@ -56,14 +58,16 @@ class Interpreter {
   readonly #isLocal: (ip: string) => boolean;
   /** What earlier connections of the same client left in dynamic sets. */
   readonly #known: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly #full: ReadonlySet<string>;
 
-  constructor(table: Table, packet: Packet, isLocal: (ip: string) => boolean, known: ReadonlyMap<string, ReadonlySet<string>>) {
+  constructor(table: Table, packet: Packet, isLocal: (ip: string) => boolean, known: ReadonlyMap<string, ReadonlySet<string>>, full: ReadonlySet<string>) {
     this.#table = table;
     this.#chains = new Map(table.chains.map((c) => [c.name, c]));
     this.#specs = new Map(table.sets.map((s) => [s.name, s]));
     this.#packet = packet;
     this.#isLocal = isLocal;
     this.#known = known;
+    this.#full = full;
   }
 
   runChain(name: string, state: TraceState): ChainPath[] {
@@ -132,6 +136,8 @@ class Interpreter {
       case 'mark-xor': return go({ ...state, mark: (state.mark ^ statement.value) >>> 0 });
       case 'update': {
         return this.#keys(statement.key, state).flatMap((key, _i, all) => {
+          // A full set takes no new key: the statement fails and the rule stops there.
+          if (this.#full.has(statement.set) && !this.#contains(statement.set, key, state)) return next({ ...state, probability: state.probability / all.length });
           const remembered = new Map(state.remembered);
           remembered.set(statement.set, new Set([...(remembered.get(statement.set) ?? []), key]));
           return go({ ...state, remembered, probability: state.probability / all.length });
@@ -258,7 +264,7 @@ function walk(table: Table, packet: Packet, options: TraceOptions, known: Readon
   if (ipFamily(packet.dst) !== family || ipFamily(packet.src) !== family) return [];
   const canonical: Packet = { ...packet, src: normalizeIP(packet.src) ?? packet.src, dst: normalizeIP(packet.dst) ?? packet.dst };
   const isLocal = (ip: string): boolean => isLoopback(ip) || options.nodeIPs.includes(ip);
-  const vm = new Interpreter(table, canonical, isLocal, known);
+  const vm = new Interpreter(table, canonical, isLocal, known, new Set(options.fullSets));
   const programs: HookPrograms = {
     dnat: (hook, state) => vm.runChain(hook === 'OUTPUT' ? CHAINS.output : CHAINS.prerouting, traced(state)).map(asPath),
     filter: (_hook, state) => [{ state, ending: 'CONTINUE' }], // kproxy's table has no filter chains

@@ -44,6 +44,16 @@ describe('nftables tracer: probabilities and affinity', () => {
     }
   });
 
+  test('with the affinity set full, new clients are still spread evenly (by the shared balancer), and not remembered', () => {
+    const sticky = table.sets.find((set) => set.dynamic)?.name;
+    assert.ok(sticky);
+    const paths = tracePaths(table, fromPod('10.96.0.19', 80), { ...options, fullSets: [sticky] });
+    const shares = endpointShares(paths);
+    assert.equal(shares.size, 3);
+    for (const [endpoint, share] of shares) assert.ok(Math.abs(share - 1 / 3) < 1e-9, `${endpoint}: ${share}`);
+    assert.ok(paths.every((p) => p.remembered.size === 0));
+  });
+
   test('without session affinity, a second connection is spread again', () => {
     for (const { second } of traceConnections(table, fromPod('10.96.0.10', 80), options)) assert.equal(second.size, 3);
   });

@@ -145,7 +145,8 @@ export class MessageWriter {
 
   /** `expected`: the bytes it will likely hold (one allocation instead of a series of doublings and copies). */
   constructor(expected = 1 << 16) {
-    this.#buf = Buffer.alloc(Math.max(1 << 12, expected));
+    // Not zeroed: pages of an over-estimate are never touched (RSS), and every byte written is written explicitly.
+    this.#buf = Buffer.allocUnsafe(Math.max(1 << 12, expected));
   }
 
   get length(): number { return this.#pos; }
@@ -154,7 +155,7 @@ export class MessageWriter {
     if (this.#pos + n <= this.#buf.length) return;
     let size = this.#buf.length * 2;
     while (size < this.#pos + n) size *= 2;
-    const next = Buffer.alloc(size);
+    const next = Buffer.allocUnsafe(size);
     this.#buf.copy(next, 0, 0, this.#pos);
     this.#buf = next;
   }
@@ -211,6 +212,7 @@ export class MessageWriter {
     const b = this.#buf;
     b.writeUInt16LE(4 + size, this.#pos);
     b.writeUInt16LE(type, this.#pos + 2);
+    b.fill(0, this.#pos + 4, this.#pos + 4 + size);
     fill(b, this.#pos + 4);
     this.#pos += 4 + size;
     this.#pad();
@@ -232,6 +234,7 @@ export class MessageWriter {
     const at = this.#pos + 4;
     b.writeUInt16LE(4 + size, this.#pos);
     b.writeUInt16LE(type, this.#pos + 2);
+    b.fill(0, at, at + size);
     this.#pos += 4 + size;
     this.#pad();
     return { buffer: this.#buf, at };
@@ -245,4 +248,16 @@ export class MessageWriter {
 
   /** The bytes written so far (a view). */
   view(): Buffer { return this.#buf.subarray(0, this.#pos); }
+
+  /**
+   * Frees the memory at once, rather than at the garbage collector's next major cycle (a table's batch is ~20 MB);
+   * views of it become empty.
+   */
+  release(): void {
+    const memory = this.#buf.buffer;
+    // Only memory this writer owns alone (never a Buffer pool's): its buffers are at least 4 KiB, which Node never pools.
+    if (memory instanceof ArrayBuffer && this.#buf.byteOffset === 0 && memory.byteLength === this.#buf.length) memory.transfer(0);
+    this.#buf = Buffer.alloc(0);
+    this.#pos = 0;
+  }
 }
