@@ -108,7 +108,7 @@ async function inner(services: number, outDir: string): Promise<void> {
     generation: () => netlink.generation(),
     exists: (family, table) => netlink.exists(family, table),
     rules: (family, table, chains) => netlink.rules(family, table, chains),
-    read: (desired) => netlink.read(desired),
+    read: (family, table) => netlink.read(family, table),
     chains: (family, table) => netlink.chains(family, table),
     close: () => netlink.close(),
   };

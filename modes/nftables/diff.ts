@@ -316,16 +316,11 @@ export function partialTransaction(mirror: Mirror, next: NftSource, now = 0): Tr
 export interface KernelView {
   readonly chains: ReadonlyMap<string, KernelChain>;
   readonly sets: ReadonlyMap<string, KernelSet>;
-  /** Element texts by set; the full diff sorts these arrays in place. */
-  readonly elements: ReadonlyMap<string, string[]>;
-}
-
-/** The sets whose elements a full diff compares: every desired one the kernel has in the same layout. */
-export function comparableSets(desired: Table, kernel: { sets: ReadonlyMap<string, KernelSet> }): SetSpec[] {
-  return desired.sets.filter((s) => {
-    const k = kernel.sets.get(s.name);
-    return !s.dynamic && k !== undefined && setMatches(k, s, desired.family);
-  });
+  /**
+   * The element texts of one set the kernel holds in `spec`'s layout (read when asked: the full diff holds one set's
+   * at a time, not the ~200k of a 10k-service table). The full diff sorts the array in place.
+   */
+  elements(spec: SetSpec): Promise<string[]> | string[];
 }
 
 /** Everything from nothing (`rebuild`: after deleting what is there, in the same transaction). */
@@ -343,11 +338,11 @@ function createAll(desired: Table, rebuild: boolean): Transaction {
  * rules now differ from them was edited by someone else even if its comments still match. Stale chains that an
  * element deleted by this very transaction still refers to linger (see LINGER_MS), with every stale set: `lingering`.
  */
-export function fullTransaction(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): Transaction {
-  return fullDiff(desired, kernel, expressions).tx;
+export async function fullTransaction(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): Promise<Transaction> {
+  return (await fullDiff(desired, kernel, expressions)).tx;
 }
 
-export function fullDiff(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): { tx: Transaction; lingering: Lingering } {
+export async function fullDiff(desired: Table, kernel: KernelView | undefined, expressions?: ReadonlyMap<string, readonly string[]>): Promise<{ tx: Transaction; lingering: Lingering }> {
   const none: Lingering = { chains: [], sets: [] };
   if (!kernel) return { tx: createAll(desired, false), lingering: none };
   const family = desired.family;
@@ -378,12 +373,21 @@ export function fullDiff(desired: Table, kernel: KernelView | undefined, express
   const deleteElements = new Map<string, string[]>();
   const addElements = new Map<string, Element[]>();
   const flushSets: string[] = [];
+  // Chains an element this transaction deletes still points at stay for now (see LINGER_MS).
+  const pointedAt = new Set<string>();
   for (const set of desired.sets) {
     if (set.dynamic) continue;
     const want = [...(desired.elements.get(set.name) ?? [])];
-    const have = kernel.elements.get(set.name) ?? [];
+    const have = kernel.sets.has(set.name) ? await kernel.elements(set) : [];
     const { deletes, adds } = setDifference(have, want);
     if (deletes.length === 0 && adds.length === 0) continue;
+    if (set.data === 'verdict' && deletes.length > 0) {
+      const deleted = new Set(deletes);
+      for (const e of have) {
+        const value = elementValue(e);
+        if (value && deleted.has(elementKey(e)) && /^(goto|jump) /.test(value)) pointedAt.add(value.slice(value.indexOf(' ') + 1));
+      }
+    }
     // Interval sets are small: rewritten whole (their ranges need not be split into the kernel's start/end pairs).
     if (set.flags?.includes('interval') && kernel.sets.has(set.name)) {
       flushSets.push(set.name);
@@ -395,15 +399,6 @@ export function fullDiff(desired: Table, kernel: KernelView | undefined, express
   }
   const wantedChains = new Set(desired.chains.map((c) => c.name));
   const wantedSets = new Set(desired.sets.map((s) => s.name));
-  // Chains an element this transaction deletes still points at stay for now (see LINGER_MS).
-  const pointedAt = new Set<string>();
-  for (const [set, keys] of deleteElements) {
-    const deleted = new Set(keys);
-    for (const e of kernel.elements.get(set) ?? []) {
-      const value = elementValue(e);
-      if (value && deleted.has(elementKey(e)) && /^(goto|jump) /.test(value)) pointedAt.add(value.slice(value.indexOf(' ') + 1));
-    }
-  }
   const stale = [...kernel.chains.keys()].filter((name) => !wantedChains.has(name));
   const staleSets = [...kernel.sets.keys()].filter((name) => !wantedSets.has(name));
   const deleteChains = stale.filter((name) => !pointedAt.has(name));

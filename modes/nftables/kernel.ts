@@ -2,11 +2,10 @@
 // nf_tables generation, and kproxy's table read back (netlink/read.ts), all over one netlink socket of this
 // process — which must run in the node's network namespace, as the agent does.
 import type { KernelView } from './diff.ts';
-import { comparableSets } from './diff.ts';
 import { BatchEncoder, encodeTransaction } from './netlink/batch.ts';
 import { readChainRules, readElements, readGeneration, readTable, tableExists, type KernelChain, type KernelRule } from './netlink/read.ts';
 import { NetfilterSocket } from './netlink/socket.ts';
-import { element, type NftFamily, type SetSpec, type Table } from './ruleset.ts';
+import { element, type NftFamily, type SetSpec } from './ruleset.ts';
 import type { Transaction } from './transaction.ts';
 
 export interface Kernel {
@@ -19,8 +18,8 @@ export interface Kernel {
   stream(family: NftFamily, table: string, expectedBytes: number, write: (out: BatchEncoder) => void): Promise<void>;
   /** Changes with every transaction anyone commits in this network namespace. */
   generation(): Promise<number>;
-  /** The table, with the elements of every desired set it holds in the desired layout; undefined when absent. */
-  read(desired: Table): Promise<KernelView | undefined>;
+  /** The table (its elements read set by set when the view is asked); undefined when absent. */
+  read(family: NftFamily, table: string): Promise<KernelView | undefined>;
   /** Whether the table exists. */
   exists(family: NftFamily, table: string): Promise<boolean>;
   /** The rules of these chains (as the reader reports them). */
@@ -66,16 +65,15 @@ export class NetlinkKernel implements Kernel {
     return readGeneration(await this.#open());
   }
 
-  async read(desired: Table): Promise<KernelView | undefined> {
+  async read(family: NftFamily, name: string): Promise<KernelView | undefined> {
     const socket = await this.#open();
-    const table = await readTable(socket, desired.family, desired.name);
+    const table = await readTable(socket, family, name);
     if (!table) return undefined;
-    const elements = new Map<string, string[]>();
-    for (const spec of comparableSets(desired, table)) {
+    const elements = async (spec: SetSpec): Promise<string[]> => {
       const list: string[] = [];
-      await readElements(socket, desired.family, desired.name, spec, (key, value) => list.push(element(key, value)));
-      elements.set(spec.name, list);
-    }
+      await readElements(socket, family, name, spec, (key, value) => list.push(element(key, value)));
+      return list;
+    };
     return { chains: table.chains, sets: table.sets, elements };
   }
 

@@ -63,8 +63,8 @@ export class NftTableWriter {
       return { operations: await this.#create(source), read: true };
     }
     const assembled = assembleSource(source);
-    const kernel = await this.#kernel.read(assembled.table);
-    const { tx, lingering } = fullDiff(assembled.table, kernel, this.#expressions);
+    const kernel = await this.#kernel.read(this.#family, TABLE);
+    const { tx, lingering } = await fullDiff(assembled.table, kernel, this.#expressions);
     const operations = await this.#write(tx, assembled.sets);
     this.#mirror = mirrorOf(source, assembled, lingering, this.#now());
     return { operations, read: true };

@@ -99,7 +99,7 @@ class ModelKernel {
         name, interval: s.flags?.includes('interval') === true, timeout: s.flags?.includes('timeout') === true, keyLength: layoutLength(s.key, family),
         ...(s.data === undefined ? {} : { data: s.data === 'verdict' ? 'verdict' as const : layoutLength(s.data, family) }),
       }])),
-      elements: new Map([...this.elements].map(([set, els]) => [set, [...els].map(([k, v]) => element(k, v))])),
+      elements: (spec) => [...(this.elements.get(spec.name) ?? [])].map(([k, v]) => element(k, v)),
     };
   }
 
@@ -190,13 +190,13 @@ const STEPS: readonly Steps[] = [
 
 describe('nftables diffs', () => {
   for (const family of ['IPv4', 'IPv6'] as const) {
-    test(`${family}: partial transactions keep the kernel equal to a fresh compile, step after step`, () => {
+    test(`${family}: partial transactions keep the kernel equal to a fresh compile, step after step`, async () => {
       const cluster = syntheticCluster({ services: 300, endpointsPerService: 4, nodeName: 'node-0', seed: 11, dualStack: true });
       const store = storeOf(cluster);
       let source = compileSource(store.snapshot(), family);
       const kernel = new ModelKernel();
       const first = assembleSource(source);
-      kernel.apply(fullTransaction(first.table, undefined));
+      kernel.apply(await fullTransaction(first.table, undefined));
       kernel.assertHolds(first.table, 'first');
       const mirror: Mirror = mirrorOf(source, first);
       let now = 0;
@@ -210,7 +210,7 @@ describe('nftables diffs', () => {
         const fresh = assembleSource(next);
         kernel.assertHolds(fresh.table, step.name, mirror);
         lingered += mirror.lingering.size;
-        const full = fullDiff(fresh.table, kernel.view(fresh.table.family));
+        const full = await fullDiff(fresh.table, kernel.view(fresh.table.family));
         assert.deepEqual(full.tx.deleteElements, new Map(), `${step.name}: no element left for a full diff`);
         assert.deepEqual(full.tx.addElements, new Map(), `${step.name}: no element left for a full diff`);
         assert.deepEqual([...mirror.claims].sort(), [...fresh.claims].sort(), `${step.name}: claims`);
@@ -221,12 +221,12 @@ describe('nftables diffs', () => {
       kernel.apply(partialTransaction(mirror, source, now + 2000));
       kernel.assertHolds(assembleSource(source).table, 'after the lingering');
       assert.equal(mirror.lingering.size + mirror.lingeringSets.size, 0);
-      assert.ok(isEmptyTransaction(fullTransaction(assembleSource(source).table, kernel.view(FAMILY_OF[family]))), 'nothing left for a full diff');
+      assert.ok(isEmptyTransaction(await fullTransaction(assembleSource(source).table, kernel.view(FAMILY_OF[family]))), 'nothing left for a full diff');
       assert.equal(mirror.source, source);
     });
   }
 
-  test('one endpoint change writes the same few elements at 300 and at 3000 services', () => {
+  test('one endpoint change writes the same few elements at 300 and at 3000 services', async () => {
     const sizes = [300, 3000].map((services) => {
       const cluster = syntheticCluster({ services, endpointsPerService: 10, nodeName: 'node-0', seed: 42 });
       const store = storeOf(cluster);
@@ -240,12 +240,12 @@ describe('nftables diffs', () => {
     assert.ok((sizes[0]?.elements ?? 0) <= 30, JSON.stringify(sizes[0]));
   });
 
-  test('a full diff repairs drift: missing and extra elements, an edited rule, a deleted chain, a stray set', () => {
+  test('a full diff repairs drift: missing and extra elements, an edited rule, a deleted chain, a stray set', async () => {
     const cluster = syntheticCluster({ services: 100, endpointsPerService: 3, nodeName: 'node-0', seed: 5 });
     const state: DesiredState = storeOf(cluster).snapshot();
     const table = assembleSource(compileSource(state, 'IPv4')).table;
     const kernel = new ModelKernel();
-    kernel.apply(fullTransaction(table, undefined));
+    kernel.apply(await fullTransaction(table, undefined));
     const ips = kernel.elements.get('service-ips');
     const [firstKey] = ips?.keys() ?? [];
     if (firstKey) ips?.delete(firstKey);
@@ -253,7 +253,7 @@ describe('nftables diffs', () => {
     kernel.chains.set('services', ['jump nowhere comment "#00000000"']);
     kernel.chains.delete('masquerading');
     kernel.sets.set('stray', { name: 'stray', key: [{ kind: 'mark' }] });
-    const repair = fullTransaction(table, kernel.view('ip'));
+    const repair = await fullTransaction(table, kernel.view('ip'));
     assert.deepEqual(repair.replaceChains.map((c) => c.name), ['services']);
     assert.deepEqual(repair.addChains.map((c) => c.name), ['masquerading']);
     assert.deepEqual(repair.deleteSets, ['stray']);
@@ -264,31 +264,31 @@ describe('nftables diffs', () => {
     kernel.assertHolds(table, 'repaired');
   });
 
-  test('a rule someone rewrote under kproxy\'s own comment is replaced (seen by its expressions)', () => {
+  test('a rule someone rewrote under kproxy\'s own comment is replaced (seen by its expressions)', async () => {
     const cluster = syntheticCluster({ services: 10, endpointsPerService: 2, nodeName: 'node-0', seed: 5 });
     const table = assembleSource(compileSource(storeOf(cluster).snapshot(), 'IPv4')).table;
     const kernel = new ModelKernel();
-    kernel.apply(fullTransaction(table, undefined));
+    kernel.apply(await fullTransaction(table, undefined));
     const view = kernel.view('ip');
     const seen = new Map([...view.chains].map(([name, c]) => [name, c.rules.map((r) => r.expressions)]));
-    assert.ok(isEmptyTransaction(fullTransaction(table, view, seen)));
+    assert.ok(isEmptyTransaction(await fullTransaction(table, view, seen)));
     const services = table.chains.find((c) => c.name === 'services');
     const comment = ruleComment(services?.rules[1] ?? { matches: [], statements: [] }, 'ip');
     const edited = { ...view, chains: new Map(view.chains).set('services', { name: 'services', rules: (view.chains.get('services')?.rules ?? []).map((r, i) => (i === 1 ? { comment, expressions: 'different' } : r)) }) };
-    assert.deepEqual(fullTransaction(table, edited, seen).replaceChains.map((c) => c.name), ['services']);
+    assert.deepEqual((await fullTransaction(table, edited, seen)).replaceChains.map((c) => c.name), ['services']);
   });
 
-  test('a stale chain an element still points at lingers past the full diff that deletes the element', () => {
+  test('a stale chain an element still points at lingers past the full diff that deletes the element', async () => {
     const cluster = syntheticCluster({ services: 10, endpointsPerService: 2, nodeName: 'node-0', seed: 5 });
     const table = assembleSource(compileSource(storeOf(cluster).snapshot(), 'IPv4')).table;
     const kernel = new ModelKernel();
-    kernel.apply(fullTransaction(table, undefined));
+    kernel.apply(await fullTransaction(table, undefined));
     kernel.chains.set('old-chain', []);
     kernel.chains.set('orphan', []);
     kernel.sets.set('old-set', { name: 'old-set', key: [{ kind: 'mark' }] });
     kernel.elements.set('old-set', new Map());
     kernel.elements.get('service-ips')?.set('10.99.0.1 . tcp . 80', 'goto old-chain');
-    const { tx, lingering } = fullDiff(table, kernel.view('ip'));
+    const { tx, lingering } = await fullDiff(table, kernel.view('ip'));
     assert.deepEqual(tx.deleteElements.get('service-ips'), ['10.99.0.1 . tcp . 80']);
     assert.deepEqual(tx.deleteChains, ['orphan'], 'the chain nothing points at goes at once');
     assert.deepEqual(lingering, { chains: ['old-chain'], sets: ['old-set'] });
@@ -301,14 +301,14 @@ describe('nftables diffs', () => {
     kernel.assertHolds(table, 'lingered, then deleted');
   });
 
-  test('a set in an older layout makes the full diff rebuild the table in one transaction', () => {
+  test('a set in an older layout makes the full diff rebuild the table in one transaction', async () => {
     const cluster = syntheticCluster({ services: 10, endpointsPerService: 2, nodeName: 'node-0', seed: 5 });
     const table = assembleSource(compileSource(storeOf(cluster).snapshot(), 'IPv4')).table;
     const kernel = new ModelKernel();
-    kernel.apply(fullTransaction(table, undefined));
+    kernel.apply(await fullTransaction(table, undefined));
     const view = kernel.view('ip');
     const sets = new Map(view.sets).set('hairpin', { name: 'hairpin', interval: false, timeout: false, keyLength: 4 });
-    const tx = fullTransaction(table, { ...view, sets });
+    const tx = await fullTransaction(table, { ...view, sets });
     assert.equal(tx.deleteTable, true);
     kernel.apply(tx);
     kernel.assertHolds(table, 'rebuilt');
