@@ -27,16 +27,54 @@ export interface PlanChanges {
   readonly added: readonly ServicePortPlan[];
 }
 
-/** The plans to take out (compiled with `prev`) and to put in (compiled with `next`); O(services), no compiling. */
+/**
+ * The plans to take out (compiled with `prev`) and to put in (compiled with `next`); O(services), no compiling.
+ * Both lists are sorted by key (FamilyPlan.services), so one walk in step compares them without hashing 10k plan
+ * objects into sets (that cost 4-100 ms per sync at 10k services under load, most of a one-endpoint sync); lists
+ * out of order fall back to sets.
+ */
 export function changedPlans<C>(prev: FamilySource<C>, next: FamilySource<C>): PlanChanges {
   if (prev.family !== next.family) throw new Error(`${prev.family} ruleset diffed against ${next.family}`);
-  const kept = new Set<ServicePortPlan>();
-  if (prev.contextKey === next.contextKey) {
-    const before = new Set<ServicePortPlan>(prev.services);
-    for (const plan of next.services) if (before.has(plan)) kept.add(plan);
+  if (prev.contextKey !== next.contextKey) return { removed: prev.services, added: next.services };
+  return changedSorted(prev.services, next.services) ?? changedByIdentity(prev.services, next.services);
+}
+
+/** The walk in step; undefined when either list is not strictly sorted by key. */
+function changedSorted(before: readonly ServicePortPlan[], after: readonly ServicePortPlan[]): PlanChanges | undefined {
+  const removed: ServicePortPlan[] = [];
+  const added: ServicePortPlan[] = [];
+  let i = 0;
+  let j = 0;
+  let lastBefore = '';
+  let lastAfter = '';
+  while (i < before.length || j < after.length) {
+    const b = before[i];
+    const a = after[j];
+    if (b !== undefined && a !== undefined && b === a) {
+      if ((i > 0 && b.key <= lastBefore) || (j > 0 && a.key <= lastAfter)) return undefined;
+      lastBefore = lastAfter = b.key;
+      i++;
+      j++;
+      continue;
+    }
+    if (b !== undefined && (a === undefined || b.key <= a.key)) {
+      if (i > 0 && b.key <= lastBefore) return undefined;
+      lastBefore = b.key;
+      removed.push(b);
+      i++;
+      continue;
+    }
+    if (a === undefined || (j > 0 && a.key <= lastAfter)) return undefined;
+    lastAfter = a.key;
+    added.push(a);
+    j++;
   }
-  return {
-    removed: prev.services.filter((plan) => !kept.has(plan)),
-    added: next.services.filter((plan) => !kept.has(plan)),
-  };
+  return { removed, added };
+}
+
+function changedByIdentity(before: readonly ServicePortPlan[], after: readonly ServicePortPlan[]): PlanChanges {
+  const kept = new Set<ServicePortPlan>();
+  const known = new Set<ServicePortPlan>(before);
+  for (const plan of after) if (known.has(plan)) kept.add(plan);
+  return { removed: before.filter((plan) => !kept.has(plan)), added: after.filter((plan) => !kept.has(plan)) };
 }
