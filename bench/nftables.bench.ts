@@ -1,14 +1,15 @@
 // nftables mode benchmark (`npm run bench nftables`, or `node --expose-gc bench/nftables.bench.ts [--quick]`).
 // For N synthetic services × 10 endpoints (test/fixtures/synthetic.ts, seed 42), on a scale node of namespaces
 // (test/harness/scale-node.ts: a sink answers for every pod IP; never the root namespace):
-//   - full load: the first sync of a fresh agent (ingest + compute + compile + render + `nft -f`), against the same
-//     cluster in a layout shaped like upstream kube-proxy's (bench/upstream-nftables.ts) loaded with `nft -f` into
-//     an empty namespace in the same run; and the agent's own transaction replayed raw (nft's and the kernel's floor);
-//   - one endpoint added / removed: the whole partial sync (store update + compute + diff + nft), and its size;
+//   - full load: the first sync of a fresh agent (ingest + compute + compile + one netlink transaction), against the
+//     same cluster in a layout shaped like upstream kube-proxy's (bench/upstream-nftables.ts) loaded with `nft -f`
+//     into an empty namespace in the same run; and the agent's own table as nft text loaded by `nft -f`;
+//   - one endpoint added / removed: the whole partial sync (store update + compute + diff + netlink), and its size;
 //   - restart: a second agent on the filled namespace (reads the table back over netlink and writes the difference);
 //   - data path: new connections per second from a pod to the first and to the last service (same run, rounds
 //     alternating);
-//   - peak RSS of the agent, and of the nft process that loads the table.
+//   - peak RSS of the agent (after its first sync, after the partial syncs, and of the restarted agent), and of the
+//     nft process that loads the table.
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -302,14 +303,14 @@ const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` 
 const mib = (value: number): string => `${value.toFixed(0)} MiB`;
 
 function printTable(rows: readonly Row[]): void {
-  console.log('\n| services × 10 eps | operations (full) | compute | full sync | of which the transaction | the same transaction by nft -f | upstream-shaped nft -f | upstream / full sync | agent peak RSS | nft peak RSS (kproxy text / upstream) |');
+  console.log('\n| services × 10 eps | operations (full) | compute | full sync | of which the transaction | the same transaction by nft -f | upstream-shaped nft -f | upstream / full sync | agent peak RSS: first sync / after partials / restarted | nft peak RSS (kproxy text / upstream) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const i = row.inner;
     const up = row.upstream;
     console.log(`| ${row.services.toLocaleString('en')} | ${i.fullOperations.toLocaleString('en')} | ${fmt(i.computeMs)} | ${fmt(i.fullSyncMs)} | ${fmt(i.fullNftMs)} | `
       + `${fmt(row.raw.ms)} | ${up ? `${fmt(up.ms)} (${up.lines.toLocaleString('en')} lines)` : '—'} | ${up ? `**${(up.ms / i.fullSyncMs).toFixed(1)}×**` : '—'} | `
-      + `${mib(i.peakRssMiB)} | ${mib(row.raw.rssMiB)} / ${up ? mib(up.rssMiB) : '—'} |`);
+      + `${mib(i.fullPeakRssMiB)} / ${mib(i.peakRssMiB)} / ${mib(row.restart.peakRssMiB)} | ${mib(row.raw.rssMiB)} / ${up ? mib(up.rssMiB) : '—'} |`);
   }
   console.log('\n| services × 10 eps | one endpoint: operations (add / remove) | partial sync median (max) | of which the transaction | the same by nft -f | restart: full sync, operations | new connections/s: first / last service | last / first |');
   console.log('|---|---|---|---|---|---|---|---|');
@@ -325,7 +326,7 @@ function printTable(rows: readonly Row[]): void {
   console.log('\nfull sync = ingest + compute + compile + one netlink transaction in the node namespace of a fresh scale node (the first');
   console.log('sync of an agent; the start-up feature check is not included). nft -f = the same transaction as nft text into an empty namespace;');
   console.log('upstream-shaped = bench/upstream-nftables.ts for the same cluster, into an empty namespace, same run. Partial = one');
-  console.log('endpoint added or removed (store update + compute + diff + nft). Restart = a second agent on the filled namespace');
+  console.log('endpoint added or removed (store update + compute + diff + netlink). Restart = a second agent on the filled namespace');
   console.log('(netlink read-back + diff + write). Connections: 4000 per round, 8 at a time, 5 rounds alternating, median.');
 }
 
