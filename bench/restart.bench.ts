@@ -6,7 +6,7 @@
 //   surge:   a new agent started while the old one still runs (maxSurge 1: its relay processes join the old ones'
 //            SO_REUSEPORT groups; its health server takes another port here), the old one stopped once the new one
 //            has applied its first sync. Measured: failed connections during the hand-over.
-// Run: npm run bench restart (BENCH_ROUNDS, default 5; BENCH_MODES, default "iptables,userspace").
+// Run: npm run bench restart (BENCH_ROUNDS, default 5; BENCH_MODES, default "iptables,nftables,userspace").
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import {
 } from '../test/harness/index.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const MODES = (process.env.BENCH_MODES ?? 'iptables,userspace').split(',');
+const MODES = (process.env.BENCH_MODES ?? 'iptables,nftables,userspace').split(',');
 const INTERVAL_MS = 5;
 const PORT = 8080;
 const VIP = '10.96.0.10';
