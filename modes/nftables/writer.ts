@@ -63,9 +63,17 @@ export class NftTableWriter {
       return { operations: await this.#create(source), read: true };
     }
     const assembled = assembleSource(source);
+    // Asked before the read: a commit by anyone while we read makes the next resync read again.
+    const generation = await this.#kernel.generation();
     const kernel = await this.#kernel.read(this.#family, TABLE);
     const { tx, lingering } = await fullDiff(assembled.table, kernel, this.#expressions);
     const operations = await this.#write(tx, assembled.sets);
+    if (operations === 0) {
+      // Nothing to repair: the table as read is ours (after a restart, the baseline of its rules' expressions).
+      // Without this, a node where anyone else ever committed would be read whole at every resync.
+      this.#generation = generation;
+      this.#expressions ??= kernel && new Map([...kernel.chains].map(([name, c]) => [name, c.rules.map((r) => r.expressions)]));
+    }
     this.#mirror = mirrorOf(source, assembled, lingering, this.#now());
     return { operations, read: true };
   }

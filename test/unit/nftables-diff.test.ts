@@ -3,121 +3,15 @@
 // number of services, and a full diff must repair any drift and be empty when there is none.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assembleSource, compileSource, fullDiff, fullTransaction, mirrorOf, partialTransaction, type KernelView, type Mirror, type NftSource } from '../../modes/nftables/diff.ts';
-import { ruleComment, ruleText } from '../../modes/nftables/render.ts';
-import { element, elementKey, elementValue, FAMILY_OF, type Chain, type Element, type SetSpec, type Table } from '../../modes/nftables/ruleset.ts';
-import { isEmptyTransaction, transactionSize, type Transaction } from '../../modes/nftables/transaction.ts';
-import { layoutLength } from '../../modes/nftables/netlink/read.ts';
+import { assembleSource, compileSource, fullDiff, fullTransaction, mirrorOf, partialTransaction, type Mirror, type NftSource } from '../../modes/nftables/diff.ts';
+import { ruleComment } from '../../modes/nftables/render.ts';
+import { FAMILY_OF } from '../../modes/nftables/ruleset.ts';
+import { isEmptyTransaction, transactionSize } from '../../modes/nftables/transaction.ts';
 import type { IPFamily } from '../../src/model/types.ts';
 import type { DesiredState } from '../../src/model/types.ts';
 import { ClusterStore } from '../../src/store/cluster-store.ts';
+import { ModelKernel } from '../fixtures/nft-model-kernel.ts';
 import { mutateOneEndpoint, syntheticCluster, type RawObject, type SyntheticCluster } from '../fixtures/synthetic.ts';
-
-/** The kernel's table as far as kproxy can tell: chains by rule text, sets by spec, elements by key. */
-class ModelKernel {
-  chains = new Map<string, string[]>();
-  bases = new Map<string, Chain['base']>();
-  sets = new Map<string, SetSpec>();
-  elements = new Map<string, Map<string, string | undefined>>();
-  exists = false;
-  /** What the elements deleted by the transaction being applied held. */
-  readonly deletedValues = new Map<string, string | undefined>();
-
-  apply(tx: Transaction): void {
-    const fail = (what: string): never => { throw new Error(`the kernel would refuse: ${what}`); };
-    if (tx.deleteTable) { this.chains.clear(); this.bases.clear(); this.sets.clear(); this.elements.clear(); }
-    if (tx.ensureTable) this.exists = true;
-    if (!this.exists) fail('no table');
-    for (const set of tx.addSets) {
-      if (this.sets.has(set.name)) fail(`set ${set.name} exists`);
-      this.sets.set(set.name, set);
-      this.elements.set(set.name, new Map());
-    }
-    for (const chain of tx.addChains) {
-      if (this.chains.has(chain.name)) fail(`chain ${chain.name} exists`);
-      this.chains.set(chain.name, []);
-      if (chain.base) this.bases.set(chain.name, chain.base);
-    }
-    for (const chain of tx.addChains) this.chains.set(chain.name, chain.rules.map((r) => ruleText(r, tx.family)));
-    for (const chain of tx.replaceChains) {
-      if (!this.chains.has(chain.name)) fail(`no chain ${chain.name} to replace`);
-      this.chains.set(chain.name, chain.rules.map((r) => ruleText(r, tx.family)));
-    }
-    for (const name of tx.flushSets) this.elements.get(name)?.clear();
-    for (const [set, keys] of tx.deleteElements) {
-      const elements = this.elements.get(set) ?? fail(`no set ${set}`);
-      for (const key of keys) {
-        this.deletedValues.set(`${set} ${key}`, elements.get(key));
-        if (!elements.delete(key)) fail(`no element ${key} in ${set}`);
-      }
-    }
-    for (const [set, list] of tx.addElements) {
-      const elements = this.elements.get(set) ?? fail(`no set ${set}`);
-      for (const e of list) {
-        if (elements.has(elementKey(e))) fail(`element ${elementKey(e)} exists in ${set}`);
-        elements.set(elementKey(e), elementValue(e));
-      }
-    }
-    // Kernels before 6.2 release a map element's reference to a chain only after the transaction that deleted it.
-    const pointedAt = new Set<string>();
-    for (const [set, keys] of tx.deleteElements) for (const key of keys) {
-      const value = this.deletedValues.get(`${set} ${key}`);
-      if (value?.startsWith('goto ') || value?.startsWith('jump ')) pointedAt.add(value.slice(5));
-    }
-    this.deletedValues.clear();
-    for (const name of tx.deleteChains) if (this.chains.has(name)) this.chains.set(name, []); // emptied first
-    for (const name of tx.deleteChains) {
-      if (pointedAt.has(name)) fail(`a kernel before 6.2 refuses to delete ${name} in the transaction that deletes an element pointing at it`);
-      if (!this.chains.delete(name)) fail(`no chain ${name}`);
-      this.bases.delete(name);
-      for (const [set, elements] of this.elements) for (const [key, value] of elements) if (value === `goto ${name}`) fail(`${set} ${key} still goes to ${name}`);
-      for (const [chain, rules] of this.chains) if (rules.some((r) => r.includes(` ${name} `) || r.includes(`goto ${name} `))) fail(`${chain} still refers to ${name}`);
-    }
-    for (const name of tx.deleteSets) {
-      if (!this.sets.delete(name)) fail(`no set ${name}`);
-      this.elements.delete(name);
-      for (const [chain, rules] of this.chains) if (rules.some((r) => r.includes(`@${name} `))) fail(`${chain} still refers to @${name}`);
-    }
-    // Every reference must resolve.
-    for (const [set, elements] of this.elements) {
-      for (const [key, value] of elements) {
-        const target = /^(?:goto|jump) (\S+)$/.exec(value ?? '')?.[1];
-        if (target && !this.chains.has(target)) fail(`${set} ${key} goes to missing ${target}`);
-      }
-    }
-  }
-
-  /** As the netlink reader would show it. */
-  view(family: 'ip' | 'ip6'): KernelView {
-    return {
-      chains: new Map([...this.chains].map(([name, rules]) => {
-        const base = this.bases.get(name);
-        const chain = { name, rules: rules.map((text) => ({ comment: /comment "(.*)"$/.exec(text)?.[1] ?? '', expressions: text })) };
-        return [name, base ? { ...chain, base: { ...base, policy: 'accept' as const } } : chain];
-      })),
-      sets: new Map([...this.sets].map(([name, s]) => [name, {
-        name, interval: s.flags?.includes('interval') === true, timeout: s.flags?.includes('timeout') === true, keyLength: layoutLength(s.key, family),
-        ...(s.data === undefined ? {} : { data: s.data === 'verdict' ? 'verdict' as const : layoutLength(s.data, family) }),
-      }])),
-      elements: (spec) => [...(this.elements.get(spec.name) ?? [])].map(([k, v]) => element(k, v)),
-    };
-  }
-
-  /** The kernel holds `table`, and besides only the lingering objects (unreferenced, kept a while). */
-  assertHolds(table: Table, step: string, lingering?: Mirror): void {
-    const extraChains = new Set(lingering?.lingering.keys());
-    const extraSets = new Set(lingering?.lingeringSets.keys());
-    assert.deepEqual(new Set([...this.chains.keys()].filter((c) => !extraChains.has(c))), new Set(table.chains.map((c) => c.name)), `${step}: chains`);
-    for (const chain of table.chains) assert.deepEqual(this.chains.get(chain.name), chain.rules.map((r) => ruleText(r, table.family)), `${step}: ${chain.name}`);
-    assert.deepEqual(new Set([...this.sets.keys()].filter((s) => !extraSets.has(s))), new Set(table.sets.map((s) => s.name)), `${step}: sets`);
-    for (const name of [...extraChains, ...extraSets]) assert.ok(this.chains.has(name) || this.sets.has(name), `${step}: lingering ${name} is there`);
-    for (const name of extraSets) assert.equal(this.elements.get(name)?.size ?? 0, 0, `${step}: lingering ${name} is empty`);
-    for (const set of table.sets) {
-      const want = new Map((table.elements.get(set.name) ?? []).map((e: Element) => [elementKey(e), elementValue(e)]));
-      assert.deepEqual(this.elements.get(set.name) ?? new Map(), want, `${step}: elements of ${set.name}`);
-    }
-  }
-}
 
 function storeOf(cluster: SyntheticCluster): ClusterStore {
   const store = new ClusterStore({
