@@ -9,7 +9,7 @@ import { createLogger, type AppLogger } from './log.ts';
 import type { ModeOptions, ProxyMode } from './model/mode.ts';
 import type { ClusterSource } from './model/source.ts';
 import { loadMode, modesDirFromEnvironment, type LoadModeOptions } from './modes.ts';
-import { SyncLoop, systemClock } from './sync/index.ts';
+import { FULL_SYNC_PERIOD_MS, SyncLoop, systemClock } from './sync/index.ts';
 import { parseCommandLine } from './cli/parse.ts';
 import { plan } from './cli/plan.ts';
 import { trace } from './cli/trace.ts';
@@ -98,7 +98,7 @@ export async function runProxy(options: RunOptions): Promise<number> {
     log.info({ mode: mode.name }, `Cleaned up ${mode.name} proxy rules`);
     return 0;
   }
-  applyStartupSettings(config, mode, { log });
+  const startup = applyStartupSettings(config, mode, { log });
   if (config.initOnly) {
     log.info({ mode: mode.name }, 'Applied the start-up settings (--init-only)');
     return 0;
@@ -110,7 +110,8 @@ export async function runProxy(options: RunOptions): Promise<number> {
   log.info({ node: nodeName, source: config.manifests ?? config.master ?? config.kubeconfig ?? 'in-cluster' }, 'Starting');
 
   const { attachments, metrics } = await startServers(config, log);
-  const store = createStore(computeOptionsOf(config, nodeName), log, {
+  const compute = { ...computeOptionsOf(config, nodeName), conntrackTcpLiberal: startup.tcpBeLiberal ?? config.conntrack.tcpBeLiberal };
+  const store = createStore(compute, log, {
     onInvalid: (invalid) => attachments.forEach((a) => a.onInvalid?.(invalid)),
   });
   let proxier: ProxyMode | undefined;
@@ -133,13 +134,16 @@ export async function runProxy(options: RunOptions): Promise<number> {
   })();
   sourceStarted.catch(() => undefined); // awaited below; a failure must not count as unhandled in the meantime
   try {
-    proxier = await mode.create({ ...modeOptions, ...(metrics && { metrics: metrics.modeMetrics }) });
+    // The loop is built after the proxier; a drift the mode sees before then is covered by the first (full) sync.
+    const requestFullSync = (reason: string): void => loop?.requestFullSync(reason);
+    proxier = await mode.create({ ...modeOptions, requestFullSync, ...(metrics && { metrics: metrics.modeMetrics }) });
     if (metrics && proxier.trafficStats) metrics.useTrafficStats(proxier.trafficStats.bind(proxier));
     if (metrics && proxier.netfilterCounters) metrics.useNetfilterCounters(proxier.netfilterCounters.bind(proxier));
     loop = new SyncLoop({
       clock: systemClock, log, proxier,
       snapshot: () => store.snapshot(), isReady: () => store.hasSynced,
       minSyncPeriodMs: config.minSyncPeriodMs, syncPeriodMs: config.syncPeriodMs,
+      ...(mode.resync === 'hourly' && { resyncPeriodMs: FULL_SYNC_PERIOD_MS, fullSyncPeriodMs: FULL_SYNC_PERIOD_MS }),
       observers: attachments.flatMap((a) => (a.observer ? [a.observer] : [])),
     });
     const syncLoop = loop;

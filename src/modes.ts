@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ApplyError, asKproxyError, ModeInvalidError, ModeUnavailableError } from './errors.ts';
-import type { ModeModule, ModeOptions, ProxyMode } from './model/mode.ts';
+import type { ModeModule, ModeOptions, ProxyMode, ResyncCadence } from './model/mode.ts';
 import type { Packet, Verdict } from './model/trace.ts';
 import type { DesiredState, ProxyModeName } from './model/types.ts';
 import { firstLineOf } from './util/errors.ts';
@@ -17,6 +17,7 @@ import { firstLineOf } from './util/errors.ts';
 export interface LoadedMode {
   readonly name: ProxyModeName;
   readonly usesConntrack: boolean;
+  readonly resync: ResyncCadence;
   /** compile, then render (`kproxy plan`). */
   render(state: DesiredState): string;
   /** compile, then trace (`kproxy trace`). */
@@ -30,6 +31,7 @@ export function bindMode<C>(module: ModeModule<C>): LoadedMode {
   return {
     name: module.name,
     usesConntrack: module.usesConntrack === true,
+    resync: module.resync ?? 'every-sync-period',
     render: (state) => module.render(module.compile(state)),
     trace: (state, packet) => module.trace(module.compile(state), packet),
     async create(options) {

@@ -3,7 +3,7 @@
 import type { IPFamily } from '../../src/model/types.ts';
 import { changedPlans } from '../plan-diff.ts';
 import { chainRules, TABLE_NAMES } from './ruleset.ts';
-import type { BuiltinChain, Chain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Table, TableName, Target } from './ruleset.ts';
+import type { BuiltinChain, Chain, HookRule, Match, Rule, RuleTally, Ruleset, RulesetSource, ServiceRules, Table, TableName, Target } from './ruleset.ts';
 import type { SavedHook, SavedState } from './save.ts';
 
 const MAX_COMMENT = 255;
@@ -44,6 +44,7 @@ function matchArgs(match: Match, family: IPFamily): string[] {
           '--seconds', String(match.seconds), ...(match.reap ? ['--reap'] : [])]
         : ['-m', 'recent', '--set', '--name', match.name, '--mask', FULL_MASK[family], '--rsource'];
     case 'conntrack': return ['-m', 'conntrack', '--ctstate', match.states.join(',')];
+    case 'nfacct': return ['-m', 'nfacct', '--nfacct-name', match.name];
   }
 }
 
@@ -60,21 +61,25 @@ function targetArgs(target: Target, family: IPFamily): string[] {
   }
 }
 
-/** A rule as an argument vector (after `-A CHAIN`), e.g. for `iptables -t nat -C PREROUTING ...args`. */
-export function ruleArgv(rule: Rule, family: IPFamily): string[] {
+/**
+ * A rule as an argument vector (after `-A CHAIN`), e.g. for `iptables -t nat -C PREROUTING ...args`. `terse`: leave
+ * out the comment of a per-endpoint rule (RulesetSource.omitEndpointComments).
+ */
+export function ruleArgv(rule: Rule, family: IPFamily, terse = false): string[] {
   const args: string[] = [];
-  if (rule.comment !== undefined) args.push('-m', 'comment', '--comment', sanitizeComment(rule.comment));
+  if (rule.comment !== undefined && !(terse && rule.perEndpoint === true)) args.push('-m', 'comment', '--comment', sanitizeComment(rule.comment));
   for (const match of rule.matches) args.push(...matchArgs(match, family));
   args.push(...targetArgs(rule.target, family));
   return args;
 }
 
 /** The argument vector as iptables-restore reads it (only comments may hold spaces; they are quoted). */
-export function ruleText(rule: Rule, family: IPFamily): string {
-  return ruleArgv(rule, family).map((arg) => (/^[\w./:,!\[\]+-]+$/.test(arg) ? arg : `"${arg}"`)).join(' ');
+export function ruleText(rule: Rule, family: IPFamily, terse = false): string {
+  return ruleArgv(rule, family, terse).map((arg) => (/^[\w./:,!\[\]+-]+$/.test(arg) ? arg : `"${arg}"`)).join(' ');
 }
 
-const textsOf = (rules: readonly Rule[], family: IPFamily): string[] => rules.map((rule) => ruleText(rule, family));
+/** A tally of zero rules in each table. */
+export const noRules = (): RuleTally => ({ nat: 0, filter: 0 });
 
 const declare = (name: string): string => `:${name} - [0:0]`;
 
@@ -88,10 +93,13 @@ export interface RenderFullOptions {
    * kproxy installed): deleted before the chains, or the deletion would fail ("chain in use").
    */
   readonly staleHooks?: readonly SavedHook[];
+  /** Leave out the comments of per-endpoint rules (what a large-cluster source writes; `kproxy plan` keeps them). */
+  readonly omitEndpointComments?: boolean;
 }
 
 /** The whole ruleset: every kproxy chain declared (hence flushed) and refilled, in one transaction per table. */
 export function renderFull(ruleset: Ruleset, options: RenderFullOptions = {}): string {
+  const terse = options.omitEndpointComments === true;
   const out: string[] = [];
   for (const tableName of TABLE_NAMES) {
     const table = ruleset[tableName];
@@ -102,7 +110,7 @@ export function renderFull(ruleset: Ruleset, options: RenderFullOptions = {}): s
     for (const name of stale) out.push(declare(name));
     for (const chain of table.chains) {
       const prefix = `-A ${chain.name} `;
-      for (const rule of chainRules(chain)) out.push(prefix + ruleText(rule, ruleset.family));
+      for (const rule of chainRules(chain)) out.push(prefix + ruleText(rule, ruleset.family, terse));
     }
     out.push(...hookInsertLines(table, options.insertHooks ?? [], ruleset.family));
     for (const line of staleRemovalLines(tableName, stale, options.staleHooks ?? [])) out.push(line);
@@ -125,6 +133,8 @@ export interface RenderStreamOptions {
   readonly insertHooks?: readonly HookRule[];
   /** What the node holds (iptables-save): its kproxy chains that the ruleset lacks are deleted, with their hooks. */
   readonly onNode?: SavedState;
+  /** Counts, as the stream is read, the rules written into kproxy's chains of each table (hooks not included). */
+  readonly tally?: RuleTally;
 }
 
 /**
@@ -136,7 +146,9 @@ export interface RenderStreamOptions {
  */
 export function* renderFullStream(source: RulesetSource, options: RenderStreamOptions = {}): Generator<string> {
   const { family, base } = source;
+  const terse = source.omitEndpointComments;
   const onNode = options.onNode;
+  const tally = options.tally ?? noRules();
   const leftover: Record<TableName, Set<string>> = {
     nat: new Set(onNode?.chains.nat ?? []), filter: new Set(onNode?.chains.filter ?? []),
   };
@@ -153,7 +165,8 @@ export function* renderFullStream(source: RulesetSource, options: RenderStreamOp
     const lines: string[] = [];
     for (const chain of table.chains) {
       const prefix = `-A ${chain.name} `;
-      for (const rule of chainRules(chain)) lines.push(prefix + ruleText(rule, family)); // base chains: dispatch ones hold only their tails
+      for (const rule of chainRules(chain)) lines.push(prefix + ruleText(rule, family, terse)); // base chains: dispatch ones hold only their tails
+      tally[table.name] += chainRules(chain).length;
     }
     lines.push(...hookInsertLines(table, options.insertHooks ?? [], family));
     const stale = [...leftover[table.name]];
@@ -172,10 +185,13 @@ export function* renderFullStream(source: RulesetSource, options: RenderStreamOp
     }
     for (const chain of rules.chains) {
       const prefix = `-A ${chain.name} `;
-      for (const rule of chain.rules) lines.push(prefix + ruleText(rule, family));
+      for (const rule of chain.rules) lines.push(prefix + ruleText(rule, family, terse));
+      tally.nat += chain.rules.length;
     }
     source.dispatch.forEach(({ table, chain }, slot) => {
-      for (const rule of rules.dispatch[slot] ?? []) (table === 'nat' ? lines : filterLines).push(`-A ${chain} ${ruleText(rule, family)}`);
+      const dispatched = rules.dispatch[slot] ?? [];
+      for (const rule of dispatched) (table === 'nat' ? lines : filterLines).push(`-A ${chain} ${ruleText(rule, family, terse)}`);
+      tally[table] += dispatched.length;
     });
     if (lines.length > 0) yield lines.join('\n') + '\n';
   }
@@ -204,6 +220,10 @@ export interface RenderedDiff {
   readonly text: string;
   /** Lines of `text` (table headers and COMMIT included). */
   readonly lines: number;
+  /** Rules `text` writes (-A, -I) per table. */
+  readonly rulesWritten: RuleTally;
+  /** Rules kproxy owns after the diff minus before, per table. */
+  readonly rulesDelta: RuleTally;
 }
 
 /**
@@ -214,6 +234,7 @@ export interface RenderedDiff {
  */
 export function renderDiff(prev: RulesetSource, next: RulesetSource): RenderedDiff {
   const family = next.family;
+  const terse = next.omitEndpointComments;
   const changes = changedPlans(prev, next);
   const removed = changes.removed.map((plan) => prev.compileService(plan));
   const added = changes.added.map((plan) => next.compileService(plan));
@@ -221,22 +242,28 @@ export function renderDiff(prev: RulesetSource, next: RulesetSource): RenderedDi
   const slots = next.dispatch.map((d, slot) => ({ ...d, slot }));
 
   const out: string[] = [];
+  const rulesWritten = noRules();
+  const rulesDelta = noRules();
   for (const tableName of TABLE_NAMES) {
-    const body = diffTable({
-      family, prev: prev.base[tableName], next: next.base[tableName],
+    const { lines: body, written, delta } = diffTable({
+      family, terse, prev: prev.base[tableName], next: next.base[tableName],
       removed: tableName === 'nat' ? removed.flatMap((r) => r.chains) : [],
       added: tableName === 'nat' ? added.flatMap((r) => r.chains) : [],
       dispatch: slots.filter((d) => d.table === tableName).map(({ slot, chain }) => ({ chain, before: rulesOf(removed, slot), after: rulesOf(added, slot) })),
     });
     if (body.length > 0) out.push(`*${tableName}`, ...body, 'COMMIT');
+    rulesWritten[tableName] = written;
+    rulesDelta[tableName] = delta;
   }
-  return { text: out.length === 0 ? '' : out.join('\n') + '\n', lines: out.length };
+  return { text: out.length === 0 ? '' : out.join('\n') + '\n', lines: out.length, rulesWritten, rulesDelta };
 }
 
 const rulesOf = (groups: readonly ServiceRules[], slot: number): Rule[] => groups.flatMap((g) => g.dispatch[slot] ?? []);
 
 interface TableChanges {
   readonly family: IPFamily;
+  /** Leave out per-endpoint comments (the source's omitEndpointComments). */
+  readonly terse: boolean;
   readonly prev: Table;
   readonly next: Table;
   /** Chains of the services that only `prev` has (or whose plan changed), and of those only `next` has. */
@@ -246,15 +273,33 @@ interface TableChanges {
   readonly dispatch: ReadonlyArray<{ readonly chain: string; readonly before: readonly Rule[]; readonly after: readonly Rule[] }>;
 }
 
-function diffTable(changes: TableChanges): string[] {
-  const { family } = changes;
+/** A table's diff: its lines, the rules they write (-A, -I), and rules owned after minus before. */
+interface TableDiff {
+  readonly lines: string[];
+  readonly written: number;
+  readonly delta: number;
+}
+
+function diffTable(changes: TableChanges): TableDiff {
+  const { family, terse } = changes;
+  const text = (rule: Rule): string => ruleText(rule, family, terse);
   const declarations: string[] = [];
   const deletes: string[] = [];
   const appends: string[] = [];
   const removals: string[] = [];
-  const rewrite = (chain: Chain): void => {
+  let delta = 0;
+  /** `chain` flushed and refilled; it held `before` rules. */
+  const rewrite = (chain: Chain, before: number): void => {
     declarations.push(declare(chain.name));
-    for (const rule of chainRules(chain)) appends.push(`-A ${chain.name} ${ruleText(rule, family)}`);
+    const rules = chainRules(chain);
+    for (const rule of rules) appends.push(`-A ${chain.name} ${text(rule)}`);
+    delta += rules.length - before;
+  };
+  /** `chain` flushed and deleted. */
+  const remove = (chain: Chain): void => {
+    declarations.push(declare(chain.name));
+    removals.push(`-X ${chain.name}`);
+    delta -= chainRules(chain).length;
   };
   // Base chains: plain ones rewritten when their text changed; dispatch ones keep their rules, only a changed tail is
   // replaced (-D every old tail rule, -A the new ones: the tail stays last since dispatch rules go in with -I … 1).
@@ -264,44 +309,38 @@ function diffTable(changes: TableChanges): string[] {
     const old = prevBase.get(chain.name);
     if (old === chain) continue;
     if (old && old.kind === 'dispatch' && chain.kind === 'dispatch') {
-      if (sameRules(old.tail, chain.tail, family)) continue;
-      for (const rule of old.tail) deletes.push(`-D ${chain.name} ${ruleText(rule, family)}`);
-      for (const rule of chain.tail) appends.push(`-A ${chain.name} ${ruleText(rule, family)}`);
+      if (sameRules(old.tail, chain.tail, text)) continue;
+      for (const rule of old.tail) deletes.push(`-D ${chain.name} ${text(rule)}`);
+      for (const rule of chain.tail) appends.push(`-A ${chain.name} ${text(rule)}`);
+      delta += chain.tail.length - old.tail.length;
       continue;
     }
-    if (old && old.kind === chain.kind && sameRules(chainRules(old), chainRules(chain), family)) continue;
-    rewrite(chain);
+    if (old && old.kind === chain.kind && sameRules(chainRules(old), chainRules(chain), text)) continue;
+    rewrite(chain, old ? chainRules(old).length : 0);
   }
-  for (const chain of changes.prev.chains) {
-    if (nextBase.has(chain.name)) continue;
-    declarations.push(declare(chain.name));
-    removals.push(`-X ${chain.name}`);
-  }
+  for (const chain of changes.prev.chains) if (!nextBase.has(chain.name)) remove(chain);
   // Service chains of the changed services only.
   const before = new Map(changes.removed.map((c) => [c.name, c]));
   const after = new Set(changes.added.map((c) => c.name));
   for (const chain of changes.added) {
     const old = before.get(chain.name);
-    if (old && sameRules(chainRules(old), chainRules(chain), family)) continue;
-    rewrite(chain);
+    if (old && sameRules(chainRules(old), chainRules(chain), text)) continue;
+    rewrite(chain, old ? chainRules(old).length : 0);
   }
-  for (const chain of changes.removed) {
-    if (after.has(chain.name)) continue;
-    declarations.push(declare(chain.name));
-    removals.push(`-X ${chain.name}`);
-  }
+  for (const chain of changes.removed) if (!after.has(chain.name)) remove(chain);
   for (const { chain, before: old, after: now } of changes.dispatch) {
-    const { removed, added } = dispatchChanges(old, now, family);
-    for (const text of removed) deletes.push(`-D ${chain} ${text}`);
-    for (const text of added) appends.push(`-I ${chain} 1 ${text}`);
+    const { removed, added } = dispatchChanges(old, now, text);
+    for (const line of removed) deletes.push(`-D ${chain} ${line}`);
+    for (const line of added) appends.push(`-I ${chain} 1 ${line}`);
+    delta += added.length - removed.length;
   }
-  return declarations.concat(deletes, appends, removals);
+  return { lines: declarations.concat(deletes, appends, removals), written: appends.length, delta };
 }
 
 /** Texts of the rules only one side has (a rule rebuilt with the same text counts as unchanged). */
-function dispatchChanges(before: readonly Rule[], after: readonly Rule[], family: IPFamily): { removed: string[]; added: string[] } {
-  const removedTexts = textsOf(before, family);
-  const addedTexts = textsOf(after, family);
+function dispatchChanges(before: readonly Rule[], after: readonly Rule[], text: (rule: Rule) => string): { removed: string[]; added: string[] } {
+  const removedTexts = before.map(text);
+  const addedTexts = after.map(text);
   const removedSet = new Set(removedTexts);
   const addedSet = new Set(addedTexts);
   return {
@@ -310,10 +349,10 @@ function dispatchChanges(before: readonly Rule[], after: readonly Rule[], family
   };
 }
 
-function sameRules(a: readonly Rule[], b: readonly Rule[], family: IPFamily): boolean {
+function sameRules(a: readonly Rule[], b: readonly Rule[], text: (rule: Rule) => string): boolean {
   return a.length === b.length && a.every((rule, i) => {
     const other = b[i];
-    return other !== undefined && (rule === other || ruleText(rule, family) === ruleText(other, family));
+    return other !== undefined && (rule === other || text(rule) === text(other));
   });
 }
 

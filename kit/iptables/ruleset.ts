@@ -24,7 +24,9 @@ export type Match =
   | { readonly kind: 'recent'; readonly mode: 'check'; readonly name: string; readonly seconds: number; readonly reap: boolean }
   | { readonly kind: 'recent'; readonly mode: 'set'; readonly name: string }
   /** -m conntrack --ctstate A,B */
-  | { readonly kind: 'conntrack'; readonly states: readonly ConntrackState[] };
+  | { readonly kind: 'conntrack'; readonly states: readonly ConntrackState[] }
+  /** -m nfacct --nfacct-name NAME: always matches; counts the packet in the named nfacct object (kit/nfacct.ts). */
+  | { readonly kind: 'nfacct'; readonly name: string };
 
 export type Target =
   | { readonly kind: 'jump'; readonly chain: string }
@@ -42,6 +44,11 @@ export interface Rule {
   readonly target: Target;
   /** Rendered as `-m comment --comment "…"`; kept apart from matches because it never decides anything. */
   readonly comment?: string;
+  /**
+   * The rule exists once per endpoint (balancing to an endpoint chain, the endpoint chain's own rules): its comment
+   * is left out of what is written when the source says so (RulesetSource.omitEndpointComments, large clusters).
+   */
+  readonly perEndpoint?: boolean;
 }
 
 /**
@@ -99,9 +106,33 @@ export interface RulesetSource extends FamilySource<ServiceRules> {
   readonly base: Ruleset;
   /** The dispatch chains of `base` that services add rules to (ServiceRules.dispatch follows this order). */
   readonly dispatch: readonly DispatchChain[];
+  /**
+   * Write per-endpoint rules without their comments (kube-proxy's large-cluster mode: the restore input and the
+   * kernel's tables shrink by a third). Part of `contextKey`: when it flips, every service is rewritten. `kproxy plan`
+   * still shows every comment.
+   */
+  readonly omitEndpointComments: boolean;
 }
 
+/** Rules per table (metrics: rules owned, rules written). */
+export type RuleTally = Record<TableName, number>;
+
 export const TABLE_NAMES: readonly TableName[] = ['nat', 'filter'];
+
+/**
+ * `source` with its nfacct matches left out (the counters could not be created: the rules must still load). Only
+ * base chains count packets; service rules are untouched.
+ */
+export function withoutCounters(source: RulesetSource): RulesetSource {
+  const strip = (rule: Rule): Rule => (rule.matches.some((m) => m.kind === 'nfacct') ? { ...rule, matches: rule.matches.filter((m) => m.kind !== 'nfacct') } : rule);
+  const table = (t: Table): Table => ({
+    ...t,
+    chains: t.chains.map((chain): Chain => (chain.kind === 'dispatch'
+      ? { ...chain, rules: chain.rules.map(strip), tail: chain.tail.map(strip) }
+      : { ...chain, rules: chain.rules.map(strip) })),
+  });
+  return { ...source, base: { ...source.base, nat: table(source.base.nat), filter: table(source.base.filter) } };
+}
 
 /** The rules of a chain in evaluation order. */
 export function chainRules(chain: Chain): readonly Rule[] {

@@ -142,6 +142,7 @@ class Interpreter {
         return holds(seen !== undefined && history.now - seen < match.seconds);
       }
       case 'conntrack': return holds(match.states.includes(connection));
+      case 'nfacct': return 1;
     }
   }
 

@@ -45,6 +45,8 @@ import { endpointChainName, serviceChainNames, TOP_CHAINS, type ServiceChainName
 import type { Chain, DispatchChain, HookRule, Match, Rule, Ruleset, RulesetSource, ServiceRules, Target } from '../../kit/iptables/ruleset.ts';
 import { materialize } from '../../kit/iptables/ruleset.ts';
 import type { CompiledFamilies } from '../../kit/family-sync.ts';
+import { CT_STATE_INVALID_DROPPED } from '../../kit/nfacct.ts';
+import { canaryChain } from '../../kit/iptables/canary.ts';
 
 const NEW_CONN: Match = { kind: 'conntrack', states: ['NEW'] };
 const jump = (chain: string): Target => ({ kind: 'jump', chain });
@@ -61,6 +63,12 @@ function pickOneOf(remaining: number): Match {
   return match;
 }
 const LOOPBACK: Readonly<Record<IPFamily, string>> = { IPv4: '127.0.0.0/8', IPv6: '::1/128' };
+/**
+ * kube-proxy's largeClusterEndpointsThreshold: with more endpoints than this in a family, the per-endpoint rules
+ * (balancing to SEP chains, the SEP chains' own) are written without comments, which makes the restore input and
+ * the kernel's table about a third smaller. Service-level comments stay, and `kproxy plan` shows every comment.
+ */
+export const LARGE_CLUSTER_ENDPOINTS = 1000;
 
 /** Everything the per-service compilation needs to know about the family and the settings. */
 interface FamilyContext {
@@ -69,6 +77,8 @@ interface FamilyContext {
   /** Cluster (pod) CIDRs of this family, canonical. */
   readonly clusterCidrs: readonly string[];
   readonly nodeIPs: readonly string[];
+  /** More endpoints than LARGE_CLUSTER_ENDPOINTS: per-endpoint rules are written without comments. */
+  readonly largeCluster: boolean;
   /** Everything above as one string: a memoised service output is reused only under the same context. */
   readonly key: string;
 }
@@ -95,10 +105,18 @@ function familyContext(state: DesiredState, family: IPFamily): FamilyContext {
   const plan = state.families[family];
   const masqMark = (1 << state.settings.masqueradeBit) >>> 0;
   const clusterCidrs = localCidrs(plan, family);
+  const largeCluster = endpointCount(plan, family) > LARGE_CLUSTER_ENDPOINTS;
   return {
-    family, masqMark, clusterCidrs, nodeIPs: plan.nodeIPs,
-    key: [family, masqMark, clusterCidrs.join(','), plan.nodeIPs.join(',')].join('|'),
+    family, masqMark, clusterCidrs, nodeIPs: plan.nodeIPs, largeCluster,
+    key: [family, masqMark, clusterCidrs.join(','), plan.nodeIPs.join(','), largeCluster ? 'large' : ''].join('|'),
   };
+}
+
+/** Endpoints of every service port of the family, whatever their condition (as kube-proxy counts them). */
+function endpointCount(plan: FamilyPlan, family: IPFamily): number {
+  let count = 0;
+  for (const service of plan.services) if (service.family === family) count += service.allEndpoints.length;
+  return count;
 }
 
 /** The family's ruleset with its service rules left to compile on demand (see RulesetSource). */
@@ -107,7 +125,8 @@ export function compileSource(state: DesiredState, family: IPFamily): RulesetSou
   const plan = state.families[family];
   const services = plan.services.filter((service) => service.family === family);
   return {
-    family, contextKey: ctx.key, base: baseRuleset(ctx, plan), dispatch: DISPATCH_CHAINS, services,
+    family, contextKey: ctx.key, base: baseRuleset(ctx, plan, !state.settings.conntrackTcpLiberal), dispatch: DISPATCH_CHAINS, services,
+    omitEndpointComments: ctx.largeCluster,
     compileService: (service) => {
       const out = emptyCollector();
       compileService(service, ctx, out);
@@ -126,8 +145,21 @@ export function compile(state: DesiredState, family: IPFamily): Ruleset {
   return materialize(compileSource(state, family));
 }
 
-/** Every chain that is not per-service, with empty dispatch chains (but their tails), and the hooks. */
-function baseRuleset(ctx: FamilyContext, plan: FamilyPlan): Ruleset {
+/**
+ * kube-proxy's safeguard against spurious resets (kubernetes#74839): a forwarded packet conntrack finds INVALID (out
+ * of the TCP window, typically) would pass un-DNATed and reach a pod from the service IP's peer, which answers with
+ * a reset that kills the connection. Dropped, and counted in the nfacct object kube-proxy uses for the metric.
+ */
+const DROP_INVALID: Rule = {
+  matches: [{ kind: 'conntrack', states: ['INVALID'] }, { kind: 'nfacct', name: CT_STATE_INVALID_DROPPED }],
+  target: { kind: 'DROP' }, comment: 'kproxy drops packets conntrack finds invalid (kubernetes#74839)',
+};
+
+/**
+ * Every chain that is not per-service, with empty dispatch chains (but their tails), and the hooks. `dropInvalid`:
+ * KPROXY-FORWARD starts with DROP_INVALID (unless the node's conntrack is liberal with TCP, as in kube-proxy).
+ */
+function baseRuleset(ctx: FamilyContext, plan: FamilyPlan, dropInvalid: boolean): Ruleset {
   const markRule: Rule = { matches: [{ kind: 'mark', value: ctx.masqMark, mask: ctx.masqMark }], target: { kind: 'ACCEPT' } };
   const natChains: Chain[] = [
     { kind: 'dispatch', name: TOP_CHAINS.services, rules: [], tail: nodePortJumps(plan, ctx.family) },
@@ -141,6 +173,7 @@ function baseRuleset(ctx: FamilyContext, plan: FamilyPlan): Ruleset {
         { matches: [], target: { kind: 'MASQUERADE', randomFully: true }, comment: 'kproxy service traffic requiring SNAT' },
       ],
     },
+    canaryChain(TOP_CHAINS.canary),
   ];
   if (ctx.clusterCidrs.length > 1) {
     natChains.push({
@@ -157,6 +190,7 @@ function baseRuleset(ctx: FamilyContext, plan: FamilyPlan): Ruleset {
     { kind: 'dispatch', name: TOP_CHAINS.nodePorts, rules: [], tail: [] },
     {
       kind: 'plain', name: TOP_CHAINS.forward, rules: [
+        ...(dropInvalid ? [DROP_INVALID] : []),
         { ...markRule, comment: 'kproxy forwarding rules' },
         {
           matches: [{ kind: 'conntrack', states: ['RELATED', 'ESTABLISHED'] }], target: { kind: 'ACCEPT' },
@@ -164,6 +198,7 @@ function baseRuleset(ctx: FamilyContext, plan: FamilyPlan): Ruleset {
         },
       ],
     },
+    canaryChain(TOP_CHAINS.canary),
   ];
   return {
     family: ctx.family,
@@ -470,10 +505,10 @@ function viaEndpointChains(service: ServicePortPlan, ctx: FamilyContext): Endpoi
     return name;
   };
   return {
-    pick: (ep, pick, comment) => [{ matches: pick, target: jump(chainOf(ep)), comment }],
+    pick: (ep, pick, comment) => [{ matches: pick, target: jump(chainOf(ep)), comment, perEndpoint: true }],
     recentCheck: (ep, seconds, comment) => {
       const chain = chainOf(ep);
-      return { matches: [{ kind: 'recent', mode: 'check', name: chain, seconds, reap: true }], target: jump(chain), comment };
+      return { matches: [{ kind: 'recent', mode: 'check', name: chain, seconds, reap: true }], target: jump(chain), comment, perEndpoint: true };
     },
     chains: () => [...chains.values()],
   };
@@ -487,11 +522,11 @@ function inPlace(service: ServicePortPlan, ctx: FamilyContext, names: ServiceCha
   return {
     pick: (ep, pick, comment, guardAll) => {
       const src = hostCidr(ep.ip, ctx.family) as string; // balance() keeps only endpoints of this family
-      if (!guardAll && !mayBeOwnClient(ep)) return [{ matches: [...pick, protocol], target: dnat(ep), comment }];
-      if (!hairpin.has(ep.ip)) hairpin.set(ep.ip, { matches: [{ kind: 'src', cidr: src }, protocol], target: dnat(ep), comment });
+      if (!guardAll && !mayBeOwnClient(ep)) return [{ matches: [...pick, protocol], target: dnat(ep), comment, perEndpoint: true }];
+      if (!hairpin.has(ep.ip)) hairpin.set(ep.ip, { matches: [{ kind: 'src', cidr: src }, protocol], target: dnat(ep), comment, perEndpoint: true });
       return [
-        { matches: [{ kind: 'src', cidr: src }, ...pick], target: jump(names.hairpin), comment: `${comment} (hairpin)` },
-        { matches: [{ kind: 'src', cidr: src, negate: true }, ...pick, protocol], target: dnat(ep), comment },
+        { matches: [{ kind: 'src', cidr: src }, ...pick], target: jump(names.hairpin), comment: `${comment} (hairpin)`, perEndpoint: true },
+        { matches: [{ kind: 'src', cidr: src, negate: true }, ...pick, protocol], target: dnat(ep), comment, perEndpoint: true },
       ];
     },
     chains: () => (hairpin.size === 0 ? [] : [{
@@ -538,8 +573,8 @@ function endpointChain(service: ServicePortPlan, ep: Endpoint, name: string, ctx
   return {
     kind: 'plain', name, rules: [
       // Hairpin: an endpoint reaching itself through the service must see the node as the source.
-      { matches: [{ kind: 'src', cidr: src }], target: JUMP_MARK_MASQ, comment: service.key },
-      { matches: dnatMatches, target: { kind: 'DNAT', ip: ep.ip, port: ep.port }, comment: service.key },
+      { matches: [{ kind: 'src', cidr: src }], target: JUMP_MARK_MASQ, comment: service.key, perEndpoint: true },
+      { matches: dnatMatches, target: { kind: 'DNAT', ip: ep.ip, port: ep.port }, comment: service.key, perEndpoint: true },
     ],
   };
 }

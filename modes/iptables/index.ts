@@ -36,6 +36,7 @@ const loadApply = (): Promise<typeof import('./apply.ts')> => import('./apply.ts
 export const mode: ModeModule<IptablesCompiled> = {
   name: 'iptables',
   usesConntrack: true,
+  resync: 'hourly',
   compile: compileFamilies,
   render: renderPlan,
   trace: tracePacket,

@@ -19,6 +19,8 @@ export const TOP_CHAINS = {
   firewall: 'KPROXY-FIREWALL',
   /** Only present with several cluster CIDRs in one family: marks traffic from none of them. */
   markOffCluster: 'KPROXY-MARK-OFFCLUSTER',
+  /** Nothing jumps here: its rule being gone tells that something else flushed the table (kit/iptables/canary.ts). */
+  canary: 'KPROXY-CANARY',
 } as const;
 
 export function isKproxyChain(name: string): boolean {

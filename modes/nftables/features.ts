@@ -12,7 +12,7 @@ export const PROBE_TABLE = 'kproxy-probe';
 export function probeTable(family: IPFamily): Table {
   const state: DesiredState = {
     node: { name: 'probe', shuttingDown: false },
-    settings: { masqueradeAll: false, masqueradeBit: 14 },
+    settings: { masqueradeAll: false, masqueradeBit: 14, conntrackTcpLiberal: false },
     families: {
       IPv4: { family: 'IPv4', services: [], nodePortAddresses: ['10.0.0.0/8'], localDetector: { kind: 'ClusterCIDR', cidrs: ['10.244.0.0/16'] }, nodeIPs: [] },
       IPv6: { family: 'IPv6', services: [], nodePortAddresses: ['fd00::/8'], localDetector: { kind: 'ClusterCIDR', cidrs: ['fd00:244::/32'] }, nodeIPs: [] },

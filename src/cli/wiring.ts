@@ -46,6 +46,7 @@ export function computeOptionsOf(config: ProxyConfig, nodeName: string): Compute
     ...(config.bindAddress !== '0.0.0.0' && config.bindAddress !== '::' && { primaryIP: config.bindAddress }),
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
+    conntrackTcpLiberal: config.conntrack.tcpBeLiberal,
     ...(config.featureGates.PreferSameTrafficDistribution === false && { nodeHints: false }),
   };
 }

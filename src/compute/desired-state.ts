@@ -30,7 +30,7 @@ export function assembleDesiredState(input: AssembleInput): DesiredState {
   const { options, node } = input;
   return {
     node: nodeView(options, node),
-    settings: { masqueradeAll: options.masqueradeAll, masqueradeBit: options.masqueradeBit },
+    settings: { masqueradeAll: options.masqueradeAll, masqueradeBit: options.masqueradeBit, conntrackTcpLiberal: options.conntrackTcpLiberal === true },
     families: {
       IPv4: { ...familyFrame(options, node, 'IPv4'), services: v4 },
       IPv6: { ...familyFrame(options, node, 'IPv6'), services: v6 },

@@ -28,6 +28,8 @@ export interface ComputeOptions {
   readonly nodeHints?: boolean;
   /** fwmark bit for masquerade (0..31). */
   readonly masqueradeBit: number;
+  /** nf_conntrack_tcp_be_liberal is in effect (default false): see ProxySettings.conntrackTcpLiberal. */
+  readonly conntrackTcpLiberal?: boolean;
 }
 
 export const DEFAULT_MASQUERADE_BIT = 14;

@@ -1,4 +1,4 @@
-// Time as the sync loop and the sources see it, injected so tests control it (src/sync/clock.ts: the system's,
+// Time as the sync loop and the sources see it, injected so tests control it (src/util/clock.ts: the system's,
 // src/sync/fake-clock.ts: the tests').
 
 export interface TimerHandle {

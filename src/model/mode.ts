@@ -97,7 +97,20 @@ export interface ModeOptions {
   readonly config: Readonly<Record<string, unknown>>;
   /** Where the mode reports its own kubeproxy_* metrics (restore failures, rule counts, conntrack reconciles). */
   readonly metrics?: ModeMetrics;
+  /**
+   * Ask for a full sync soon (bounded by minSyncPeriod): the mode found its kernel state changed behind its back
+   * (a canary gone: a firewall reload, an admin's flush). `reason` is logged.
+   */
+  readonly requestFullSync?: (reason: string) => void;
 }
+
+/**
+ * How often the sync loop syncs a mode when nothing changes, as kube-proxy does for it:
+ * - 'hourly' (iptables, nftables): only changes, failures and drift trigger syncs, which are partial; a full one runs
+ *   every hour (kube-proxy's FullSyncPeriod). syncPeriod then only paces retries and the mode's drift checks.
+ * - 'every-sync-period' (the default: ipvs, userspace): a full sync every syncPeriod.
+ */
+export type ResyncCadence = 'hourly' | 'every-sync-period';
 
 /**
  * What every mode module exports as `mode`, typed by its compiled form. `compile` is the one pure step from the
@@ -111,6 +124,8 @@ export interface ModeModule<Compiled> {
    * kube-proxy's conntrack sysctls (conntrack.*) at start-up. Unset: they are left alone.
    */
   readonly usesConntrack?: boolean;
+  /** When the sync loop resyncs this mode while nothing changes (default 'every-sync-period'). */
+  readonly resync?: ResyncCadence;
   /** The desired state in this mode's terms (ruleset sources, listener table…); pure. */
   compile(state: DesiredState): Compiled;
   /** The compiled form as text for `kproxy plan` (the ruleset, the listener table); pure. */

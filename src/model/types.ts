@@ -153,6 +153,11 @@ export interface ProxySettings {
   readonly masqueradeAll: boolean;
   /** Bit index (0..31) of the fwmark used to mark packets for masquerade. Default 14 (0x4000). */
   readonly masqueradeBit: number;
+  /**
+   * The node's conntrack is liberal with TCP (nf_conntrack_tcp_be_liberal=1: conntrack.tcpBeLiberal, or the node's
+   * own setting): out-of-window packets are not INVALID, so kube-proxy's drop of INVALID packets is left out.
+   */
+  readonly conntrackTcpLiberal: boolean;
 }
 
 export interface NodeView {

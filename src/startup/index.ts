@@ -3,7 +3,7 @@
 // exits. Only the composition root calls this; the planning is pure (conntrack-plan.ts).
 import type { ProxyConfig } from '../config/types.ts';
 import type { Logger, ModeModule } from '../model/mode.ts';
-import { applyConntrack, type ConntrackApplied, type ConntrackPaths } from './conntrack-apply.ts';
+import { applyConntrack, readConntrackKnobs, type ConntrackApplied, type ConntrackPaths } from './conntrack-apply.ts';
 import { applyOomScoreAdj } from './oom.ts';
 
 export interface StartupOptions {
@@ -16,6 +16,11 @@ export interface StartupOptions {
 export interface StartupResult {
   /** Undefined when the mode does not use conntrack (nothing was touched). */
   readonly conntrack?: ConntrackApplied;
+  /**
+   * nf_conntrack_tcp_be_liberal as the kernel has it after start-up (kube-proxy reads the sysctl, not the setting,
+   * to leave out its INVALID drop); undefined when not read (the mode does not use conntrack, or no conntrack).
+   */
+  readonly tcpBeLiberal?: boolean;
   readonly oomScoreAdj: boolean;
 }
 
@@ -26,5 +31,7 @@ export function applyStartupSettings(config: ProxyConfig, mode: Pick<ModeModule<
     return { oomScoreAdj };
   }
   const conntrack = applyConntrack(config.conntrack, { log: options.log, ...(options.conntrackPaths && { paths: options.conntrackPaths }) });
-  return { conntrack, oomScoreAdj };
+  const liberal = readConntrackKnobs(options.conntrackPaths).nf_conntrack_tcp_be_liberal;
+  if (liberal !== undefined && liberal !== 0) options.log.info({}, 'nf_conntrack_tcp_be_liberal set, not dropping INVALID packets');
+  return { conntrack, oomScoreAdj, ...(liberal !== undefined && { tcpBeLiberal: liberal !== 0 }) };
 }

@@ -1,11 +1,2 @@
-// The system's clock (the Clock type is in src/model/clock.ts).
-import type { Clock } from '../model/clock.ts';
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimer(fn, ms) {
-    const timer = setTimeout(fn, Math.max(0, ms));
-    timer.unref();
-    return { cancel: () => clearTimeout(timer) };
-  },
-};
+// The system's clock, for the sync loop and the sources (it lives in src/util so the kit can use it too).
+export { systemClock } from '../util/clock.ts';

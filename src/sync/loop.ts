@@ -16,7 +16,12 @@ export interface SyncLoopOptions {
   /** True once the source delivered its first complete state; nothing is programmed before. */
   readonly isReady: () => boolean;
   readonly minSyncPeriodMs: number;
+  /** The mode's syncPeriod: caps the retry backoff, and is the default of the two periods below. */
   readonly syncPeriodMs: number;
+  /** Longest time between syncs when nothing changes (default syncPeriod; an hour in iptables/nftables modes). */
+  readonly resyncPeriodMs?: number;
+  /** Longest time between full syncs (default syncPeriod; an hour in iptables/nftables modes). */
+  readonly fullSyncPeriodMs?: number;
   /** Retry delays after failed syncs; default 1 s doubling up to min(syncPeriod, 60 s). */
   readonly backoff?: Partial<BackoffOptions>;
   readonly observers?: readonly SyncObserver[];
@@ -44,9 +49,12 @@ export class SyncLoop {
   private pendingSince: number | undefined;
   private lastStartedAt: number | undefined;
   private lastSucceededAt: number | undefined;
+  private lastFullAt: number | undefined;
   private retryAt: number | undefined;
   private needFull = true;
   private burstQueued = false;
+  /** Why a full sync was asked for (requestFullSync), until one starts. */
+  private fullRequested: string | undefined;
   private failures = 0;
   private syncs = 0;
 
@@ -96,6 +104,17 @@ export class SyncLoop {
     });
   }
 
+  /**
+   * Rewrite everything soon (bounded by minSyncPeriod): the mode saw its rules changed by someone else (a firewall
+   * reload, an admin's flush). Not a change of the cluster: health and latency metrics do not count it.
+   */
+  requestFullSync(reason: string): void {
+    if (this.stopped) return;
+    if (this.fullRequested === undefined) this.options.log.info({ reason }, 'Full resync requested');
+    this.fullRequested ??= reason;
+    this.schedule();
+  }
+
   /** Stop scheduling and wait for a sync in progress (programmed state stays as it is). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -125,11 +144,14 @@ export class SyncLoop {
       now,
       ready: this.options.isReady(),
       changePending: this.pendingSince !== undefined,
+      fullRequested: this.fullRequested !== undefined,
       ...(this.lastStartedAt !== undefined && { lastStartedAt: this.lastStartedAt }),
+      ...(this.lastFullAt !== undefined && { lastFullAt: this.lastFullAt }),
       ...(this.retryAt !== undefined && { retryAt: this.retryAt }),
       needFull: this.needFull,
       minSyncPeriodMs: this.options.minSyncPeriodMs,
-      syncPeriodMs: this.options.syncPeriodMs,
+      resyncPeriodMs: this.options.resyncPeriodMs ?? this.options.syncPeriodMs,
+      fullSyncPeriodMs: this.options.fullSyncPeriodMs ?? this.options.syncPeriodMs,
     });
     if (decision.kind === 'run') {
       this.inFlight = this.runOnce(decision.full).finally(() => {
@@ -149,6 +171,8 @@ export class SyncLoop {
     const startedAt = clock.now();
     const queuedAt = this.pendingSince;
     this.pendingSince = undefined;
+    // A full sync serves the request; one asked for while it runs gets a sync of its own.
+    if (full) this.fullRequested = undefined;
     this.lastStartedAt = startedAt;
     this.syncs++;
     try {
@@ -158,6 +182,7 @@ export class SyncLoop {
       this.failures = 0;
       this.retryAt = undefined;
       this.needFull = false;
+      if (full) this.lastFullAt = startedAt;
       this.lastSucceededAt = finishedAt;
       log.debug({ full, durationMs: finishedAt - startedAt, ...report.stats }, 'Sync done');
       this.notify((o) => o.syncSucceeded?.({

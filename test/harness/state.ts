@@ -59,7 +59,7 @@ function familyPlan(family: IPFamily, services: readonly ServicePortPlan[]): Fam
 export function desiredState(services: readonly ServicePortPlan[], node = 'node1'): DesiredState {
   return {
     node: { name: node, shuttingDown: false },
-    settings: { masqueradeAll: false, masqueradeBit: 14 },
+    settings: { masqueradeAll: false, masqueradeBit: 14, conntrackTcpLiberal: false },
     families: { IPv4: familyPlan('IPv4', services), IPv6: familyPlan('IPv6', services) },
   };
 }

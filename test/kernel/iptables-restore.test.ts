@@ -16,6 +16,7 @@ import type { DesiredState, IPFamily, ServicePortPlan } from '../../src/model/ty
 import { flowClusterState } from '../flows/cluster.ts';
 import { replan } from '../harness/state.ts';
 import '../harness/xtables-lock.ts';
+import { CT_STATE_INVALID_DROPPED } from '../../kit/nfacct.ts';
 
 /** The listing's kproxy chains and hooks. */
 const parseSave = (text: string) => parseListing(text, CHAIN_PREFIX);
@@ -89,7 +90,11 @@ for (const variant of ['legacy', 'nft'] as const) {
     const prefix = `kpir${process.pid}${variant[0]}`;
     const [nsA, nsB] = [`${prefix}a`, `${prefix}b`];
     before(() => {
-      for (const ns of [nsA, nsB]) execFileSync('ip', ['netns', 'add', ns]);
+      for (const ns of [nsA, nsB]) {
+        execFileSync('ip', ['netns', 'add', ns]);
+        // The INVALID drop counts in this nfacct object, which the apply layer creates before its first restore.
+        inNamespace(ns, ['nfacct', 'add', CT_STATE_INVALID_DROPPED]);
+      }
     });
     after(() => {
       for (const ns of [nsA, nsB]) {

@@ -29,15 +29,6 @@ const SHOWN_BY_KUBE_PROXY_ONLY_AFTER_A_FAILURE: Readonly<Record<string, string>>
   kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total: 'created at 0 per family by kproxy; kube-proxy shows it after a first failed partial restore',
 };
 
-/**
- * Families whose metric objects kproxy has but whose values its iptables mode does not report yet: they have no
- * series, so their label names are taken from kproxy's metric definitions instead of its exposition.
- */
-const NOT_FED_YET: Readonly<Record<string, string>> = {
-  kubeproxy_sync_proxy_rules_iptables_total: 'the iptables mode reports its rule counts through ModeMetrics.rulesCounted in #11 part B',
-  kubeproxy_sync_proxy_rules_iptables_last: 'the iptables mode reports its rule counts through ModeMetrics.rulesCounted in #11 part B',
-};
-
 interface Family {
   readonly type: string;
   readonly labels: ReadonlySet<string>;
@@ -125,7 +116,6 @@ describe('metrics parity with the built kube-proxy (iptables mode, side by side)
   test('every kubeproxy_* family of kube-proxy\'s, with its type, label names and buckets; none of kproxy\'s more', async () => {
     const upstream = families(await get('kube-proxy', '/metrics'));
     const ours = families(await get('kproxy', '/metrics'));
-    const definitions = new ProxyMetrics({ mode: 'iptables', processMetrics: false }).registry;
     const compared = [...upstream.keys()].filter(COMPARED).sort();
     // The scenario made kube-proxy show what it shows only after an event.
     for (const name of ['kubeproxy_network_programming_duration_seconds', 'kubeproxy_sync_partial_proxy_rules_duration_seconds',
@@ -140,10 +130,7 @@ describe('metrics parity with the built kube-proxy (iptables mode, side by side)
       if (theirs === undefined) continue;
       if (mine === undefined) { problems.push(`${name}: missing`); continue; }
       if (mine.type !== theirs.type) problems.push(`${name}: type ${mine.type}, kube-proxy's ${theirs.type}`);
-      const fedLater = NOT_FED_YET[name] !== undefined;
-      if (fedLater && mine.series > 0) problems.push(`${name}: has series now, take it out of NOT_FED_YET`);
-      const defined = definitions.getSingleMetric(name) as unknown as { labelNames?: readonly string[] } | undefined;
-      const labels = fedLater ? new Set(defined?.labelNames ?? []) : mine.labels;
+      const labels = mine.labels;
       if (!same(labels, theirs.labels)) problems.push(`${name}: labels {${[...labels].sort().join(',')}}, kube-proxy's {${[...theirs.labels].sort().join(',')}}`);
       if (theirs.type === 'histogram' && mine.buckets.join(',') !== theirs.buckets.join(',')) {
         problems.push(`${name}: buckets ${mine.buckets.join(',')}, kube-proxy's ${theirs.buckets.join(',')}`);
@@ -153,6 +140,19 @@ describe('metrics parity with the built kube-proxy (iptables mode, side by side)
       if (!upstream.has(name) && SHOWN_BY_KUBE_PROXY_ONLY_AFTER_A_FAILURE[name] === undefined) problems.push(`${name}: kproxy exports it, kube-proxy does not`);
     }
     assert.deepEqual(problems, []);
+  });
+
+  test('kproxy\'s rule counts are those of its chains in the kernel', async () => {
+    const entry = peers.get('kproxy');
+    assert.ok(entry);
+    const saved = (await nsRun(entry.node.nodeNs, 'iptables-legacy-save', [])).stdout;
+    const text = await get('kproxy', '/metrics');
+    for (const table of ['nat', 'filter']) {
+      const section = saved.slice(saved.indexOf(`*${table}\n`)).split('COMMIT')[0] ?? '';
+      const inKernel = section.split('\n').filter((line) => line.startsWith('-A KPROXY-')).length;
+      const reported = new RegExp(`^kubeproxy_sync_proxy_rules_iptables_total\\{table="${table}",ip_family="IPv4"\\} (\\d+)$`, 'm').exec(text)?.[1];
+      assert.equal(Number(reported), inKernel, `${table}: reported ${reported}, ${inKernel} in the kernel`);
+    }
   });
 
   test('kproxy has series for both IP families before any change, where kube-proxy waits for events', async () => {

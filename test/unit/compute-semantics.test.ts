@@ -374,7 +374,8 @@ test('NodeView and node IPs per family', () => {
     assert.deepEqual(state.families.IPv4.nodeIPs, v4);
     assert.deepEqual(state.families.IPv6.nodeIPs, v6);
   }
-  assert.deepEqual(stateOf({}, testOptions({ masqueradeAll: true, masqueradeBit: 3 })).settings, { masqueradeAll: true, masqueradeBit: 3 });
+  assert.deepEqual(stateOf({}, testOptions({ masqueradeAll: true, masqueradeBit: 3 })).settings, { masqueradeAll: true, masqueradeBit: 3, conntrackTcpLiberal: false });
+  assert.equal(stateOf({}, testOptions({ conntrackTcpLiberal: true })).settings.conntrackTcpLiberal, true);
 });
 
 test('validateComputeOptions: one clear line per bad option', () => {

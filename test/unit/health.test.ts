@@ -38,7 +38,7 @@ const cases: Array<{ name: string; steps: Step[]; healthz: number; livez: number
 
 function emptyState(): DesiredState {
   const family = (f: 'IPv4' | 'IPv6') => ({ family: f, services: [], nodePortAddresses: 'all' as const, localDetector: { kind: 'None' as const }, nodeIPs: [] });
-  return { node: { name: 'n', shuttingDown: false }, settings: { masqueradeAll: false, masqueradeBit: 14 }, families: { IPv4: family('IPv4'), IPv6: family('IPv6') } };
+  return { node: { name: 'n', shuttingDown: false }, settings: { masqueradeAll: false, masqueradeBit: 14, conntrackTcpLiberal: false }, families: { IPv4: family('IPv4'), IPv6: family('IPv6') } };
 }
 
 function succeeded(clock: FakeClock, state = emptyState()): SyncSucceeded {

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { compile, compileSource } from '../../modes/iptables/compile.ts';
 import { materialize } from '../../kit/iptables/ruleset.ts';
 import { serviceChainNames } from '../../modes/iptables/names.ts';
-import { missingHooks, renderCleanup, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../kit/iptables/render.ts';
+import { missingHooks, noRules, renderCleanup, renderDiff, renderFull, renderFullStream, ruleText, staleChains } from '../../kit/iptables/render.ts';
+import { chainRules, type RuleTally, type Ruleset, type RulesetSource } from '../../kit/iptables/ruleset.ts';
+import { mode } from '../../modes/iptables/index.ts';
+import { desiredState, endpoint, servicePort } from '../harness/state.ts';
 import { parseSave as parseListing, SaveReader } from '../../kit/iptables/save.ts';
 import { CHAIN_PREFIX } from '../../modes/iptables/names.ts';
 import type { DesiredState, ServicePortPlan } from '../../src/model/types.ts';
@@ -92,15 +95,32 @@ describe('renderFull', () => {
   });
 });
 
+/** Rules in kproxy's chains of a whole ruleset (hooks not included), per table. */
+function ruleCount(ruleset: Ruleset): RuleTally {
+  const count = (table: 'nat' | 'filter'): number => ruleset[table].chains.reduce((sum, chain) => sum + chainRules(chain).length, 0);
+  return { nat: count('nat'), filter: count('filter') };
+}
+
 describe('renderDiff', () => {
   const before = flowClusterState();
+  /** The diff, after checking what it says of the rules it writes and of the rules owned against the whole rulesets. */
+  const diffOf = (prev: RulesetSource, next: RulesetSource): ReturnType<typeof renderDiff> => {
+    const diff = renderDiff(prev, next);
+    const [old, now] = [ruleCount(materialize(prev)), ruleCount(materialize(next))];
+    assert.deepEqual(diff.rulesDelta, { nat: now.nat - old.nat, filter: now.filter - old.filter }, 'rules owned after minus before');
+    for (const table of ['nat', 'filter'] as const) {
+      const section = diff.text.includes(`*${table}`) ? diff.text.slice(diff.text.indexOf(`*${table}`)).split('COMMIT')[0] ?? '' : '';
+      assert.equal(diff.rulesWritten[table], lines(section).filter((l) => /^-[AI] /.test(l)).length, `${table} rules written`);
+    }
+    return diff;
+  };
   const echo = serviceChainNames('default/echo:http', 'TCP');
   const mixed = serviceChainNames('default/mixed:http', 'TCP');
 
   test('one endpoint fewer: the service chain and its hairpin chain are rewritten, nothing else', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/echo:http'
       ? replan(s, { clusterEndpoints: s.clusterEndpoints.slice(0, 2) }) : s)));
-    const diff = renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
+    const diff = diffOf(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
     const written = lines(diff.text);
     assert.equal(written[0], '*nat');
     assert.ok(written.includes(`:${echo.svc} - [0:0]`));
@@ -114,7 +134,7 @@ describe('renderDiff', () => {
 
   test('a service removed: its dispatch rule is deleted and its chains flushed and deleted', () => {
     const after = withServices(before, (services) => services.filter((s) => s.key !== 'default/mixed:http'));
-    const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
+    const written = lines(diffOf(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
     assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith(`-j ${mixed.svc}`)));
     assert.ok(written.includes(`-X ${mixed.svc}`));
     assert.ok(written.indexOf(`:${mixed.svc} - [0:0]`) < written.findIndex((l) => l.startsWith('-D ')));
@@ -125,7 +145,7 @@ describe('renderDiff', () => {
     const after = withServices(before, (services) => services.map((s) => (s.key === 'default/empty:http'
       ? replan(s, { clusterEndpoints: [{ ip: '10.244.1.2', port: 8080, local: true, ready: true, serving: true, terminating: false }], hasEndpoints: true })
       : s)));
-    const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
+    const written = lines(diffOf(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
     assert.ok(written.some((l) => l.startsWith('-D KPROXY-SERVICES ') && l.endsWith('-j REJECT')));
     assert.ok(written.some((l) => l.startsWith('-I KPROXY-SERVICES 1 ') && l.includes('-d 10.96.0.18/32')));
     assert.ok(written.some((l) => l.startsWith('-I KPROXY-NODEPORTS 1 ') && l.includes('--dport 30088')));
@@ -133,7 +153,7 @@ describe('renderDiff', () => {
 
   test('a change of the NodePorts tail replaces only the tail, keeping it last', () => {
     const after: DesiredState = { ...before, families: { ...before.families, IPv4: { ...before.families.IPv4, nodePortAddresses: ['192.168.100.2'] } } };
-    const written = lines(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
+    const written = lines(diffOf(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
     assert.ok(!written.includes(':KPROXY-SERVICES - [0:0]'), 'the dispatch chain is not flushed');
     assert.deepEqual(written.filter((l) => l.includes('KPROXY-SERVICES ')), [
       '-D KPROXY-SERVICES -m comment --comment "kproxy service nodeports; NOTE: this must be the last rule in this chain" ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j KPROXY-NODEPORTS',
@@ -144,7 +164,7 @@ describe('renderDiff', () => {
 
   test('a new family-wide context (masquerade bit) rewrites the chains whose text changed', () => {
     const after: DesiredState = { ...before, settings: { ...before.settings, masqueradeBit: 5 } };
-    const diff = renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
+    const diff = diffOf(compileSource(before, 'IPv4'), compileSource(after, 'IPv4'));
     const written = lines(diff.text);
     assert.ok(written.includes(':KPROXY-MARK-MASQ - [0:0]'));
     assert.ok(written.includes('-A KPROXY-MARK-MASQ -j MARK --or-mark 0x20'));
@@ -163,6 +183,69 @@ describe('renderDiff', () => {
 
   test('refuses to diff two families', () => {
     assert.throws(() => renderDiff(compileSource(before, 'IPv4'), compileSource(before, 'IPv6')), /IPv4 ruleset diffed against IPv6/);
+  });
+});
+
+describe('large clusters (kube-proxy\'s largeClusterEndpointsThreshold)', () => {
+  /** Two services with `total` endpoints between them, one with session affinity. */
+  function stateWith(total: number): DesiredState {
+    const endpoints = (from: number, count: number) => Array.from({ length: count }, (_, i) => endpoint(`10.244.${Math.floor((from + i) / 250)}.${((from + i) % 250) + 1}`, 8080));
+    const half = Math.floor(total / 2);
+    return desiredState([
+      servicePort({ name: 'a', clusterIP: '10.96.0.1', port: 80, clusterEndpoints: endpoints(0, half) }),
+      servicePort({ name: 'b', clusterIP: '10.96.0.2', port: 80, clusterEndpoints: endpoints(half, total - half), affinity: { timeoutSeconds: 60 } }),
+    ]);
+  }
+  const streamed = (source: RulesetSource): string => [...renderFullStream(source)].join('');
+  /** The rules that exist once per endpoint: the split's DNATs and jumps (hairpin, endpoint chains) and their targets' own. */
+  const perEndpoint = (text: string): string[] => lines(text).filter((l) => / -j DNAT /.test(l) || / -j KPROXY-(SEP|HP)-/.test(l) || l.startsWith('-A KPROXY-SEP-'));
+
+  test('above 1000 endpoints the per-endpoint rules are written without comments; service rules keep theirs', () => {
+    const at = compileSource(stateWith(1000), 'IPv4');
+    const above = compileSource(stateWith(1001), 'IPv4');
+    assert.equal(at.omitEndpointComments, false);
+    assert.equal(above.omitEndpointComments, true);
+    assert.notEqual(at.contextKey, above.contextKey, 'crossing the threshold rewrites every service');
+    const text = streamed(above);
+    const terse = perEndpoint(text);
+    assert.ok(terse.length > 1001, `at least one rule per endpoint (${terse.length})`);
+    assert.ok(terse.some((l) => l.startsWith('-A KPROXY-SEP-')) && terse.some((l) => / -j KPROXY-HP-/.test(l)), 'endpoint chains and hairpin guards both covered');
+    for (const line of terse) assert.doesNotMatch(line, /--comment/, line);
+    assert.ok(lines(text).some((l) => l.startsWith('-A KPROXY-SERVICES -m comment --comment "default/a: cluster IP"')), 'dispatch rules keep their comment');
+    assert.ok(lines(text).some((l) => l.startsWith('-A KPROXY-SVC-') && l.includes('--comment "default/a: cluster IP"')), 'the masquerade rule keeps its comment');
+    // Below the threshold every rule keeps its comment.
+    for (const line of perEndpoint(streamed(at))) assert.match(line, /--comment /, line);
+    const whole = materialize(above);
+    const [withComments, without] = [renderFull(whole).length, renderFull(whole, { omitEndpointComments: true }).length];
+    assert.ok(without < 0.8 * withComments, `smaller restore input (${without} against ${withComments} bytes)`);
+  });
+
+  test('kproxy plan shows every comment, whatever the size', () => {
+    const plan = mode.render(mode.compile(stateWith(2000)));
+    const rules = perEndpoint(plan);
+    assert.ok(rules.length > 2000);
+    for (const line of rules) assert.match(line, /--comment /, line);
+    assert.ok(lines(plan).some((l) => l.includes('--comment "default/a: -> 10.244.0.1:8080')));
+  });
+
+  test('the streamed render counts the rules it writes into kproxy\'s chains, per table', () => {
+    for (const total of [10, 1001]) {
+      const source = compileSource(stateWith(total), 'IPv4');
+      const tally = noRules();
+      const text = [...renderFullStream(source, { tally, insertHooks: [...source.base.nat.hooks, ...source.base.filter.hooks] })].join('');
+      assert.deepEqual(tally, ruleCount(materialize(source)));
+      const section = (table: string): string[] => lines(text.slice(text.indexOf(`*${table}`)).split('COMMIT')[0] ?? '');
+      assert.equal(tally.nat, section('nat').filter((l) => l.startsWith('-A ')).length, 'hooks (-I) not counted');
+      assert.equal(tally.filter, section('filter').filter((l) => l.startsWith('-A ')).length);
+    }
+  });
+
+  test('a diff in a large cluster writes terse endpoint rules', () => {
+    const before = stateWith(1200);
+    const after = withServices(before, (services) => services.map((s) => (s.key === 'default/a:' ? replan(s, { clusterEndpoints: s.clusterEndpoints.slice(1), allEndpoints: s.allEndpoints.slice(1) }) : s)));
+    const written = perEndpoint(renderDiff(compileSource(before, 'IPv4'), compileSource(after, 'IPv4')).text);
+    assert.ok(written.length >= 599, 'the changed service\'s endpoints are rewritten');
+    for (const line of written) assert.doesNotMatch(line, /--comment/, line);
   });
 });
 

@@ -7,7 +7,7 @@ import { withRoutes } from '../harness/state.ts';
 
 function state(services: ServicePortPlan[] = []): DesiredState {
   const family = (f: 'IPv4' | 'IPv6', list: ServicePortPlan[]) => ({ family: f, services: list, nodePortAddresses: 'all' as const, localDetector: { kind: 'None' as const }, nodeIPs: [] });
-  return { node: { name: 'n', shuttingDown: false }, settings: { masqueradeAll: false, masqueradeBit: 14 }, families: { IPv4: family('IPv4', services), IPv6: family('IPv6', []) } };
+  return { node: { name: 'n', shuttingDown: false }, settings: { masqueradeAll: false, masqueradeBit: 14, conntrackTcpLiberal: false }, families: { IPv4: family('IPv4', services), IPv6: family('IPv6', []) } };
 }
 
 function plan(name: string, options: Partial<ServicePortPlan>): ServicePortPlan {

@@ -7,23 +7,36 @@ import type { DesiredState, FamilyPlan } from '../../src/model/types.ts';
 import type { SyncRequest, SyncReport } from '../../src/model/mode.ts';
 import type { SyncFailed, SyncSucceeded } from '../../src/model/observe.ts';
 
-const base: ScheduleInput = { now: 10_000, ready: true, changePending: false, needFull: false, minSyncPeriodMs: 1000, syncPeriodMs: 30_000 };
+const base: ScheduleInput = {
+  now: 10_000, ready: true, changePending: false, fullRequested: false, needFull: false, minSyncPeriodMs: 1000,
+  resyncPeriodMs: 30_000, fullSyncPeriodMs: 30_000,
+};
+/** kube-proxy's iptables cadence: nothing runs when nothing changed, a full sync every hour. */
+const hourly: Partial<ScheduleInput> = { resyncPeriodMs: 3_600_000, fullSyncPeriodMs: 3_600_000 };
 
 describe('decideNextSync', () => {
   const cases: Array<{ name: string; input: Partial<ScheduleInput>; want: ScheduleDecision }> = [
     { name: 'not ready: nothing, even with a change', input: { ready: false, changePending: true }, want: { kind: 'idle' } },
     { name: 'first sync runs at once and is full', input: { changePending: true, needFull: true }, want: { kind: 'run', full: true } },
     { name: 'first sync without a change still runs (initial programming)', input: { needFull: true }, want: { kind: 'run', full: true } },
-    { name: 'change long after last sync: run partial', input: { changePending: true, lastStartedAt: 5000 }, want: { kind: 'run', full: false } },
+    { name: 'change long after last sync: run partial', input: { changePending: true, lastStartedAt: 5000, lastFullAt: 0 }, want: { kind: 'run', full: false } },
     { name: 'change within minSyncPeriod: wait for its end', input: { changePending: true, lastStartedAt: 9500 }, want: { kind: 'wait', at: 10_500 } },
-    { name: 'change exactly at minSyncPeriod boundary runs', input: { changePending: true, lastStartedAt: 9000 }, want: { kind: 'run', full: false } },
+    { name: 'change exactly at minSyncPeriod boundary runs', input: { changePending: true, lastStartedAt: 9000, lastFullAt: 0 }, want: { kind: 'run', full: false } },
     { name: 'no change: wait for periodic resync', input: { lastStartedAt: 9000 }, want: { kind: 'wait', at: 39_000 } },
-    { name: 'periodic resync due: full', input: { lastStartedAt: -20_000 }, want: { kind: 'run', full: true } },
-    { name: 'change when periodic also due: full', input: { changePending: true, lastStartedAt: -20_000 }, want: { kind: 'run', full: true } },
+    { name: 'periodic resync due: full', input: { lastStartedAt: -20_000, lastFullAt: -20_000 }, want: { kind: 'run', full: true } },
+    { name: 'change when periodic also due: full', input: { changePending: true, lastStartedAt: -20_000, lastFullAt: -20_000 }, want: { kind: 'run', full: true } },
+    { name: 'change once the full period passed, even with syncs since: full', input: { changePending: true, lastStartedAt: 8000, lastFullAt: -20_000 }, want: { kind: 'run', full: true } },
+    { name: 'hourly: no change, nothing before the hour', input: { ...hourly, lastStartedAt: 9000, lastFullAt: 0 }, want: { kind: 'wait', at: 3_609_000 } },
+    { name: 'hourly: a change runs partial', input: { ...hourly, changePending: true, lastStartedAt: 5000, lastFullAt: 0 }, want: { kind: 'run', full: false } },
+    { name: 'hourly: the resync an hour after the last sync is full', input: { ...hourly, now: 3_700_000, lastStartedAt: 100_000, lastFullAt: 0 }, want: { kind: 'run', full: true } },
+    { name: 'hourly: a change an hour after the last full sync is full', input: { ...hourly, now: 3_600_000, changePending: true, lastStartedAt: 3_500_000, lastFullAt: 0 }, want: { kind: 'run', full: true } },
+    { name: 'full sync asked for: runs at once, full', input: { ...hourly, fullRequested: true, lastStartedAt: 5000, lastFullAt: 0 }, want: { kind: 'run', full: true } },
+    { name: 'full sync asked for: never sooner than minSyncPeriod', input: { ...hourly, fullRequested: true, lastStartedAt: 9500, lastFullAt: 0 }, want: { kind: 'wait', at: 10_500 } },
+    { name: 'failing: a full sync asked for waits for the retry', input: { fullRequested: true, lastStartedAt: 5000, retryAt: 12_000, needFull: true }, want: { kind: 'wait', at: 12_000 } },
     { name: 'failing: wait for retry even with a change', input: { changePending: true, lastStartedAt: 5000, retryAt: 12_000, needFull: true }, want: { kind: 'wait', at: 12_000 } },
     { name: 'failing: retry due runs full', input: { lastStartedAt: 5000, retryAt: 10_000, needFull: true }, want: { kind: 'run', full: true } },
     { name: 'retry never sooner than minSyncPeriod', input: { lastStartedAt: 9800, retryAt: 10_000, needFull: true }, want: { kind: 'wait', at: 10_800 } },
-    { name: 'minSyncPeriod 0: change runs at once', input: { changePending: true, lastStartedAt: 9999, minSyncPeriodMs: 0 }, want: { kind: 'run', full: false } },
+    { name: 'minSyncPeriod 0: change runs at once', input: { changePending: true, lastStartedAt: 9999, lastFullAt: 0, minSyncPeriodMs: 0 }, want: { kind: 'run', full: false } },
     { name: 'needFull carried to next change-driven sync', input: { changePending: true, lastStartedAt: 0, needFull: true }, want: { kind: 'run', full: true } },
   ];
   for (const c of cases) {
@@ -42,7 +55,7 @@ function family(family: 'IPv4' | 'IPv6'): FamilyPlan {
 }
 const emptyState: DesiredState = {
   node: { name: 'n1', shuttingDown: false },
-  settings: { masqueradeAll: false, masqueradeBit: 14 },
+  settings: { masqueradeAll: false, masqueradeBit: 14, conntrackTcpLiberal: false },
   families: { IPv4: family('IPv4'), IPv6: family('IPv6') },
 };
 
@@ -59,7 +72,15 @@ interface Harness {
   slowNext(ms: number): void;
 }
 
-function harness(opts: { minSyncPeriodMs?: number; syncPeriodMs?: number; ready?: boolean } = {}): Harness {
+interface HarnessOptions {
+  minSyncPeriodMs?: number;
+  syncPeriodMs?: number;
+  resyncPeriodMs?: number;
+  fullSyncPeriodMs?: number;
+  ready?: boolean;
+}
+
+function harness(opts: HarnessOptions = {}): Harness {
   const clock = new FakeClock(0);
   let ready = opts.ready ?? true;
   let failures = 0;
@@ -93,6 +114,8 @@ function harness(opts: { minSyncPeriodMs?: number; syncPeriodMs?: number; ready?
   const loop = new SyncLoop({
     clock, log: silentLogger(), proxier, snapshot: () => emptyState, isReady: () => ready,
     minSyncPeriodMs: opts.minSyncPeriodMs ?? 1000, syncPeriodMs: opts.syncPeriodMs ?? 30_000,
+    ...(opts.resyncPeriodMs !== undefined && { resyncPeriodMs: opts.resyncPeriodMs }),
+    ...(opts.fullSyncPeriodMs !== undefined && { fullSyncPeriodMs: opts.fullSyncPeriodMs }),
     observers: [{
       changeQueued: (at) => queued.push(at),
       syncSucceeded: (e) => succeeded.push(e),
@@ -164,6 +187,45 @@ describe('SyncLoop', () => {
     await h.clock.advance(25_000);
     assert.deepEqual(h.calls.map((c) => [c.at, c.full]), [[0, true], [10_000, true], [20_000, true]]);
     assert.equal(h.succeeded[1]?.queuedAt, undefined, 'a resync with no change has no queuedAt');
+    await h.loop.stop();
+  });
+
+  test('kube-proxy\'s iptables cadence: changes sync partially, nothing runs while idle, a full sync every hour', async () => {
+    const h = harness({ syncPeriodMs: 30_000, resyncPeriodMs: 3_600_000, fullSyncPeriodMs: 3_600_000 });
+    h.loop.start();
+    await h.clock.advance(10_000);
+    h.loop.requestSync();
+    await h.clock.advance(3_000_000);
+    assert.deepEqual(h.calls.map((c) => [c.at, c.full]), [[0, true], [10_000, false]], 'no sync while idle');
+    // Under constant changes the hour still brings a full sync (kube-proxy: time since the last full one).
+    for (let at = 3_010_000; at <= 3_710_000; at += 100_000) {
+      await h.clock.advance(at - h.clock.now());
+      h.loop.requestSync();
+      await h.clock.advance(0);
+    }
+    assert.deepEqual(h.calls.slice(2).map((c) => [c.at, c.full]), [
+      [3_010_000, false], [3_110_000, false], [3_210_000, false], [3_310_000, false], [3_410_000, false], [3_510_000, false],
+      [3_610_000, true], [3_710_000, false],
+    ]);
+    await h.loop.stop();
+  });
+
+  test('a full sync asked for (drift) runs at once, without counting as a change; asked during a sync, once more after it', async () => {
+    const h = harness({ resyncPeriodMs: 3_600_000, fullSyncPeriodMs: 3_600_000 });
+    h.loop.start();
+    await h.clock.advance(5000);
+    h.loop.requestFullSync('canary gone');
+    await h.clock.advance(60_000);
+    assert.deepEqual(h.calls.map((c) => [c.at, c.full]), [[0, true], [5000, true]]);
+    assert.deepEqual(h.queued, []);
+    assert.equal(h.succeeded[1]?.queuedAt, undefined);
+    // Asked while a sync runs (it may have read the node before the drift): one more full sync, minSyncPeriod later.
+    h.slowNext(100);
+    h.loop.requestFullSync('flushed');
+    h.loop.requestFullSync('flushed again');
+    h.loop.requestFullSync('and again');
+    await h.clock.advance(10_000);
+    assert.deepEqual(h.calls.slice(2).map((c) => [c.at, c.full]), [[65_000, true], [66_000, true]]);
     await h.loop.stop();
   });
 

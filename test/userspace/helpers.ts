@@ -74,7 +74,7 @@ export function desiredState(services: readonly ServiceSpec[], spec: StateSpec =
   });
   return {
     node: { name: 'node1', shuttingDown: false },
-    settings: { masqueradeAll: false, masqueradeBit: 14 },
+    settings: { masqueradeAll: false, masqueradeBit: 14, conntrackTcpLiberal: false },
     families: { IPv4: family('IPv4'), IPv6: family('IPv6') },
   };
 }
