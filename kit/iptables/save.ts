@@ -17,9 +17,18 @@ export interface SavedState {
   readonly hooks: readonly SavedHook[];
 }
 
+/**
+ * Whose chains a listing is read for: every chain named `prefix`…, or only those of them `owns` accepts (the others,
+ * e.g. kubelet's KUBE-FIREWALL beside kube-proxy's KUBE-* chains, are foreign: their jumps to owned chains are hooks).
+ */
+export interface ChainOwner {
+  readonly prefix: string;
+  readonly owns?: (chain: string) => boolean;
+}
+
 /** Read our chains (named `prefix`…) and hook rules from `iptables-save` output; other tables and chains are ignored. */
-export function parseSave(saveText: string, prefix: string): SavedState {
-  const reader = new SaveReader(prefix);
+export function parseSave(saveText: string, owner: string | ChainOwner): SavedState {
+  const reader = new SaveReader(owner);
   reader.push(Buffer.from(saveText));
   return reader.end();
 }
@@ -37,6 +46,7 @@ const APPEND = bytesOf('-A ');
  */
 export class SaveReader {
   readonly #prefix: string;
+  readonly #owns: ((chain: string) => boolean) | undefined;
   readonly #declaration: Buffer;
   readonly #append: Buffer;
   readonly #chains: Record<TableName, string[]> = { nat: [], filter: [] };
@@ -45,9 +55,11 @@ export class SaveReader {
   /** The start of a line whose end has not arrived yet. */
   #partial: Buffer | undefined;
 
-  /** `prefix`: what every chain we own is named with (e.g. "KPROXY-"). */
-  constructor(prefix: string) {
+  /** `prefix`: what every chain we own is named with (e.g. "KPROXY-"); or a prefix with an ownership test. */
+  constructor(owner: string | ChainOwner) {
+    const { prefix, owns } = typeof owner === 'string' ? { prefix: owner, owns: undefined } : owner;
     this.#prefix = prefix;
+    this.#owns = owns;
     this.#declaration = bytesOf(`:${prefix}`);
     this.#append = bytesOf(`-A ${prefix}`);
   }
@@ -91,16 +103,34 @@ export class SaveReader {
       return;
     } else if (first === 0x3a /* : */) {
       if (!startsWith(data, start, end, this.#declaration)) return;
-      let nameEnd = start + 1;
-      while (nameEnd < end && data[nameEnd] !== 0x20 && data[nameEnd] !== 0x0d) nameEnd++;
-      this.#chains[this.#table].push(data.toString('latin1', start + 1, nameEnd));
-    } else if (startsWith(data, start, end, APPEND) && !startsWith(data, start, end, this.#append)) {
+      const name = data.toString('latin1', start + 1, wordEnd(data, start + 1, end));
+      if (this.#owned(name)) this.#chains[this.#table].push(name);
+    } else if (startsWith(data, start, end, APPEND) && !this.#inOwnedChain(data, start, end)) {
       // A rule of a chain that is not ours: a hook if it jumps to one of ours.
       const spec = data.toString('utf8', start + APPEND.length, end).trim();
       const target = /(?:^| )-j (\S+)/.exec(spec)?.[1] ?? '';
-      if (target.startsWith(this.#prefix)) this.#hooks.push({ table: this.#table, builtin: spec.split(' ', 1)[0] ?? '', spec, target });
+      if (target.startsWith(this.#prefix) && this.#owned(target)) this.#hooks.push({ table: this.#table, builtin: spec.split(' ', 1)[0] ?? '', spec, target });
     }
   }
+
+  #owned(chain: string): boolean {
+    return this.#owns === undefined || this.#owns(chain);
+  }
+
+  /** An `-A CHAIN …` line of one of our chains (decoded only when an ownership test must see the name). */
+  #inOwnedChain(data: Buffer, start: number, end: number): boolean {
+    if (!startsWith(data, start, end, this.#append)) return false;
+    if (this.#owns === undefined) return true;
+    const from = start + APPEND.length;
+    return this.#owns(data.toString('latin1', from, wordEnd(data, from, end)));
+  }
+}
+
+/** Where the word starting at `from` ends (a space, a carriage return or the line's end). */
+function wordEnd(data: Buffer, from: number, end: number): number {
+  let at = from;
+  while (at < end && data[at] !== 0x20 && data[at] !== 0x0d) at++;
+  return at;
 }
 
 function startsWith(data: Buffer, start: number, end: number, prefix: Buffer): boolean {

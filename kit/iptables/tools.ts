@@ -3,7 +3,7 @@
 import type { Logger } from '../../src/model/mode.ts';
 import { ModeError } from '../errors.ts';
 import { firstLine, type CommandInput, type CommandResult, type CommandRunner } from '../exec.ts';
-import { SaveReader, type SavedState } from './save.ts';
+import { SaveReader, type ChainOwner, type SavedState } from './save.ts';
 import type { IptablesTools } from './variant.ts';
 
 /**
@@ -73,8 +73,8 @@ export async function restore(run: CommandRunner, log: Logger, tools: IptablesTo
  * What the node holds of our chains (named `prefix`…), read from the save tool's stdout as it arrives (the listing
  * is ≈ 60 MB at 10k services: never held whole). No `state` when the tool failed.
  */
-export async function readNodeState(run: CommandRunner, tools: IptablesTools, prefix: string): Promise<{ state?: SavedState; result: CommandResult }> {
-  const reader = new SaveReader(prefix);
+export async function readNodeState(run: CommandRunner, tools: IptablesTools, owner: string | ChainOwner): Promise<{ state?: SavedState; result: CommandResult }> {
+  const reader = new SaveReader(owner);
   const result = await run(tools.save, [], undefined, { onStdout: (chunk) => reader.push(chunk) });
   if (result.code !== 0) return { result };
   // A runner that does not pass the option on returns the listing as text: read it the same way.

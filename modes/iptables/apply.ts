@@ -12,9 +12,10 @@ import { detectVariant, toolsFor, VARIANTS, type IptablesTools, type IptablesVar
 import { openTableSizeReader, type TableSizeReader } from '../../kit/iptables/xt-info.ts';
 import { canaryProbe } from '../../kit/iptables/canary.ts';
 import { DriftWatch } from '../../kit/drift-watch.ts';
+import { takeOverFromKubeProxy } from '../../kit/takeover/index.ts';
 import { ModeError } from '../../kit/errors.ts';
 import type { ModeMetrics } from '../../src/model/metrics.ts';
-import type { Logger, ModeOptions, Proxier } from '../../src/model/mode.ts';
+import type { Logger, ModeOptions, Proxier, SyncReport, SyncRequest } from '../../src/model/mode.ts';
 import type { DesiredState, IPFamily } from '../../src/model/types.ts';
 import { firstLineOf } from '../../src/util/errors.ts';
 import { IP_FAMILIES } from '../../src/util/ip.ts';
@@ -102,9 +103,16 @@ export async function createIptablesProxy(options: IptablesProxyOptions): Promis
     state: compiled.state,
     families: { IPv4: withoutCounters(compiled.families.IPv4), IPv6: withoutCounters(compiled.families.IPv6) },
   });
+  // --take-over-from-kube-proxy: kube-proxy's leftovers go once kproxy's rules are in place (again until all went).
+  let kubeProxyLeft = options.settings.takeOverFromKubeProxy;
+  const write = async (compiled: CompiledFamilies<RulesetSource>, request: SyncRequest): Promise<SyncReport> => {
+    const report = await driver.sync(loadable(compiled), request);
+    if (report.full && kubeProxyLeft) kubeProxyLeft = (await takeOverFromKubeProxy({ run, log, state: compiled.state })).failed.length > 0;
+    return report;
+  };
   return {
     async sync(compiled, request) {
-      const report = await (watch ? watch.writing(() => driver.sync(loadable(compiled), request)) : driver.sync(loadable(compiled), request));
+      const report = await (watch ? watch.writing(() => write(compiled, request)) : write(compiled, request));
       // A full sync (re)wrote the canaries: watch them from now on.
       if (report.full) watch?.arm();
       return report;

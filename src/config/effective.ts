@@ -79,6 +79,7 @@ export function toV1Alpha1(c: InternalConfig): Record<string, unknown> {
     ...(Object.keys(c.userspace).length > 0 && { userspace: { ...c.userspace } }),
     winkernel: { ...c.winkernel },
     ...(c.windowsRunAsService && { windowsRunAsService: true }),
+    ...(c.takeOverFromKubeProxy && { takeOverFromKubeProxy: true }),
   };
 }
 

@@ -157,6 +157,7 @@ const KPROXY: Readonly<Record<string, Entry>> = {
   'log-format': { kind: 'string', scope: 'always', key: 'logging.format', help: 'Log format: json (default) or text.', apply: (c, v) => { c.logging.format = str(v); } },
   'service-proxy-name': { kind: 'string', scope: 'command', help: 'Serve the Services labelled service.kubernetes.io/service-proxy-name=<this value> (others with the label are skipped).' },
   'iptables-variant': { kind: 'string', scope: 'always', key: 'iptables.variant', help: 'iptables backend: legacy, nft or auto (default: the one that already holds rules).', apply: (c, v) => { c.iptables.variant = str(v); } },
+  'take-over-from-kube-proxy': { kind: 'bool', scope: 'always', key: 'takeOverFromKubeProxy', help: 'Once this mode\'s rules are in place, remove what a kube-proxy left on the node (its iptables chains, nftables tables, IPVS services, ipsets); off by default.', apply: (c, v) => { c.takeOverFromKubeProxy = bool(v); } },
   'sync-period': { kind: 'duration', scope: 'always', key: 'syncPeriodMs', help: 'The selected mode\'s sync period, whatever the mode (like --iptables-sync-period or --ipvs-sync-period); overrides the config file.', apply: (c, v) => { c.syncPeriodMs = num(v); } },
   'min-sync-period': { kind: 'duration', scope: 'always', key: 'minSyncPeriodMs', help: 'The selected mode\'s minimum sync period, whatever the mode; overrides the config file.', apply: (c, v) => { c.minSyncPeriodMs = num(v); } },
 };

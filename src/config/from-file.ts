@@ -90,6 +90,7 @@ export function internalFromFile(file: ConfigObject): InternalConfig {
   c.iptables.masqueradeBit = r.int('iptables.masqueradeBit') ?? c.iptables.masqueradeBit;
   c.iptables.localhostNodePorts = r.bool('iptables.localhostNodePorts') ?? true;
   c.iptables.variant = r.string('iptables.variant') ?? '';
+  c.takeOverFromKubeProxy = r.bool('takeOverFromKubeProxy') ?? false;
   c.nftables.masqueradeBit = r.int('nftables.masqueradeBit') ?? c.nftables.masqueradeBit;
   const iptablesAll = r.bool('iptables.masqueradeAll') ?? false;
   const nftablesAll = r.bool('nftables.masqueradeAll') ?? false;

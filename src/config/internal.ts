@@ -47,6 +47,8 @@ export interface InternalConfig {
   portRange: string;
   /** kproxy's own userspace block, as written (the userspace mode checks it). */
   userspace: Record<string, unknown>;
+  /** kproxy's own: remove kube-proxy's leftovers once the mode's rules are in place. */
+  takeOverFromKubeProxy: boolean;
   /**
    * Where a value came from, for error messages: internal key (e.g. "syncPeriodMs", "conntrack.min") → the flag
    * or dotted file field that set it. Keys that are absent hold a default.
@@ -96,6 +98,7 @@ export function defaultInternalConfig(): InternalConfig {
     configSyncPeriodMs: 15 * 60_000,
     portRange: '',
     userspace: {},
+    takeOverFromKubeProxy: false,
     origin: {},
   };
 }

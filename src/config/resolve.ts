@@ -139,6 +139,7 @@ function finish(c: InternalConfig, flags: FlagValues, warnings: string[], input:
     ...(variant === 'legacy' || variant === 'nft' ? { iptablesVariant: variant } : {}),
     conntrack: { ...c.conntrack },
     ipvs: { ...c.ipvs, excludeCIDRs: [...c.ipvs.excludeCIDRs] },
+    takeOverFromKubeProxy: c.takeOverFromKubeProxy,
   };
   const str = (value: unknown): string | undefined => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
   const hostnameOverride = str(c.hostnameOverride)?.trim().toLowerCase();

@@ -129,6 +129,8 @@ export const KUBE_PROXY_CONFIGURATION_FIELDS: GroupSpec = group({
     'kproxy\'s watches never re-deliver cached objects on a timer (a broken watch relists instead)'),
   portRange: leaf('string', undefined, 'kube-proxy ignores it too (it was for the removed userspace mode)'),
   windowsRunAsService: leaf('bool', undefined, WINDOWS_ONLY),
+  // kproxy's own: remove kube-proxy's leftovers once the mode's rules are in place (kit/takeover).
+  takeOverFromKubeProxy: leaf('bool', '--take-over-from-kube-proxy'),
 });
 
 const isGroup = (spec: FieldSpec): spec is GroupSpec => 'group' in spec;

@@ -41,4 +41,9 @@ export interface ModeSettings {
   readonly iptablesVariant?: 'legacy' | 'nft';
   readonly conntrack: ConntrackSettings;
   readonly ipvs: IpvsSettings;
+  /**
+   * kproxy's --take-over-from-kube-proxy / takeOverFromKubeProxy: once the mode's own rules are in place, remove what
+   * the upstream kube-proxy left on the node (kit/takeover).
+   */
+  readonly takeOverFromKubeProxy: boolean;
 }

@@ -36,6 +36,7 @@ const APPLIED: Readonly<Record<string, Applied>> = {
   'iptables.syncPeriod': { value: '40s', read: (c) => c.settings.syncPeriodMs, want: 40_000 },
   'iptables.minSyncPeriod': { value: '2s', read: (c) => c.settings.minSyncPeriodMs, want: 2000 },
   'iptables.variant': { value: 'legacy', read: (c) => c.settings.iptablesVariant, want: 'legacy' },
+  'takeOverFromKubeProxy': { value: true, read: (c) => c.settings.takeOverFromKubeProxy, want: true },
   'ipvs.syncPeriod': { with: { mode: 'ipvs' }, value: '40s', read: (c) => c.settings.syncPeriodMs, want: 40_000 },
   'ipvs.minSyncPeriod': { with: { mode: 'ipvs' }, value: '2s', read: (c) => c.settings.minSyncPeriodMs, want: 2000 },
   'ipvs.scheduler': { value: 'wrr', read: (c) => c.settings.ipvs.scheduler, want: 'wrr' },
