@@ -16,10 +16,11 @@ COPY . .
 RUN rm -f package-lock.json .npmrc tsconfig.json
 
 FROM debian:bookworm-slim
-# iptables brings both variants (iptables-legacy, iptables-nft); nftables, ipset, conntrack, iproute2 and kmod
-# are what the modes run; ipvsadm is for people inspecting an ipvs node (kproxy itself speaks netlink).
+# iptables brings both variants (iptables-legacy, iptables-nft); nftables, ipset, conntrack, nfacct (the counter of
+# the iptables mode's INVALID drop), iproute2 and kmod are what the modes run; ipvsadm is for people inspecting an
+# ipvs node (kproxy itself speaks netlink) and for taking over from kube-proxy's ipvs mode.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables nftables ipset conntrack iproute2 kmod ipvsadm \
+ && apt-get install -y --no-install-recommends iptables nftables ipset conntrack nfacct iproute2 kmod ipvsadm \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /out/deps/ /opt/kproxy/

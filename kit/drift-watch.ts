@@ -11,6 +11,8 @@ import { firstLineOf } from '../src/util/errors.ts';
 export interface DriftProbe {
   /** What is gone, in one line, or undefined when the markers are in place (or cannot be read now). */
   check(): Promise<string | undefined>;
+  /** The mode is about to write: note what the node holds, to tell the mode's own changes from anyone else's. */
+  beforeWrite?(): Promise<void>;
   /** The mode's own writes are done: what the node holds now is the reference of cheap checks. */
   settle?(): Promise<void>;
 }
@@ -47,16 +49,21 @@ export class DriftWatch {
     this.#schedule();
   }
 
-  /** Run the mode's own write with no check during it; the probe settles on what it wrote. */
+  /** Run the mode's own write with no check during it; the probe notes the node before and settles after. */
   async writing<T>(work: () => Promise<T>): Promise<T> {
     this.#writes++;
     try {
       await this.#checking;
+      if (this.#writes === 1) await this.#quietly('note the node before a write', this.#options.probe.beforeWrite);
       return await work();
     } finally {
       this.#writes--;
-      if (this.#writes === 0) await this.#options.probe.settle?.().catch((err: unknown) => this.#options.log.debug({ err: firstLineOf(err) }, 'drift probe could not settle'));
+      if (this.#writes === 0) await this.#quietly('settle', this.#options.probe.settle);
     }
+  }
+
+  async #quietly(what: string, step: (() => Promise<void>) | undefined): Promise<void> {
+    await step?.call(this.#options.probe).catch((err: unknown) => this.#options.log.debug({ err: firstLineOf(err) }, `drift probe could not ${what}`));
   }
 
   /** No more checks; waits for the one in progress. */

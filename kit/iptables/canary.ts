@@ -38,15 +38,15 @@ function noSuchChain(stderr: string): boolean {
 }
 
 export function canaryProbe(options: CanaryProbeOptions): DriftProbe {
-  /** Size of each legacy table when its canary was last seen in place. */
-  const seen = new Map<string, TableSize>();
+  /** Each legacy table whose canary was seen in place, with its size then (or after the mode's own write since). */
+  const seen = new Map<string, { readonly family: IPFamily; readonly table: TableName; size: TableSize }>();
   const sameSize = (a: TableSize | undefined, b: TableSize | undefined): boolean => a !== undefined && b !== undefined && a.entries === b.entries && a.bytes === b.bytes;
 
   /** What is wrong with one table's canary, or undefined when it is in place (or cannot be told now). */
   const checkTable = async (tools: IptablesTools, table: TableName): Promise<string | undefined> => {
     const key = `${tools.family}/${table}`;
     const size = tools.variant === 'legacy' ? options.sizes?.read(tools.family, table) : undefined;
-    if (sameSize(size, seen.get(key))) return undefined;
+    if (sameSize(size, seen.get(key)?.size)) return undefined;
     const listed = await options.run(tools.iptables, ['-w', '5', '-t', table, '-S', options.chain]);
     if (listed.code !== 0) {
       if (noSuchChain(listed.stderr)) return `${family(tools.family)} ${table} table: chain ${options.chain} is gone`;
@@ -55,7 +55,7 @@ export function canaryProbe(options: CanaryProbeOptions): DriftProbe {
     if (!listed.stdout.split('\n').some((line) => line.startsWith(`-A ${options.chain} `))) {
       return `${family(tools.family)} ${table} table: chain ${options.chain} was flushed`;
     }
-    if (size !== undefined) seen.set(key, size);
+    if (size !== undefined) seen.set(key, { family: tools.family, table, size });
     return undefined;
   };
 
@@ -69,9 +69,18 @@ export function canaryProbe(options: CanaryProbeOptions): DriftProbe {
       }
       return undefined;
     },
-    // After the mode's own write, a table's size tells nothing of its canary until it was listed again.
+    // A table whose size was still the one seen with its canary just before the mode's own write holds the canary
+    // after it too (partial syncs never touch it; full ones write it): its new size is the reference. A table that
+    // changed before the write (someone else wrote) is listed at the next check.
+    async beforeWrite() {
+      for (const [key, entry] of seen) if (!sameSize(options.sizes?.read(entry.family, entry.table), entry.size)) seen.delete(key);
+    },
     async settle() {
-      seen.clear();
+      for (const [key, entry] of seen) {
+        const size = options.sizes?.read(entry.family, entry.table);
+        if (size === undefined) seen.delete(key);
+        else entry.size = size;
+      }
     },
   };
 }

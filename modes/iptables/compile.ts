@@ -22,8 +22,13 @@
 //     whose guarded endpoints share an IP (HP could not tell them apart by source).
 //   nat POSTROUTING → KPROXY-POSTROUTING masquerades what was marked (bit from settings).
 //   filter: KPROXY-SERVICES / KPROXY-EXTERNAL-SERVICES reject (no endpoints) or drop (policy forbids),
-//     KPROXY-FIREWALL drops what FW did not accept, KPROXY-FORWARD accepts marked and established flows,
-//     KPROXY-NODEPORTS accepts health-check node ports.
+//     KPROXY-FIREWALL drops what FW did not accept, KPROXY-FORWARD drops what conntrack finds INVALID (kube-proxy's
+//     safeguard, unless conntrack is liberal with TCP; counted in its nfacct object) then accepts marked and
+//     established flows, KPROXY-NODEPORTS accepts health-check node ports.
+//   KPROXY-CANARY in nat and filter: one rule nothing jumps to, written by full syncs only; when it is gone or empty,
+//     something else flushed the table (kit/iptables/canary.ts), and a full resync follows.
+//   Large clusters (more than LARGE_CLUSTER_ENDPOINTS endpoints in the family): the per-endpoint rules are written
+//     without comments, as kube-proxy does (Rule.perEndpoint); `kproxy plan` renders every comment.
 //
 // Partial-sync choice: the chains that grow with the number of services (nat/filter KPROXY-SERVICES,
 // KPROXY-EXTERNAL-SERVICES, KPROXY-FIREWALL, KPROXY-NODEPORTS) are 'dispatch' chains: each rule matches one

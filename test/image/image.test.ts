@@ -147,7 +147,7 @@ describe('the kproxy image, run as the chart runs it', { skip }, () => {
     const config = await podman(['image', 'inspect', '--format', '{{json .Config.Entrypoint}} {{json .Config.Cmd}}', image.tag]);
     assert.equal(config.stdout.trim(), '["/opt/kproxy/bin/kproxy.js"] null');
     const listing = await podman(['run', '--rm', '--network=none', '--entrypoint', 'sh', image.tag, '-c',
-      'ls /opt/kproxy; ls /opt/kproxy/node_modules; node --version; for t in iptables-legacy iptables-nft ip6tables-legacy ip6tables-nft nft ipset conntrack ip modprobe ipvsadm; do command -v $t >/dev/null || echo "missing $t"; done']);
+      'ls /opt/kproxy; ls /opt/kproxy/node_modules; node --version; for t in iptables-legacy iptables-nft ip6tables-legacy ip6tables-nft nft ipset conntrack nfacct ip modprobe ipvsadm; do command -v $t >/dev/null || echo "missing $t"; done']);
     assert.equal(listing.code, 0, listing.stderr);
     const lines = listing.stdout.split('\n');
     // What runs and nothing else (a new top-level folder shows here: runtime code, or one more line in .dockerignore).

@@ -20,6 +20,12 @@ const SYNC_PERIOD_S = 2;
 const METRICS = `http://${NODE_IP}:10249/metrics`;
 const DRIFT_LOG = /Rules changed by something else/g;
 
+/** A dual-stack service with both pods, and one without endpoints (kproxy REJECTs it in filter). */
+const SERVICES = (cluster: Cluster): ServiceSpec[] => [
+  { name: 'web', clusterIP: '10.96.0.10', clusterIP6: 'fd00:96::10', ports: [{ port: 80, targetPort: PORT }], endpoints: cluster.pods.map((pod) => ({ pod })) },
+  { name: 'empty', clusterIP: '10.96.0.14', ports: [{ port: 80, targetPort: PORT }], endpoints: [] },
+];
+
 for (const variant of VARIANTS) {
   describe(`kube-proxy's safeguards in the iptables mode (${variant})`, kernelSuite, () => {
     let cluster: Cluster;
@@ -60,11 +66,7 @@ for (const variant of VARIANTS) {
       cluster = await createCluster({ pods: 2, podPorts: [PORT] });
       dir = mkdtempSync(join(tmpdir(), 'kproxy-safeguards-'));
       manifests = join(dir, 'cluster.yaml');
-      const services: ServiceSpec[] = [
-        { name: 'web', clusterIP: '10.96.0.10', clusterIP6: 'fd00:96::10', ports: [{ port: 80, targetPort: PORT }], endpoints: cluster.pods.map((pod) => ({ pod })) },
-        { name: 'empty', clusterIP: '10.96.0.14', ports: [{ port: 80, targetPort: PORT }], endpoints: [] },
-      ];
-      writeManifests(manifests, services, [{ name: 'node1', ip: NODE_IP }]);
+      writeManifests(manifests, SERVICES(cluster), [{ name: 'node1', ip: NODE_IP }]);
       await start();
     });
 
@@ -94,7 +96,8 @@ for (const variant of VARIANTS) {
     });
 
     /** A flush as shell commands run at once in the node namespace, and the tables it leaves without kproxy's rules. */
-    type Flush = { name: string; script: string; tables: readonly string[]; whole: () => Promise<boolean> };
+    /** `thenChange`: a Service changes right after the flush, so kproxy writes before its next check. */
+    type Flush = { name: string; script: string; tables: readonly string[]; whole: () => Promise<boolean>; thenChange?: boolean };
     // firewalld's iptables backend reloads by restoring whole tables (without --noflush: every chain flushed, every
     // user chain deleted), one restore per family.
     const reload = (['iptables', 'ip6tables'] as const).map((family) => `printf '*nat\\nCOMMIT\\n*filter\\nCOMMIT\\n*mangle\\nCOMMIT\\n' | ${family}-${variant}-restore -w`).join(' && ');
@@ -102,16 +105,22 @@ for (const variant of VARIANTS) {
       { name: 'iptables -t nat -F', script: `iptables-${variant} -w 5 -t nat -F`, tables: ['nat'], whole: webAnswers },
       { name: 'iptables -F (filter)', script: `iptables-${variant} -w 5 -F`, tables: ['filter'], whole: emptyRefused },
       { name: 'a firewall reload (whole tables restored, both families)', script: reload, tables: ['nat', 'filter'], whole: async () => (await webAnswers()) && (await emptyRefused()) },
+      // A write of kproxy's own between the flush and the next check must not hide the flush (a legacy table's size
+      // after the write is not taken as the reference when it changed before the write).
+      { name: 'iptables -t nat -F followed by a Service change', script: `iptables-${variant} -w 5 -t nat -F`, tables: ['nat'], whole: webAnswers, thenChange: true },
     ];
     for (const flush of flushes) {
       test(`the canary: after ${flush.name}, everything is back within the poll interval`, async () => {
         assert.ok(await flush.whole(), 'works before');
+        // A check has seen the canaries (and, in legacy, taken the tables' sizes) since the last write.
+        if (flush.thenChange) await new Promise((resolve) => setTimeout(resolve, 2 * SYNC_PERIOD_S * 1000));
         const seen = drifts();
         // How many of kproxy's rules each table holds right after (a repair follows within the poll interval).
         const counts = flush.tables.map((table) => `(iptables-${variant} -w 5 -t ${table} -S | grep -c '^-A KPROXY' || true)`);
         const left = (await cluster.exec(cluster.nodeNs, 'sh', ['-c', [flush.script, ...counts].join(' && ')])).stdout.trim().split('\n');
         const flushedAt = Date.now();
         assert.deepEqual(left, flush.tables.map(() => '0'), 'the flush removed kproxy\'s rules (else this test proves nothing)');
+        if (flush.thenChange) writeManifests(manifests, [...SERVICES(cluster), { name: 'changed', clusterIP: '10.96.0.21', ports: [{ port: 80, targetPort: PORT }], endpoints: [{ pod: cluster.pods[0]! }] }], [{ name: 'node1', ip: NODE_IP }]);
         await eventually(flush.whole, 'service restored', (SYNC_PERIOD_S + 8) * 1000, 100).catch((error: unknown) => {
           throw new Error(`${(error as Error).message}\n${proxy.output().split('\n').slice(-15).join('\n')}`);
         });
@@ -126,10 +135,7 @@ for (const variant of VARIANTS) {
     test('kproxy\'s own syncs (changes, removals) never look like drift', async () => {
       const seen = drifts();
       const extra: ServiceSpec = { name: 'extra', clusterIP: '10.96.0.20', ports: [{ port: 80, targetPort: PORT }], endpoints: [{ pod: cluster.pods[1]! }] };
-      const base: ServiceSpec[] = [
-        { name: 'web', clusterIP: '10.96.0.10', clusterIP6: 'fd00:96::10', ports: [{ port: 80, targetPort: PORT }], endpoints: cluster.pods.map((pod) => ({ pod })) },
-        { name: 'empty', clusterIP: '10.96.0.14', ports: [{ port: 80, targetPort: PORT }], endpoints: [] },
-      ];
+      const base = SERVICES(cluster);
       writeManifests(manifests, [...base, extra], [{ name: 'node1', ip: NODE_IP }]);
       await eventually(async () => Object.keys((await cluster.tcp(cluster.client.ns, '10.96.0.20', 80, { count: 1, timeoutMs: 500 })).errors).length === 0, 'new service served');
       writeManifests(manifests, base, [{ name: 'node1', ip: NODE_IP }]);

@@ -73,9 +73,11 @@ describe('taking over from a running kube-proxy (built upstream) with no failed 
         const clients = cluster.timeline(cluster.client.ns, CLUSTER_IP, 80, { durationMs: CLIENTS_MS, intervalMs: 25, timeoutMs: 2000 });
         const held = cluster.hold(cluster.client.ns, CLUSTER_IP, 80, { durationMs: CLIENTS_MS, intervalMs: 100 });
         await held.ready;
+        const stoppedAt = Date.now();
         assert.ok([0, 'SIGTERM'].includes(await kubeProxy.stop()), 'kube-proxy stopped');
         assert.ok((await kubeProxyRules()).length > 0, 'kube-proxy leaves its rules when it stops');
 
+        const startedAt = Date.now();
         const kproxy = startPeer(cluster, 'kproxy', {
           ...settings, workDir: join(plane.dir, `kproxy-${from.mode}`), config: { takeOverFromKubeProxy: true },
         });
@@ -89,9 +91,17 @@ describe('taking over from a running kube-proxy (built upstream) with no failed 
         const heldSeen = await held.result;
         const failed = attempts.filter(([, , error]) => error !== null);
         const answered = attempts.filter(([, , error]) => error === null).map(([at, ms]) => at + ms).sort((a, b) => a - b);
-        const gaps = answered.slice(1).map((at, i) => at - (answered[i] ?? at)).sort((a, b) => a - b);
+        const gaps = answered.slice(1).map((at, i) => ({ ms: at - (answered[i] ?? at), from: answered[i] ?? at })).sort((a, b) => a.ms - b.ms);
+        const longest = gaps.at(-1);
+        const slowest = [...attempts].sort((a, b) => b[1] - a[1])[0];
+        // The client's own stalls (a loaded machine): the longest time between two connections it began.
+        const starts = attempts.map(([at]) => at);
+        const stall = Math.max(0, ...starts.slice(1).map((at, i) => at - (starts[i] ?? at)));
+        const when = (at: number | undefined): string => (at === undefined ? '?' : `${at - stoppedAt} ms after kube-proxy was told to stop`);
         process.stderr.write(`# from kube-proxy's ${from.mode} mode: ${attempts.length} connections, ${failed.length} failed; longest time without an answer `
-          + `${gaps.at(-1)} ms (median ${gaps[Math.floor(gaps.length / 2)]} ms); the held connection answered ${Object.values(heldSeen.answers).reduce((a, b) => a + b, 0)} times\n`);
+          + `${longest?.ms} ms from ${when(longest?.from)} (median ${gaps[Math.floor(gaps.length / 2)]?.ms} ms); slowest connection ${slowest?.[1]} ms, begun ${when(slowest?.[0])}; `
+          + `the client itself stalled up to ${stall} ms between two connections; kproxy started ${startedAt - stoppedAt} ms, kube-proxy's rules gone ${tookOver - stoppedAt} ms after; the held connection answered `
+          + `${Object.values(heldSeen.answers).reduce((a, b) => a + b, 0)} times\n`);
         assert.deepEqual(failed, [], 'no connection failed');
         assert.deepEqual(heldSeen.errors, {}, 'the established connection lived through the switch');
         assert.match(kproxy.output(), /Took over from kube-proxy: removed/);
