@@ -8,7 +8,7 @@
 // Every figure is printed as kproxy / kube-proxy, taken within each round. Hold the bench lock:
 //   flock /tmp/kproxy-bench.lock npm run bench peer
 // Knobs: BENCH_PEER_SIZES=1000,10000  BENCH_PEER_MODES=iptables,nftables  BENCH_PEER_ROUNDS=2  BENCH_PEER_CHANGES=100 (single changes, even)
-//   BENCH_PEER_BURST=1000  BENCH_PEER_BURST_S=10  BENCH_PEER_IDLE_S=600  BENCH_PEER_MIN_SYNC_MS=1000
+//   BENCH_PEER_BURST=1000  BENCH_PEER_BURST_S=10  BENCH_PEER_IDLE_S=600  BENCH_PEER_IDLE_ROUNDS=1  BENCH_PEER_MIN_SYNC_MS=1000
 //   BENCH_PEER_CONNECTIONS=2000  BENCH_PEER_KEEP=1 (keep the proxies' logs)  --quick: 1k, 1 round, fewer of all.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,8 @@ const CHANGES = Number(env('BENCH_PEER_CHANGES', '100', '20'));
 const BURST = Number(env('BENCH_PEER_BURST', '1000', '200'));
 const BURST_S = Number(env('BENCH_PEER_BURST_S', '10', '2'));
 const IDLE_S = Number(env('BENCH_PEER_IDLE_S', '600', '0'));
+/** Rounds (from the first) whose trials also measure CPU while idle, at the largest size. */
+const IDLE_ROUNDS = Number(env('BENCH_PEER_IDLE_ROUNDS', '1', '1'));
 const MIN_SYNC_MS = Number(env('BENCH_PEER_MIN_SYNC_MS', '1000', '1000'));
 const CONNECTIONS = Number(env('BENCH_PEER_CONNECTIONS', '2000', '500'));
 const NODE = 'bench-node';
@@ -130,7 +132,7 @@ async function measureSize(services: number, workDir: string): Promise<void> {
             plane, admin, mode, view: KERNEL_VIEWS[mode], nodeName: NODE, plan, expectedClusterIPs: servedClusterIPs(cluster),
             firstAndLast: firstAndLastTcp(cluster),
             minSyncPeriodMs: MIN_SYNC_MS, burstSeconds: BURST_S, connections: CONNECTIONS,
-            idleSeconds: round === 0 && services === Math.max(...SIZES) ? IDLE_S : 0,
+            idleSeconds: round < IDLE_ROUNDS && services === Math.max(...SIZES) ? IDLE_S : 0,
             workDir: join(workDir, `${services}-${mode}-${round}`), log,
           };
           results.set(kind, await runTrial(context, kind));
@@ -140,7 +142,7 @@ async function measureSize(services: number, workDir: string): Promise<void> {
         if (kproxy && kubeProxy) rounds.push({ kproxy, kubeProxy });
       }
       log(`\n${ratioTable(rounds, services)}`);
-      if (IDLE_S > 0 && services === Math.max(...SIZES)) log(`(CPU while idle: ${IDLE_S} s, first round only)`);
+      if (IDLE_S > 0 && services === Math.max(...SIZES)) log(`(CPU while idle: ${IDLE_S} s, in the first ${Math.min(IDLE_ROUNDS, ROUNDS)} round(s))`);
       if (mode === 'nftables') {
         log('(nftables: a change is in the kernel at the first nf_tables transaction after it; start and burst at the transaction after which the ruleset holds everything; new connections go to the first and last service created)');
       }
